@@ -1,0 +1,11 @@
+"""Data sources: registered factories returning :class:`DataSplits`.
+
+A data source is registered in :data:`levyjepa.DATA`; the recipe's ``data`` section gives its
+``name`` and keyword arguments, plus the loader keys ``batch_size`` (global, in samples) and
+``workers``.
+"""
+
+from levyjepa.data import synthetic_shapes  # noqa: F401  (registers the source)
+from levyjepa.data.splits import DataSplits
+
+__all__ = ["DataSplits"]

@@ -1,0 +1,55 @@
+"""``synthetic_shapes``: the embedded default data source, generated, no files needed."""
+
+from __future__ import annotations
+
+from levyjepa.data.dead_leaves import render_shapes
+from levyjepa.data.splits import DataSplits
+from levyjepa.data.transforms import eval_transform, light_augmentation
+from levyjepa.data.views import MultiViewDataset, TransformedDataset
+from levyjepa.registry import DATA
+
+# Test images are drawn from a disjoint range of generator indices.
+_TEST_START = 1 << 40
+
+
+@DATA.register("synthetic_shapes")
+def synthetic_shapes(
+    *,
+    size: int = 32,
+    views: int = 2,
+    train_size: int = 4000,
+    test_size: int = 1000,
+    classes: int = 10,
+    leaves: int = 32,
+    seed: int = 0,
+    crop_scale: tuple[float, float] = (0.25, 1.0),
+) -> DataSplits:
+    """Labelled shapes over dead-leaves backgrounds (see :mod:`levyjepa.data.dead_leaves`).
+
+    Images are rendered once, in memory, when the source is built; train views are random
+    crops, flips and colour changes of them, the test view is the image itself.
+
+    Args:
+        size: Image side in pixels.
+        views: Views per training image.
+        train_size: Number of training images.
+        test_size: Number of test images (0: no evaluation).
+        classes: Number of shape classes (2 to 10).
+        leaves: Occluding disks in each background.
+        seed: Seed of the images and of their augmentation.
+        crop_scale: Area range of the random resized crop.
+    """
+    if train_size < 1 or test_size < 0:
+        raise ValueError(f"train_size must be >= 1 and test_size >= 0, got {train_size}, "
+                         f"{test_size}")
+    images, labels = render_shapes(train_size, size=size, seed=seed, classes=classes,
+                                   leaves=leaves)
+    train = MultiViewDataset(images, labels, views=views, seed=seed,
+                             transform=light_augmentation(size, crop_scale=tuple(crop_scale)))
+    test = None
+    if test_size:
+        test_images, test_labels = render_shapes(test_size, size=size, seed=seed,
+                                                 start=_TEST_START, classes=classes,
+                                                 leaves=leaves)
+        test = TransformedDataset(test_images, test_labels, transform=eval_transform(size))
+    return DataSplits(train=train, test=test, num_classes=classes)

@@ -1,0 +1,94 @@
+"""Multi-view datasets with reproducible augmentation.
+
+The random augmentation of item ``i`` in epoch ``e`` is drawn from a generator seeded by
+``(seed, e, i)``, not from a global random stream. A run therefore sees the same views whatever
+the number of loader workers or processes, and a run resumed mid-epoch sees exactly the views
+the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.utils.data import Dataset
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    """A 63-bit seed unique to ``(seed, epoch, index)`` (splitmix64-style mixing)."""
+    x = (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + index * 0x94D049BB133111EB)
+    x &= (1 << 64) - 1
+    x ^= x >> 31
+    x = (x * 0xBF58476D1CE4E5B9) & ((1 << 64) - 1)
+    x ^= x >> 29
+    return x & ((1 << 63) - 1)
+
+
+class MultiViewDataset(Dataset):
+    """``V`` independently augmented views of every item of a labelled image dataset.
+
+    Args:
+        images: Indexable of images (e.g. a uint8 tensor ``(n, C, H, W)``).
+        labels: Their labels (``-1`` for unlabelled items).
+        transform: Augmentation applied to one image (uses the global torch RNG, which is
+            seeded per item here).
+        views: Number of views ``V``.
+        seed: Base seed of the augmentation.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        transform: Callable[[torch.Tensor], torch.Tensor],
+        views: int,
+        seed: int,
+    ) -> None:
+        if views < 1:
+            raise ValueError(f"views must be >= 1, got {views}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, labels
+        self.transform, self.views, self.seed = transform, views, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentation ``__getitem__`` draws."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(item_seed(self.seed, self.epoch, index))
+            views = torch.stack([self.transform(self.images[index]) for _ in range(self.views)])
+        return views, int(self.labels[index])
+
+
+class TransformedDataset(Dataset):
+    """Deterministic transform of every item (the test split).
+
+    Args:
+        images: Indexable of images.
+        labels: Their labels.
+        transform: Deterministic transform of one image.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        transform: Callable[[torch.Tensor], torch.Tensor],
+    ) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.images[index]), int(self.labels[index])

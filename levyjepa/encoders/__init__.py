@@ -1,0 +1,11 @@
+"""Encoders: views to the output contract of :class:`EncoderOutput`.
+
+An encoder is an ``nn.Module`` registered in :data:`levyjepa.ENCODERS`. Its constructor takes
+keyword arguments only, including ``with_tokens_proj: bool`` (supplied by the runner), and
+exposes ``emb_dim`` (the width the probe reads).
+"""
+
+from levyjepa.encoders.output import EncoderOutput
+from levyjepa.encoders.vit import ViTEncoder
+
+__all__ = ["EncoderOutput", "ViTEncoder"]

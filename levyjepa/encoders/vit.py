@@ -1,0 +1,114 @@
+"""Image encoder: any timm Vision Transformer with the seed's pooling and projector heads.
+
+Reference: A. Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Image
+Recognition at Scale", ICLR 2021. The heads follow the Lévy-JEPA seed experiments (SPEC
+section 6): attention pooling over the patch tokens (class token excluded) to ``emb``, a
+BatchNorm MLP projector to ``proj`` and a LayerNorm MLP projector applied to every token to
+``tokens_proj``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Optional
+
+import timm
+import torch
+from torch import nn
+
+from levyjepa.encoders.heads import AttentionPoolHead, projector
+from levyjepa.encoders.output import EncoderOutput
+from levyjepa.errors import ConfigError
+from levyjepa.registry import ENCODERS
+
+
+@ENCODERS.register("vit")
+class ViTEncoder(nn.Module):
+    """A timm ViT backbone (never pretrained) with pooling and projector heads.
+
+    With the defaults this is the seed's encoder: ``vit_small_patch8_224`` at 128 px (a 16x16
+    token grid of width 384), 32,669,216 trainable parameters. ``patch_size``, ``embed_dim``,
+    ``depth`` and ``num_heads`` override the named architecture, which is how tests and the
+    quickstart build tiny models.
+
+    Args:
+        arch: timm model name (a ``vit_*`` model with a 2-D patch grid).
+        img_size: Input side in pixels.
+        patch_size: Override of the architecture's patch size.
+        embed_dim: Override of the token width ``D``.
+        depth: Override of the number of blocks.
+        num_heads: Override of the number of attention heads.
+        in_chans: Input channels.
+        drop_path: Stochastic depth rate of the backbone.
+        emb_dim: Width ``E`` of the pooled embedding.
+        pool_heads: Heads of the attention pool.
+        proj_hidden: Hidden width of both projectors.
+        proj_dim: Output width ``K`` of both projectors.
+        with_tokens_proj: Build and run the token projector (set by the runner: only when a
+            term of the objective reads ``tokens_proj``).
+    """
+
+    def __init__(
+        self,
+        *,
+        arch: str = "vit_small_patch8_224",
+        img_size: int = 128,
+        patch_size: Optional[int] = None,
+        embed_dim: Optional[int] = None,
+        depth: Optional[int] = None,
+        num_heads: Optional[int] = None,
+        in_chans: int = 3,
+        drop_path: float = 0.1,
+        emb_dim: int = 512,
+        pool_heads: int = 6,
+        proj_hidden: int = 2048,
+        proj_dim: int = 16,
+        with_tokens_proj: bool = True,
+    ) -> None:
+        super().__init__()
+        overrides = {
+            k: v
+            for k, v in dict(
+                patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads
+            ).items()
+            if v is not None
+        }
+        if not timm.is_model(arch) or not arch.startswith(("vit_", "deit")):
+            known = timm.list_models("vit_*")
+            close = difflib.get_close_matches(arch, known, n=3)
+            raise ConfigError(
+                f"encoder 'vit': unknown timm ViT arch '{arch}'"
+                + (f"; closest: {', '.join(close)}" if close else "")
+            )
+        self.backbone = timm.create_model(
+            arch,
+            pretrained=False,
+            img_size=img_size,
+            in_chans=in_chans,
+            num_classes=0,
+            drop_path_rate=drop_path,
+            **overrides,
+        )
+        grid = tuple(self.backbone.patch_embed.grid_size)
+        width = self.backbone.embed_dim
+        self.grid: tuple[int, int] = (int(grid[0]), int(grid[1]))
+        self.width = width
+        self.emb_dim = emb_dim
+        self.proj_dim = proj_dim
+        self.head = AttentionPoolHead(width=width, grid=self.grid, emb_dim=emb_dim, heads=pool_heads)
+        self.proj = projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
+        self.tokens_proj = (
+            projector(width, proj_hidden, proj_dim, nn.LayerNorm) if with_tokens_proj else None
+        )
+
+    def forward(self, views: torch.Tensor) -> EncoderOutput:
+        """Encode ``(N, V, C, H, W)`` views; see :class:`EncoderOutput` for the shapes."""
+        if views.dim() != 5:
+            raise ValueError(f"vit expects (N, V, C, H, W) views, got shape {tuple(views.shape)}")
+        n, v = views.shape[:2]
+        feats = self.backbone.forward_features(views.flatten(0, 1))
+        tokens = feats[:, self.backbone.num_prefix_tokens :].unflatten(1, self.grid)
+        emb = self.head(tokens)
+        proj = self.proj(emb).unflatten(0, (n, v)).transpose(0, 1)
+        tokens_proj = self.tokens_proj(tokens) if self.tokens_proj is not None else None
+        return EncoderOutput(emb=emb, proj=proj, tokens=tokens, tokens_proj=tokens_proj)

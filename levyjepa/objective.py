@@ -1,0 +1,103 @@
+"""The training objective: LeJEPA (invariance + SIGReg) plus a Lévy prior on the token field.
+
+SPEC section 2, with the seed's knob names::
+
+    inv      = mean_{v,n,k} (proj[v,n,k] - mean_v proj[v,n,k])^2
+    lejepa   = gamma * within + lamb * sigreg + kappa * (1 - lamb) * inv
+
+``lamb`` trades SIGReg against invariance as in LeJEPA (Balestriero & LeCun, 2025); ``kappa``
+scales the invariance term alone (``kappa = 0`` removes it, the seed's experiment 2); ``gamma``
+weights the Lévy prior (``gamma = 0`` is the LeJEPA baseline). When a Lévy prior is configured,
+``within`` is computed and logged even with ``gamma = 0``, so a baseline run shows how far its
+token field drifts from the prior. ``orig_lejepa_loss = lamb * sigreg + (1 - lamb) * inv`` is
+LeJEPA's own loss, logged for comparison with the seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from levyjepa.encoders.output import EncoderOutput
+from levyjepa.registry import PRIORS
+
+
+class LeJEPAObjective(nn.Module):
+    """Combine the invariance term and the priors into ``lejepa_loss``.
+
+    Args:
+        lamb: SIGReg weight; the invariance term gets ``kappa * (1 - lamb)``.
+        kappa: Extra weight of the invariance term.
+        gamma: Weight of the Lévy prior.
+        sigreg: Prior applied to ``proj`` ``(V, N, K)``.
+        levy: Prior applied to ``tokens_proj``, or ``None``.
+    """
+
+    def __init__(
+        self,
+        *,
+        lamb: float,
+        kappa: float,
+        gamma: float,
+        sigreg: nn.Module,
+        levy: Optional[nn.Module] = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= lamb <= 1.0:
+            raise ValueError(f"lamb must be in [0, 1], got {lamb}")
+        if kappa < 0 or gamma < 0:
+            raise ValueError(f"kappa and gamma must be >= 0, got {kappa}, {gamma}")
+        if gamma > 0 and levy is None:
+            raise ValueError("gamma > 0 needs a levy prior")
+        self.lamb, self.kappa, self.gamma = lamb, kappa, gamma
+        self.sigreg = sigreg
+        self.levy = levy
+
+    @property
+    def reads_tokens(self) -> bool:
+        """Whether a term reads ``tokens_proj`` (the encoder then builds its token projector)."""
+        return self.levy is not None
+
+    def forward(self, out: EncoderOutput, *, step: int) -> dict[str, torch.Tensor]:
+        """Compute every term; ``lejepa_loss`` is the one to optimise.
+
+        Args:
+            out: Encoder output for the batch.
+            step: Global optimisation step (seeds the priors' random directions).
+
+        Returns:
+            Scalars ``inv``, ``sigreg``, ``lejepa_loss``, ``orig_lejepa_loss`` and, with a Lévy
+            prior, ``within``.
+        """
+        proj = out.proj.float()
+        inv = (proj - proj.mean(0, keepdim=True)).square().mean()
+        sigreg = self.sigreg(proj, step=step)
+        terms = {
+            "inv": inv,
+            "sigreg": sigreg,
+            "orig_lejepa_loss": self.lamb * sigreg + (1 - self.lamb) * inv,
+        }
+        lejepa = self.lamb * sigreg + self.kappa * (1 - self.lamb) * inv
+        if self.levy is not None:
+            if out.tokens_proj is None:
+                raise ValueError("the levy prior needs tokens_proj, but the encoder returned None")
+            within = self.levy(out.tokens_proj, step=step)
+            terms["within"] = within
+            lejepa = lejepa + self.gamma * within
+        terms["lejepa_loss"] = lejepa
+        return terms
+
+
+def build_objective(section: Mapping[str, Any]) -> LeJEPAObjective:
+    """Build the objective from a recipe's ``objective`` section."""
+    levy = section.get("levy")
+    return LeJEPAObjective(
+        lamb=section["lamb"],
+        kappa=section["kappa"],
+        gamma=section["gamma"],
+        sigreg=PRIORS.build(section["sigreg"], where="objective.sigreg"),
+        levy=PRIORS.build(levy, where="objective.levy") if levy is not None else None,
+    )

@@ -1,0 +1,243 @@
+"""A small registry of named components (encoders, priors, data sources).
+
+A component registers itself at import time with a decorator and is returned unchanged::
+
+    from levyjepa import PRIORS
+
+    @PRIORS.register("my_prior")
+    class MyPrior(torch.nn.Module):
+        def __init__(self, *, scale: float = 1.0) -> None: ...
+
+A recipe section ``{name: my_prior, scale: 2.0}`` is then built with ``PRIORS.build(section)``.
+Unknown names fail with the known names and the closest match; unknown or ill-typed keyword
+arguments fail naming the argument, the component and its valid parameters. Parameters are
+checked against the constructor's signature and type hints, so a component's ``__init__`` is
+its schema.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from levyjepa.errors import ConfigError
+
+T = TypeVar("T")
+
+_NO_HINT = object()
+
+
+class Registry:
+    """Named factories of one kind of component.
+
+    Args:
+        kind: What the registry holds, used in messages (``"encoder"``, ``"prior"``, ...).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator registering a class or factory function under ``name``.
+
+        Raises:
+            ValueError: if ``name`` is already registered (two plugins must not silently
+                shadow each other).
+        """
+
+        def decorator(obj: T) -> T:
+            if name in self._entries:
+                existing = self._entries[name]
+                raise ValueError(
+                    f"{self.kind} '{name}' is already registered (by "
+                    f"{existing.__module__}.{existing.__qualname__}); choose another name"
+                )
+            if not callable(obj):
+                raise TypeError(f"{self.kind} '{name}': only callables can be registered")
+            self._entries[name] = obj  # type: ignore[assignment]
+            return obj
+
+        return decorator
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, name: str) -> Callable[..., Any]:
+        """The factory registered under ``name``.
+
+        Raises:
+            ConfigError: for an unknown name, listing the known ones and the closest match.
+        """
+        try:
+            return self._entries[name]
+        except KeyError:
+            close = difflib.get_close_matches(str(name), self._entries, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"unknown {self.kind} '{name}'{hint}; known: {', '.join(self.names()) or 'none'}"
+            ) from None
+
+    def parameters(self, name: str) -> dict[str, inspect.Parameter]:
+        """The keyword parameters a component accepts (``self`` and ``*args`` excluded)."""
+        factory = self.get(name)
+        target = factory.__init__ if inspect.isclass(factory) else factory
+        sig = inspect.signature(target)
+        return {
+            p.name: p
+            for p in sig.parameters.values()
+            if p.name != "self"
+            and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        }
+
+    def check(self, section: Mapping[str, Any], *, where: str = "") -> tuple[str, dict[str, Any]]:
+        """Validate a recipe section ``{name: ..., **kwargs}`` without building it.
+
+        Args:
+            section: The section; ``name`` selects the component, the rest are its kwargs.
+            where: Dotted recipe key of the section, used in messages (e.g. ``"objective.sigreg"``).
+
+        Returns:
+            The component name and its keyword arguments.
+
+        Raises:
+            ConfigError: naming the unknown component, the unknown or ill-typed kwarg, or the
+                missing required kwarg.
+        """
+        at = f"{where}: " if where else ""
+        if not isinstance(section, Mapping) or "name" not in section:
+            raise ConfigError(f"{at}a {self.kind} section needs a 'name' key; known: "
+                              f"{', '.join(self.names())}")
+        kwargs = {k: v for k, v in section.items() if k != "name"}
+        name = section["name"]
+        try:
+            factory = self.get(name)
+        except ConfigError as err:
+            raise ConfigError(f"{at}{err}") from None
+        params = self.parameters(name)
+        hints = _type_hints(factory)
+        valid = ", ".join(params) or "none"
+        for key, value in kwargs.items():
+            if key not in params:
+                close = difflib.get_close_matches(key, params, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ConfigError(
+                    f"{at}unknown parameter '{key}' for {self.kind} '{name}'{hint}; "
+                    f"valid parameters: {valid}"
+                )
+            expected = hints.get(key, _NO_HINT)
+            if expected is not _NO_HINT and not _matches(value, expected):
+                raise ConfigError(
+                    f"{at}parameter '{key}' of {self.kind} '{name}' expects "
+                    f"{_type_name(expected)}, got {value!r} ({type(value).__name__})"
+                )
+        missing = [
+            p.name for p in params.values()
+            if p.default is inspect.Parameter.empty and p.name not in kwargs
+        ]
+        if missing:
+            raise ConfigError(
+                f"{at}{self.kind} '{name}' needs parameter(s) {', '.join(missing)}; "
+                f"valid parameters: {valid}"
+            )
+        return name, kwargs
+
+    def build(self, section: Mapping[str, Any], *, where: str = "", **runtime: Any) -> Any:
+        """Build a component from a recipe section ``{name: ..., **kwargs}``.
+
+        Args:
+            section: The recipe section.
+            where: Dotted recipe key of the section, used in messages.
+            **runtime: Arguments supplied by the runner rather than the recipe (for example the
+                number of classes found in the data). A recipe may not set them.
+
+        Returns:
+            Whatever the registered factory returns.
+        """
+        clash = sorted(set(runtime) & (set(section) - {"name"}))
+        if clash:
+            at = f"{where}: " if where else ""
+            raise ConfigError(f"{at}'{clash[0]}' is set by the runner; remove it from the recipe")
+        name, kwargs = self.check({**section, **runtime}, where=where)
+        try:
+            return self._entries[name](**kwargs)
+        except ConfigError:
+            raise
+        except ValueError as err:  # constructors validate their arguments with ValueError
+            at = f"{where}: " if where else ""
+            raise ConfigError(f"{at}{self.kind} '{name}': {err}") from err
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {self.names()})"
+
+
+def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # unresolvable forward references: fall back to no type checks
+        return {}
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    """Whether a recipe value fits a type hint (recipes hold plain YAML scalars and lists)."""
+    if expected is Any:
+        return True
+    origin = typing.get_origin(expected)
+    args = typing.get_args(expected)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if expected is type(None):
+        return value is None
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, Sequence) or expected in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args))
+        inner = args[0] if args else Any
+        return all(_matches(v, inner) for v in value)
+    if origin is dict or expected is dict or origin is Mapping:
+        return isinstance(value, Mapping)
+    if isinstance(expected, type):
+        return isinstance(value, expected)
+    return True  # hints we do not interpret are not enforced
+
+
+def _type_name(expected: Any) -> str:
+    if isinstance(expected, type):
+        return expected.__name__
+    return str(expected).replace("typing.", "")
+
+
+ENCODERS = Registry("encoder")
+"""Encoders: ``(N, V, C, H, W)`` views to :class:`levyjepa.encoders.EncoderOutput`."""
+
+PRIORS = Registry("prior")
+"""Distributional priors: a tensor of embeddings (and the global step) to a scalar loss."""
+
+DATA = Registry("data source")
+"""Data sources: keyword arguments to :class:`levyjepa.data.DataSplits`."""

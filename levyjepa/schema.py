@@ -1,0 +1,92 @@
+"""The typed schema of a recipe's top-level sections.
+
+A recipe is YAML data (``recipes/*.yaml``). Fixed sections (``trainer``, ``optim``,
+``objective``, ``log``) are typed here, so a misspelt key or a value of the wrong type is refused
+when the recipe is loaded. Component sections (``data``, ``encoder``, ``objective.sigreg``,
+``objective.levy``) are ``{name: ..., **kwargs}`` mappings whose keys are checked against the
+registered component's constructor (see :mod:`levyjepa.registry`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+# Keys of the ``data`` section that configure the loader rather than the data source.
+DATA_LOADER_KEYS: dict[str, type] = {"batch_size": int, "workers": int}
+
+PRECISIONS = ("bf16", "fp32")
+DEVICES = ("auto", "cpu", "cuda")
+TRACKERS = ("wandb", "tensorboard")
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+@dataclass
+class ObjectiveConfig:
+    """The LeJEPA objective with the Lévy prior (SPEC section 2).
+
+    ``lejepa = gamma * within + lamb * sigreg + kappa * (1 - lamb) * inv``; the online probe's
+    cross-entropy is added on top, on detached embeddings.
+    """
+
+    lamb: float = 0.02
+    kappa: float = 1.0
+    gamma: float = 0.0
+    sigreg: dict[str, Any] = field(default_factory=lambda: {"name": "sigreg"})
+    levy: Optional[dict[str, Any]] = None
+    probe_classes: Optional[int] = None
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with two parameter groups, square-root batch scaling, warm-up then cosine."""
+
+    net_lr_bs256: float = 5e-4
+    probe_lr_bs256: float = 1e-3
+    weight_decay: float = 0.05
+    probe_weight_decay: float = 1e-7
+    warmup_epochs: float = 1.0
+    warmup_start: float = 0.01
+    min_lr_ratio: float = 0.25
+    grad_clip: Optional[float] = None
+
+
+@dataclass
+class TrainerConfig:
+    """How long and where to train."""
+
+    epochs: int = 1
+    max_steps: Optional[int] = None
+    precision: str = "bf16"
+    device: str = "auto"
+    eval_every: int = 1
+    checkpoint_every: Optional[int] = None
+    keep_checkpoints: int = 2
+
+
+@dataclass
+class LogConfig:
+    """Metrics, progress bar and experiment trackers."""
+
+    every: int = 10
+    trackers: list[str] = field(default_factory=list)
+    project: str = "levyjepa"
+    wandb_mode: str = "offline"
+    progress: bool = True
+
+
+@dataclass
+class Recipe:
+    """A complete, resolved recipe."""
+
+    name: Optional[str] = None
+    seed: int = 0
+    plugins: list[str] = field(default_factory=list)
+    out_dir: Optional[str] = None
+    resume: Optional[str] = None
+    data: dict[str, Any] = field(default_factory=dict)
+    encoder: dict[str, Any] = field(default_factory=dict)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    log: LogConfig = field(default_factory=LogConfig)

@@ -1,0 +1,276 @@
+"""The training loop: one function, top to bottom, no callbacks.
+
+Called by :mod:`levyjepa.run` with a resolved recipe. Batch sizes are global: ``data.batch_size``
+samples per optimiser step whatever the number of processes (Accelerate splits each batch), so
+a recipe means the same experiment on one GPU or eight.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator, PartialState
+from accelerate.utils import (
+    DataLoaderConfiguration,
+    ProjectConfiguration,
+    broadcast_object_list,
+    set_seed,
+)
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from levyjepa.atomic import atomic_write_json, atomic_write_text
+from levyjepa.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from levyjepa.data.sampling import EpochShuffleSampler
+from levyjepa.errors import ConfigError
+from levyjepa.model import Pretrainer
+from levyjepa.objective import build_objective
+from levyjepa.optim import build_optimizer, build_scheduler
+from levyjepa.probe import OnlineProbe
+from levyjepa.registry import DATA, ENCODERS
+from levyjepa.runlog import RunLog
+from levyjepa.schema import DATA_LOADER_KEYS
+
+TRAIN_METRICS = ("inv", "sigreg", "within", "lejepa_loss", "orig_lejepa_loss", "probe_loss")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Pretrain an encoder as the recipe says; returns the run summary (also in summary.json).
+
+    Args:
+        cfg: A recipe from :func:`levyjepa.recipe.load_recipe`.
+    """
+    started = time.perf_counter()
+    # ---- devices, precision, run directory -----------------------------------------------
+    want = cfg.trainer.device
+    if want == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device=cuda but no CUDA device is available")
+    on_cpu = want == "cpu" or not torch.cuda.is_available()
+    precision = "bf16" if cfg.trainer.precision == "bf16" and not on_cpu else "no"
+    if cfg.resume == "auto" and cfg.out_dir is None:
+        raise ConfigError("resume=auto needs out_dir=... (the run directory to continue)")
+    PartialState(cpu=on_cpu)  # start the process group before agreeing on the run directory
+    out_dir = [cfg.out_dir or f"runs/{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"]
+    broadcast_object_list(out_dir)  # every process writes into the main process's folder
+    run_dir = Path(out_dir[0])
+    accelerator = Accelerator(
+        cpu=on_cpu,
+        mixed_precision=precision,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        log_with=list(cfg.log.trackers) or None,
+        project_config=ProjectConfiguration(
+            project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard")
+        ),
+    )
+    set_seed(cfg.seed)
+
+    # ---- data ------------------------------------------------------------------------------
+    data_cfg = OmegaConf.to_container(cfg.data)
+    batch_size, workers = data_cfg.pop("batch_size"), data_cfg.pop("workers")
+    assert set(DATA_LOADER_KEYS) == {"batch_size", "workers"}
+    splits = DATA.build(data_cfg, where="data")
+    if batch_size % accelerator.num_processes:
+        raise ConfigError(f"data.batch_size={batch_size} is not divisible by the "
+                          f"{accelerator.num_processes} processes")
+    sampler = EpochShuffleSampler(len(splits.train), seed=cfg.seed)
+    loader_kwargs = dict(num_workers=workers, pin_memory=not on_cpu,
+                         persistent_workers=False)
+    train_loader = DataLoader(splits.train, batch_size=batch_size, sampler=sampler,
+                              drop_last=True, **loader_kwargs)
+    if len(train_loader) == 0:
+        raise ConfigError(f"data.batch_size={batch_size} is larger than the training set "
+                          f"({len(splits.train)} samples)")
+    test_loader = None
+    if splits.test is not None and len(splits.test) and splits.num_classes:
+        test_loader = DataLoader(splits.test, batch_size=batch_size, shuffle=False,
+                                 **loader_kwargs)
+
+    # ---- model, objective, optimiser, schedule ----------------------------------------------
+    objective = build_objective(OmegaConf.to_container(cfg.objective))
+    encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
+                             with_tokens_proj=objective.reads_tokens)
+    classes = cfg.objective.probe_classes or splits.num_classes
+    probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=classes) if splits.num_classes else None
+    model = Pretrainer(encoder, probe)
+    optimizer = build_optimizer(
+        encoder_params=encoder.parameters(),
+        probe_params=probe.parameters() if probe is not None else [],
+        batch_size=batch_size,
+        net_lr_bs256=cfg.optim.net_lr_bs256,
+        probe_lr_bs256=cfg.optim.probe_lr_bs256,
+        weight_decay=cfg.optim.weight_decay,
+        probe_weight_decay=cfg.optim.probe_weight_decay,
+    )
+    steps_per_epoch = len(train_loader)
+    scheduler = build_scheduler(
+        optimizer,
+        steps_per_epoch=steps_per_epoch,
+        epochs=cfg.trainer.epochs,
+        warmup_epochs=cfg.optim.warmup_epochs,
+        warmup_start=cfg.optim.warmup_start,
+        min_lr_ratio=cfg.optim.min_lr_ratio,
+    )
+    model, optimizer, train_loader, scheduler = accelerator.prepare(
+        model, optimizer, train_loader, scheduler
+    )
+    if test_loader is not None:
+        test_loader = accelerator.prepare(test_loader)
+    objective = objective.to(accelerator.device)
+
+    # ---- resume, run directory, trackers -----------------------------------------------------
+    resume_from = resolve_resume(cfg.resume, run_dir)
+    step = 0
+    if resume_from is not None:
+        step = load_checkpoint(accelerator, resume_from)["step"]
+        accelerator.print(f"resumed from {resume_from} at step {step}")
+    total_steps = steps_per_epoch * cfg.trainer.epochs
+    stop_step = min(total_steps, cfg.trainer.max_steps or total_steps)
+    if accelerator.is_main_process:
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+    runlog = RunLog(accelerator, run_dir, resume_step=step if resume_from else None)
+    if cfg.log.trackers:
+        os.environ.setdefault("WANDB_SILENT", "true")
+        accelerator.init_trackers(
+            cfg.log.project,
+            config=_flatten(OmegaConf.to_container(cfg)),
+            init_kwargs={"wandb": {"dir": str(run_dir), "mode": cfg.log.wandb_mode,
+                                   "name": run_dir.name}},
+        )
+    accelerator.print(
+        f"run dir {run_dir} | {accelerator.num_processes} process(es) on {accelerator.device} | "
+        f"precision {precision} | {steps_per_epoch} steps/epoch | steps {step}->{stop_step}"
+    )
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def evaluate() -> float:
+        """Online-probe accuracy on the test split (one un-augmented view per image)."""
+        model.eval()
+        correct = seen = 0
+        with torch.no_grad(), accelerator.autocast():
+            for images, labels in test_loader:
+                _, logits = model(images.unsqueeze(1))
+                preds, labels = accelerator.gather_for_metrics((logits.argmax(-1), labels))
+                correct += (preds == labels).sum().item()
+                seen += labels.numel()
+        model.train()
+        return correct / max(1, seen)
+
+    def checkpoint() -> None:
+        save_checkpoint(accelerator, run_dir, {"step": step, "epoch": step // steps_per_epoch,
+                                               "steps_per_epoch": steps_per_epoch},
+                        keep=cfg.trainer.keep_checkpoints)
+
+    start_step, last_eval_step, last_ckpt_step = step, -1, step if resume_from else -1
+    bar = tqdm(total=stop_step, initial=step, dynamic_ncols=True, desc=cfg.name,
+               disable=not (accelerator.is_main_process and cfg.log.progress))
+    train_started = time.perf_counter()
+    model.train()
+    while step < stop_step:
+        epoch = step // steps_per_epoch
+        sampler.set_epoch(epoch)
+        if hasattr(splits.train, "set_epoch"):
+            splits.train.set_epoch(epoch)
+        done_in_epoch = step - epoch * steps_per_epoch
+        loader = (accelerator.skip_first_batches(train_loader, done_in_epoch)
+                  if done_in_epoch else train_loader)
+        for views, labels in loader:
+            lr = optimizer.param_groups[0]["lr"]
+            with accelerator.autocast():
+                out, logits = model(views)
+            terms = objective(out, step=step)
+            probe_loss = torch.zeros((), device=views.device)
+            if logits is not None:
+                targets = labels.repeat_interleave(views.shape[1])
+                probe_loss = F.cross_entropy(logits.float(), targets, ignore_index=-1)
+            loss = terms["lejepa_loss"] + probe_loss
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at step {step}; terms: "
+                                         f"{ {k: float(v) for k, v in terms.items()} }")
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            if cfg.optim.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+
+            if step % cfg.log.every == 0 or step == stop_step:
+                names = [k for k in TRAIN_METRICS if k in terms or k == "probe_loss"]
+                values = torch.stack([(terms.get(k, probe_loss)).detach().float() for k in names])
+                values = accelerator.reduce(values, reduction="mean").tolist()
+                metrics = {f"train/{k}": v for k, v in zip(names, values)}
+                metrics["train/lr"] = lr
+                runlog.log(metrics, step=step, epoch=epoch)
+                bar.set_postfix({k.split("/")[1]: f"{v:.4g}" for k, v in metrics.items()
+                                 if k in ("train/lejepa_loss", "train/sigreg", "train/within",
+                                          "train/probe_loss")})
+            bar.update(1)
+            if cfg.trainer.checkpoint_every and step % cfg.trainer.checkpoint_every == 0:
+                checkpoint()
+                last_ckpt_step = step
+            if step >= stop_step:
+                break
+        if step % steps_per_epoch == 0:  # the epoch is complete
+            epochs_done = step // steps_per_epoch
+            if (test_loader is not None and cfg.trainer.eval_every
+                    and epochs_done % cfg.trainer.eval_every == 0):
+                runlog.log({"test/acc": evaluate()}, step=step, epoch=epochs_done)
+                last_eval_step = step
+            if cfg.trainer.checkpoint_every is None and last_ckpt_step != step:
+                checkpoint()
+                last_ckpt_step = step
+    train_time = time.perf_counter() - train_started
+    bar.close()
+
+    # ---- final evaluation, checkpoint and summary ---------------------------------------------
+    if test_loader is not None and last_eval_step != step:
+        runlog.log({"test/acc": evaluate()}, step=step, epoch=step // steps_per_epoch)
+    if last_ckpt_step != step:
+        checkpoint()
+    views_per_step = batch_size * cfg.data.get("views", 1)
+    summary = {
+        "recipe": cfg.name,
+        "run_dir": str(run_dir),
+        "steps": step,
+        "epochs": step / steps_per_epoch,
+        "steps_this_session": step - start_step,
+        "world_size": accelerator.num_processes,
+        "device": str(accelerator.device),
+        "precision": precision,
+        "wall_time_s": time.perf_counter() - started,
+        "train_time_s": train_time,
+        "views_per_s": (step - start_step) * views_per_step / train_time if train_time else 0.0,
+        "final": runlog.last,
+        "best": runlog.best,
+    }
+    if accelerator.is_main_process:
+        atomic_write_json(run_dir / "summary.json", summary)
+    accelerator.end_training()
+    acc = summary["final"].get("test/acc")
+    accelerator.print(
+        f"done: {step} steps in {summary['wall_time_s']:.1f} s, "
+        f"{summary['views_per_s']:.1f} views/s"
+        + (f", test/acc {acc:.4f}" if acc is not None and math.isfinite(acc) else "")
+        + f" -> {run_dir}"
+    )
+    return summary
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested recipe to ``{"a.b": value}`` for trackers' hyper-parameter tables."""
+    if isinstance(tree, dict):
+        flat: dict[str, Any] = {}
+        for key, value in tree.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    if isinstance(tree, list):
+        return {prefix[:-1]: str(tree)}
+    return {prefix[:-1]: tree}

@@ -1,0 +1,162 @@
+"""The component registry: register, build, and every way of getting it wrong."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import pytest
+import torch
+
+import levyjepa
+from levyjepa import DATA, ENCODERS, PRIORS, Registry
+from levyjepa.errors import ConfigError
+
+
+@pytest.fixture
+def reg() -> Registry:
+    reg = Registry("widget")
+
+    @reg.register("gear")
+    class Gear:
+        def __init__(self, *, teeth: int, radius: float = 1.0, kind: Literal["spur", "bevel"] = "spur",
+                     tags: Optional[list[str]] = None, size: tuple[int, int] = (1, 2)) -> None:
+            self.teeth, self.radius, self.kind, self.tags, self.size = teeth, radius, kind, tags, size
+
+    @reg.register("spring")
+    def spring(*, stiffness: float = 2.0) -> dict:
+        return {"stiffness": stiffness}
+
+    return reg
+
+
+def test_register_returns_object_unchanged_and_builds(reg: Registry) -> None:
+    gear = reg.build({"name": "gear", "teeth": 12, "radius": 3})
+    assert (gear.teeth, gear.radius, gear.kind) == (12, 3, "spur")
+    assert reg.build({"name": "spring"}) == {"stiffness": 2.0}
+    assert reg.names() == ["gear", "spring"] and "gear" in reg and len(reg) == 2
+
+    def f() -> None: ...
+
+    assert reg.register("f")(f) is f
+
+
+def test_unknown_name_lists_known_and_closest(reg: Registry) -> None:
+    with pytest.raises(ConfigError) as err:
+        reg.build({"name": "gaer", "teeth": 1}, where="encoder")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "unknown widget 'gaer'" in msg and "did you mean 'gear'" in msg
+    assert "known: gear, spring" in msg and msg.startswith("encoder: ")
+
+
+def test_unknown_kwarg_names_kwarg_component_and_valid_parameters(reg: Registry) -> None:
+    with pytest.raises(ConfigError) as err:
+        reg.build({"name": "gear", "teeth": 3, "radiuss": 2.0})
+    msg = str(err.value)
+    assert "unknown parameter 'radiuss'" in msg and "widget 'gear'" in msg
+    assert "did you mean 'radius'" in msg
+    assert "valid parameters: teeth, radius, kind, tags, size" in msg
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expects"),
+    [
+        ("teeth", "many", "int"),
+        ("teeth", 2.5, "int"),
+        ("teeth", True, "int"),
+        ("radius", "big", "float"),
+        ("kind", "worm", "Literal"),
+        ("tags", "a", "list"),
+        ("tags", [1], "list"),
+        ("size", [1, 2, 3], "tuple"),
+    ],
+)
+def test_ill_typed_kwarg_is_refused(reg: Registry, key: str, value: object, expects: str) -> None:
+    section = {"name": "gear", "teeth": 3, key: value}
+    with pytest.raises(ConfigError, match=rf"parameter '{key}' of widget 'gear' expects .*{expects}"):
+        reg.build(section)
+
+
+def test_well_typed_values_pass(reg: Registry) -> None:
+    gear = reg.build({"name": "gear", "teeth": 3, "radius": 2, "tags": ["x"], "size": [3, 4],
+                      "kind": "bevel"})
+    assert gear.size == [3, 4] and gear.kind == "bevel"
+
+
+def test_missing_required_kwarg(reg: Registry) -> None:
+    with pytest.raises(ConfigError, match="widget 'gear' needs parameter.*teeth"):
+        reg.build({"name": "gear"})
+
+
+def test_missing_name(reg: Registry) -> None:
+    with pytest.raises(ConfigError, match="needs a 'name' key; known: gear, spring"):
+        reg.build({"teeth": 3})
+
+
+def test_duplicate_registration_is_an_error(reg: Registry) -> None:
+    with pytest.raises(ValueError, match="widget 'gear' is already registered"):
+        reg.register("gear")(lambda: None)
+
+
+def test_runtime_kwargs_cannot_be_set_by_recipe(reg: Registry) -> None:
+    assert reg.build({"name": "spring"}, stiffness=5.0) == {"stiffness": 5.0}
+    with pytest.raises(ConfigError, match="'stiffness' is set by the runner"):
+        reg.build({"name": "spring", "stiffness": 1.0}, stiffness=5.0)
+
+
+def test_constructor_value_errors_become_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"objective.sigreg: prior 'sigreg': .*slices must be >= 1"):
+        PRIORS.build({"name": "sigreg", "slices": 0}, where="objective.sigreg")
+
+
+def test_package_exports_the_three_registries() -> None:
+    assert levyjepa.ENCODERS is ENCODERS and levyjepa.PRIORS is PRIORS and levyjepa.DATA is DATA
+    assert {"vit"} <= set(ENCODERS.names())
+    assert {"sigreg"} <= set(PRIORS.names())
+    assert {"synthetic_shapes"} <= set(DATA.names())
+
+
+# ---- every registered component, built with its defaults or tiny settings -------------------
+
+TINY_ENCODER = {"img_size": 16, "patch_size": 4, "embed_dim": 32, "depth": 1, "num_heads": 2,
+                "emb_dim": 32, "pool_heads": 2, "proj_hidden": 32, "proj_dim": 8}
+
+
+@pytest.mark.parametrize("name", ENCODERS.names())
+def test_every_encoder_honours_the_output_contract(name: str) -> None:
+    tiny = {k: v for k, v in TINY_ENCODER.items() if k in ENCODERS.parameters(name)}
+    enc = ENCODERS.build({"name": name, **tiny}, with_tokens_proj=True)
+    n, v = 3, 2
+    out = enc(torch.randn(n, v, 3, 16, 16))
+    grid = out.tokens.shape[1:-1]
+    assert out.emb.shape == (n * v, enc.emb_dim)
+    assert out.proj.shape == (v, n, 8)
+    assert out.tokens.shape[0] == n * v and len(grid) == 2
+    assert out.tokens_proj.shape == (n * v, *grid, 8)
+    out.proj.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
+    no_tokens = ENCODERS.build({"name": name, **tiny}, with_tokens_proj=False)
+    assert no_tokens(torch.randn(n, v, 3, 16, 16)).tokens_proj is None
+
+
+@pytest.mark.parametrize("name", PRIORS.names())
+def test_every_prior_builds_forwards_and_backwards(name: str) -> None:
+    prior = PRIORS.build({"name": name})
+    proj = torch.randn(2, 64, 8, requires_grad=True)
+    loss = prior(proj, step=0)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(proj.grad).all() and proj.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", DATA.names())
+def test_every_data_source_yields_views_and_labels(name: str) -> None:
+    params = DATA.parameters(name)
+    tiny = {k: v for k, v in {"size": 16, "views": 3, "train_size": 20, "test_size": 10}.items()
+            if k in params}
+    splits = DATA.build({"name": name, **tiny})
+    views, label = splits.train[0]
+    assert views.shape == (3, 3, 16, 16) and views.dtype == torch.float32
+    assert 0 <= label < splits.num_classes
+    image, label = splits.test[0]
+    assert image.shape == (3, 16, 16)
