@@ -62,6 +62,8 @@ class TrainerConfig:
     eval_every: int = 1
     checkpoint_every: Optional[int] = None
     keep_checkpoints: int = 2
+    # CPU only: torch threads of each process; None = one core per loader worker is left free
+    cpu_threads: Optional[int] = None
 
 
 @dataclass

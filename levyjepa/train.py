@@ -71,6 +71,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ),
     )
     set_seed(cfg.seed)
+    if on_cpu:  # loader workers and torch's own threads must not oversubscribe the cores
+        cores = max(1, (os.cpu_count() or 1) // accelerator.num_processes)
+        torch.set_num_threads(cfg.trainer.cpu_threads or max(1, cores - cfg.data.workers))
 
     # ---- data ------------------------------------------------------------------------------
     data_cfg = OmegaConf.to_container(cfg.data)

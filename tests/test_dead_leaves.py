@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -27,6 +28,18 @@ _UNIT_AREA = {
 }
 # Circumradius over image side: half the scale range of the generator.
 _R_LO, _R_HI = dl._SCALE_MIN / 2.0, dl._SCALE_MAX / 2.0
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Run single-threaded: these small renders gain nothing from threads, and on a loaded
+    machine waiting for a descheduled worker thread at every operation makes them crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _foreground_masks(images: torch.Tensor) -> np.ndarray:
@@ -68,14 +81,9 @@ def test_deterministic_and_slice_consistent() -> None:
 
 
 def test_independent_of_thread_count() -> None:
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = render_shapes(8, size=64, seed=5)
-        torch.set_num_threads(2)
-        two = render_shapes(8, size=64, seed=5)
-    finally:
-        torch.set_num_threads(threads)
+    one = render_shapes(8, size=64, seed=5)  # single-threaded (fixture)
+    torch.set_num_threads(2)
+    two = render_shapes(8, size=64, seed=5)
     assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
 
 
@@ -138,23 +146,23 @@ def test_shape_stands_out_from_leaves() -> None:
     far = np.sqrt(((img - inside[:, :, None, None]) ** 2).sum(axis=1)) > 40.0
     # Most of the background along the outline contrasts with the shape, in every image.
     contrast = (far & band).sum(axis=(1, 2)) / band.sum(axis=(1, 2))
-    assert contrast.min() > 0.7, (contrast.argmin(), contrast.min())
+    assert contrast.min() > 0.9, (contrast.argmin(), contrast.min())
 
 
 def test_classes_have_distinct_shapes() -> None:
     # Canonical masks on a grid; for every pair, even the best rotation and rescaling of one
     # leaves a clear difference from the other.
-    grid = (torch.arange(96) + 0.5) / 40.0 - 1.2  # cell centres on [-1.2, 1.2]
+    grid = (torch.arange(72) + 0.5) / 30.0 - 1.2  # cell centres on [-1.2, 1.2]
     v, u = torch.meshgrid(-grid, grid, indexing="ij")
     masks = [dl._shape_inside(k, u, v) for k in range(len(SHAPE_CLASSES))]
     for k, name in enumerate(SHAPE_CLASSES):
         area = masks[k].float().mean().item() * 2.4**2
         assert abs(area - _UNIT_AREA[name]) < 0.06 * _UNIT_AREA[name], name
         assert not masks[k][(u * u + v * v) > 1.0005].any(), name  # inside the unit circle
-    # All rotations (5 degree steps) and rescalings at once: (poses, rows, cols).
-    angle = torch.arange(72, dtype=torch.float32) * (2.0 * math.pi / 72.0)
+    # All rotations (10 degree steps) and rescalings at once: (poses, rows, cols).
+    angle = torch.arange(36, dtype=torch.float32) * (2.0 * math.pi / 36.0)
     angle = angle.repeat_interleave(3)[:, None, None]
-    scale = torch.tensor([0.9, 1.0, 1.1]).repeat(72)[:, None, None]
+    scale = torch.tensor([0.9, 1.0, 1.1]).repeat(36)[:, None, None]
     c, s = torch.cos(angle), torch.sin(angle)
     pu, pv = (c * u + s * v) / scale, (c * v - s * u) / scale
     for b in range(len(masks)):

@@ -1,0 +1,1 @@
+"""An example levyjepa plugin (see priors.py)."""
