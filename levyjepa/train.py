@@ -178,12 +178,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model.train()
     while step < stop_step:
         epoch = step // steps_per_epoch
-        sampler.set_epoch(epoch)
-        if hasattr(splits.train, "set_epoch"):
-            splits.train.set_epoch(epoch)
         done_in_epoch = step - epoch * steps_per_epoch
         loader = (accelerator.skip_first_batches(train_loader, done_in_epoch)
                   if done_in_epoch else train_loader)
+        # Accelerate's loaders count epochs themselves and push their count to the sampler (and,
+        # in some layouts, the dataset) when iterated: set it, so order and views follow `epoch`.
+        loader.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        if hasattr(splits.train, "set_epoch"):
+            splits.train.set_epoch(epoch)
         for views, labels in loader:
             lr = optimizer.param_groups[0]["lr"]
             with accelerator.autocast():

@@ -1,0 +1,159 @@
+"""Training runs: every recipe for 2 steps, the run directory, resume, several processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from levyjepa.checkpoint import list_checkpoints, resolve_resume
+from levyjepa.errors import ConfigError
+from levyjepa.recipe import load_recipe
+from levyjepa.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+
+# Shrinks any recipe to a few seconds on a CPU; encoder keys a recipe's encoder lacks are dropped.
+TINY_DATA = ["data.batch_size=4", "data.workers=0"]
+TINY_SYNTHETIC = ["data.size=16", "data.train_size=16", "data.test_size=8", "data.views=2"]
+TINY_VIT = ["encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32",
+            "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
+            "encoder.proj_hidden=32", "objective.sigreg.slices=16"]
+
+
+def tiny(out_dir: Path, *extra: str) -> list[str]:
+    return [*TINY_DATA, *TINY_SYNTHETIC, *TINY_VIT, f"out_dir={out_dir}", "log.progress=false",
+            *extra]
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_every_recipe_runs_two_steps(recipe: Path, tmp_path: Path) -> None:
+    cfg = load_recipe(recipe, tiny(tmp_path / "run", "trainer.max_steps=2"))
+    summary = train(cfg)
+    assert summary["steps"] == 2
+    events = read_metrics(tmp_path / "run")
+    last_train = [e for e in events if "train/inv" in e][-1]
+    for key in ("train/inv", "train/sigreg", "train/lejepa_loss", "train/orig_lejepa_loss",
+                "train/probe_loss", "train/lr"):
+        assert key in last_train and torch.isfinite(torch.tensor(last_train[key]))
+
+
+def test_run_directory_contents(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cfg = load_recipe(ROOT / "recipes" / "quickstart.yaml",
+                      tiny(run, "trainer.epochs=2", "log.every=1", "trainer.keep_checkpoints=1"))
+    summary = train(cfg)
+    assert (run / "config.yaml").is_file()
+    assert load_recipe(run / "config.yaml").trainer.epochs == 2  # the resolved recipe reloads
+    events = read_metrics(run)
+    steps_per_epoch = 16 // 4
+    train_events = [e for e in events if "train/inv" in e]
+    assert [e["step"] for e in train_events] == list(range(1, 2 * steps_per_epoch + 1))
+    assert all(e["epoch"] == (e["step"] - 1) // steps_per_epoch for e in train_events)
+    acc = [e for e in events if "test/acc" in e]
+    assert [(e["step"], e["epoch"]) for e in acc] == [(4, 1), (8, 2)]
+    assert all(0.0 <= e["test/acc"] <= 1.0 for e in acc)
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk["steps"] == 8 and on_disk["world_size"] == 1
+    assert on_disk["views_per_s"] > 0 and on_disk["wall_time_s"] > 0
+    assert on_disk["final"]["test/acc"] == acc[-1]["test/acc"]
+    assert summary["final"] == on_disk["final"]
+    # one checkpoint kept, complete, no partial folder left behind
+    ckpts = list_checkpoints(run)
+    assert [p.name for p in ckpts] == ["step_00000008"]
+    assert not list((run / "checkpoints").glob(".partial-*"))
+
+
+def test_max_steps_and_epochs_overrides(tmp_path: Path) -> None:
+    cfg = load_recipe(ROOT / "recipes" / "quickstart.yaml",
+                      tiny(tmp_path / "a", "trainer.epochs=3", "trainer.max_steps=5"))
+    assert train(cfg)["steps"] == 5
+    cfg = load_recipe(ROOT / "recipes" / "quickstart.yaml",
+                      tiny(tmp_path / "b", "trainer.epochs=1"))
+    assert train(cfg)["steps"] == 4
+
+
+def _encoder_state(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(list_checkpoints(run)[-1] / "model.safetensors"))
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    """4 straight steps vs 2 steps, stop, resume to 4: same losses and parameters.
+
+    Tolerance: exact equality is expected on CPU (same kernels, same order, restored RNG
+    states and seeded data order); we allow 1e-6 relative to absorb any reduction-order change.
+    """
+    common = ["trainer.epochs=2", "log.every=1", "data.train_size=12", "trainer.eval_every=0"]
+    recipe = ROOT / "recipes" / "quickstart.yaml"
+    straight = tmp_path / "straight"
+    train(load_recipe(recipe, tiny(straight, *common, "trainer.max_steps=4")))
+    parted = tmp_path / "parted"
+    train(load_recipe(recipe, tiny(parted, *common, "trainer.max_steps=2")))
+    # a partial checkpoint from a "crash" must be ignored by resume=auto
+    (parted / "checkpoints" / ".partial-step_00000003").mkdir()
+    train(load_recipe(recipe, tiny(parted, *common, "trainer.max_steps=4", "resume=auto")))
+    a = [e for e in read_metrics(straight) if "train/inv" in e]
+    b = [e for e in read_metrics(parted) if "train/inv" in e]
+    assert [e["step"] for e in a] == [e["step"] for e in b] == [1, 2, 3, 4]
+    for ea, eb in zip(a, b):
+        for key in ("train/lejepa_loss", "train/probe_loss", "train/sigreg", "train/lr"):
+            assert eb[key] == pytest.approx(ea[key], rel=1e-6, abs=1e-9), (ea["step"], key)
+    sa, sb = _encoder_state(straight), _encoder_state(parted)
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        torch.testing.assert_close(sb[key], sa[key], rtol=1e-6, atol=1e-7)
+    # mid-epoch resume (12 samples / batch 4 = 3 steps per epoch: step 2 is inside epoch 0)
+    state = json.loads((list_checkpoints(parted)[-1] / "trainer_state.json").read_text())
+    assert state == {"step": 4, "epoch": 1, "steps_per_epoch": 3}
+
+
+def test_resume_from_explicit_path_and_errors(tmp_path: Path) -> None:
+    recipe = ROOT / "recipes" / "quickstart.yaml"
+    first = tmp_path / "first"
+    train(load_recipe(recipe, tiny(first, "trainer.max_steps=2")))
+    ckpt = resolve_resume(str(first), first)
+    assert ckpt is not None and ckpt.name == "step_00000002"
+    second = tmp_path / "second"
+    summary = train(load_recipe(recipe, tiny(second, "trainer.max_steps=3", f"resume={ckpt}")))
+    assert summary["steps"] == 3 and summary["steps_this_session"] == 1
+    with pytest.raises(ConfigError, match="no complete checkpoint"):
+        train(load_recipe(recipe, tiny(tmp_path / "x", f"resume={tmp_path / 'nothing'}")))
+    with pytest.raises(ConfigError, match="resume=auto needs out_dir"):
+        cfg = load_recipe(recipe, [*TINY_DATA, "resume=auto"])
+        train(cfg)
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent /
+                    "torchrun").exists(), reason="torchrun is installed with torch")
+def test_two_processes_on_cpu(tmp_path: Path) -> None:
+    """torchrun with 2 gloo processes: 2 steps complete, metrics are written once."""
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "levyjepa.run",
+         str(ROOT / "recipes" / "quickstart.yaml"), *tiny(run, "trainer.max_steps=2",
+                                                          "log.every=1")],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = read_metrics(run)
+    steps = [e["step"] for e in events if "train/inv" in e]
+    assert steps == [1, 2]  # once each: only the main process writes
+    assert len([e for e in events if "test/acc" in e]) == 1
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 2
+    ckpt = list_checkpoints(run)[-1]
+    assert (ckpt / "random_states_0.pkl").is_file() and (ckpt / "random_states_1.pkl").is_file()
