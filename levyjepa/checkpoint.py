@@ -38,7 +38,8 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     folder = checkpoint_dir(run_dir)
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.name.startswith(PREFIX) and (p / STATE_FILE).is_file()]
+    found = [p for p in folder.iterdir()
+             if p.name.startswith(PREFIX) and (p / STATE_FILE).is_file()]
     return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
 
 

@@ -44,7 +44,8 @@ def build_optimizer(
     probe_params = list(probe_params)
     if probe_params:
         groups.append(
-            {"params": probe_params, "lr": probe_lr_bs256 * scale, "weight_decay": probe_weight_decay}
+            {"params": probe_params, "lr": probe_lr_bs256 * scale,
+             "weight_decay": probe_weight_decay}
         )
     return torch.optim.AdamW(groups)
 

@@ -58,7 +58,8 @@ def test_changing_a_component_name_replaces_the_section(tmp_path: Path, base: Pa
         def __init__(self, *, width: float = 1.0) -> None:
             super().__init__()
 
-    swap = write(tmp_path / "s.yaml", "base: base.yaml\nobjective: {sigreg: {name: _test_other_prior}}\n")
+    swap = write(tmp_path / "s.yaml",
+                 "base: base.yaml\nobjective: {sigreg: {name: _test_other_prior}}\n")
     # 'slices' of the base's sigreg section must not leak into the new component
     assert load_recipe(swap).objective.sigreg == {"name": "_test_other_prior"}
 
@@ -81,15 +82,19 @@ def test_inheritance_cycle_is_reported(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "pattern"),
     [
-        ("trainer: {epohcs: 3}", r"bad.yaml: unknown key 'trainer.epohcs' \(did you mean 'epochs'\?\)"),
+        ("trainer: {epohcs: 3}",
+         r"bad.yaml: unknown key 'trainer.epohcs' \(did you mean 'epochs'\?\)"),
         ("nosuchkey: 1", r"bad.yaml: unknown key 'nosuchkey'; valid keys: name, seed"),
         ("trainer: {epochs: abc}", r"bad.yaml: trainer.epochs: Value 'abc'"),
         ("objective: {lamb: [1]}", r"bad.yaml: objective.lamb"),
-        ("trainer: {precision: fp8}", r"bad.yaml: trainer.precision: 'fp8' is not one of bf16, fp32"),
+        ("trainer: {precision: fp8}",
+         r"bad.yaml: trainer.precision: 'fp8' is not one of bf16, fp32"),
         ("log: {trackers: [mlflow]}", r"bad.yaml: log.trackers: unknown tracker 'mlflow'"),
         ("encoder: {dept: 3}", r"bad.yaml: encoder: unknown parameter 'dept' for encoder 'vit'"),
-        ("encoder: {depth: three}", r"bad.yaml: encoder: parameter 'depth' of encoder 'vit' expects"),
-        ("encoder: {name: vitt}", r"bad.yaml: encoder: unknown encoder 'vitt' \(did you mean 'vit'\?\)"),
+        ("encoder: {depth: three}",
+         r"bad.yaml: encoder: parameter 'depth' of encoder 'vit' expects"),
+        ("encoder: {name: vitt}",
+         r"bad.yaml: encoder: unknown encoder 'vitt' \(did you mean 'vit'\?\)"),
         ("data: {batch_size: 0}", r"bad.yaml: data.batch_size must be a positive int"),
         ("objective: {gamma: 1.0}", r"objective.gamma > 0 needs an objective.levy prior"),
         ("trainer: {epochs: 0}", r"trainer.epochs must be >= 1"),

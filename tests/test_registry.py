@@ -18,9 +18,11 @@ def reg() -> Registry:
 
     @reg.register("gear")
     class Gear:
-        def __init__(self, *, teeth: int, radius: float = 1.0, kind: Literal["spur", "bevel"] = "spur",
-                     tags: Optional[list[str]] = None, size: tuple[int, int] = (1, 2)) -> None:
-            self.teeth, self.radius, self.kind, self.tags, self.size = teeth, radius, kind, tags, size
+        def __init__(self, *, teeth: int, radius: float = 1.0,
+                     kind: Literal["spur", "bevel"] = "spur", tags: Optional[list[str]] = None,
+                     size: tuple[int, int] = (1, 2)) -> None:
+            self.teeth, self.radius, self.kind = teeth, radius, kind
+            self.tags, self.size = tags, size
 
     @reg.register("spring")
     def spring(*, stiffness: float = 2.0) -> dict:
@@ -73,7 +75,8 @@ def test_unknown_kwarg_names_kwarg_component_and_valid_parameters(reg: Registry)
 )
 def test_ill_typed_kwarg_is_refused(reg: Registry, key: str, value: object, expects: str) -> None:
     section = {"name": "gear", "teeth": 3, key: value}
-    with pytest.raises(ConfigError, match=rf"parameter '{key}' of widget 'gear' expects .*{expects}"):
+    pattern = rf"parameter '{key}' of widget 'gear' expects .*{expects}"
+    with pytest.raises(ConfigError, match=pattern):
         reg.build(section)
 
 
@@ -105,7 +108,8 @@ def test_runtime_kwargs_cannot_be_set_by_recipe(reg: Registry) -> None:
 
 
 def test_constructor_value_errors_become_config_errors() -> None:
-    with pytest.raises(ConfigError, match=r"objective.sigreg: prior 'sigreg': .*slices must be >= 1"):
+    pattern = r"objective.sigreg: prior 'sigreg': .*slices must be >= 1"
+    with pytest.raises(ConfigError, match=pattern):
         PRIORS.build({"name": "sigreg", "slices": 0}, where="objective.sigreg")
 
 

@@ -221,7 +221,7 @@ def _shape_inside(label: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def _draw_params(
-    first: int, count: int, seed: int, leaves: int
+    first: int, count: int, seed: int, leaves: int, rotation: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-image random parameters, a pure function of ``(seed, index)``.
 
@@ -237,7 +237,8 @@ def _draw_params(
     # Scalar libm calls per image: the same bits whatever batch an image is rendered in (a
     # vectorised sin/cos may round differently in its SIMD body and its scalar tail).
     two_pi = 2.0 * math.pi
-    angles = (two_pi * head[:, [_H_ANGLE, _H_SHADE + 1]]).tolist()
+    # ``rotation`` scales the shape's angle range: 1 any angle, 0 upright.
+    angles = (two_pi * head[:, [_H_ANGLE, _H_SHADE + 1]] * np.array([rotation, 1.0])).tolist()
     trig = np.array(
         [(math.cos(a), math.sin(a), math.cos(b), math.sin(b)) for a, b in angles],
         dtype=np.float64,
@@ -406,6 +407,7 @@ def render_shapes(
     start: int = 0,
     classes: int = 10,
     leaves: int = 32,
+    rotation: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Render labelled shape images over dead leaves backgrounds.
 
@@ -421,6 +423,8 @@ def render_shapes(
         start: Global index of the first image (>= 0).
         classes: Number of classes (2..10); label ``k`` is the shape ``SHAPE_CLASSES[k]``.
         leaves: Number of background leaves per image (>= 0; 0 gives a plain shaded colour).
+        rotation: Range of the shape's rotation, as a fraction of a full turn (0: upright
+            shapes, an easier task; 1: any angle).
 
     Returns:
         ``(images, labels)``: ``images`` uint8 of shape ``(count, 3, size, size)`` and
@@ -434,6 +438,8 @@ def render_shapes(
     start = _check_int("start", start, 0)
     classes = _check_int("classes", classes, 2, len(SHAPE_CLASSES))
     leaves = _check_int("leaves", leaves, 0)
+    if not 0.0 <= rotation <= 1.0:
+        raise ConfigError(f"rotation must be in [0, 1], got {rotation!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ConfigError(f"render_shapes: seed must be an integer, got {seed!r}")
     seed = int(seed) % (1 << 64)  # the hash works on unsigned 64-bit words
@@ -444,7 +450,7 @@ def render_shapes(
     for lo in range(0, count, chunk):
         hi = min(count, lo + chunk)
         lab = _labels(start + lo, hi - lo, seed, classes)
-        head, trig, leaf = _draw_params(start + lo, hi - lo, seed, leaves)
+        head, trig, leaf = _draw_params(start + lo, hi - lo, seed, leaves, rotation)
         images[lo:hi] = _render_chunk(head, trig, leaf, lab, size)  # copies channels-first
         labels[lo:hi] = lab
     return images, torch.from_numpy(labels)

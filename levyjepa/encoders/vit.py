@@ -95,7 +95,8 @@ class ViTEncoder(nn.Module):
         self.width = width
         self.emb_dim = emb_dim
         self.proj_dim = proj_dim
-        self.head = AttentionPoolHead(width=width, grid=self.grid, emb_dim=emb_dim, heads=pool_heads)
+        self.head = AttentionPoolHead(width=width, grid=self.grid, emb_dim=emb_dim,
+                                      heads=pool_heads)
         self.proj = projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
         self.tokens_proj = (
             projector(width, proj_hidden, proj_dim, nn.LayerNorm) if with_tokens_proj else None
