@@ -18,6 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plugin"
 
 
+def on_quickstart(tmp_path: Path, extra: str) -> Path:
+    """A recipe extending the quickstart with the YAML lines ``extra``."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"base: {ROOT / 'recipes' / 'quickstart.yaml'}\n{extra}\n")
+    return recipe
+
+
 def test_recipe_plugins_module_registers_a_prior(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "my_lab_priors.py").write_text(textwrap.dedent("""
@@ -34,9 +41,8 @@ def test_recipe_plugins_module_registers_a_prior(tmp_path: Path,
                 return self.scale * proj.float().square().mean()
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"base: {ROOT / 'recipes' / 'quickstart.yaml'}\nplugins: [my_lab_priors]\n"
-                      "objective: {sigreg: {name: _test_lab_l2, scale: 2.0}}\n")
+    recipe = on_quickstart(tmp_path, "plugins: [my_lab_priors]\n"
+                                     "objective: {sigreg: {name: _test_lab_l2, scale: 2.0}}")
     cfg = load_recipe(recipe)
     assert "_test_lab_l2" in PRIORS
     prior = PRIORS.build(cfg.objective.sigreg)
@@ -49,9 +55,7 @@ def test_recipe_plugins_module_registers_a_prior(tmp_path: Path,
 
 
 def test_missing_plugin_module_is_one_clear_error(tmp_path: Path) -> None:
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"base: {ROOT / 'recipes' / 'quickstart.yaml'}\n"
-                      "plugins: [no_such_plugin_module]\n")
+    recipe = on_quickstart(tmp_path, "plugins: [no_such_plugin_module]")
     with pytest.raises(ConfigError, match="plugins: cannot import module 'no_such_plugin_module'"):
         load_recipe(recipe)
 
@@ -60,6 +64,13 @@ def _print_config(recipe: Path, pythonpath: Path) -> subprocess.CompletedProcess
     env = {"PYTHONPATH": str(pythonpath), "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-m", "levyjepa.run", str(recipe), "--print-config"],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+
+
+def assert_prior_resolves(recipe: Path, pythonpath: Path, prior: str) -> None:
+    """The runner, started with only ``pythonpath`` added, resolves a recipe naming ``prior``."""
+    proc = _print_config(recipe, pythonpath)
+    assert proc.returncode == 0, proc.stderr
+    assert f"name: {prior}" in proc.stdout
 
 
 def test_entry_point_plugin_from_distribution_metadata(tmp_path: Path) -> None:
@@ -79,12 +90,8 @@ def test_entry_point_plugin_from_distribution_metadata(tmp_path: Path) -> None:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-priors\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[levyjepa.plugins]\nacme = acme_priors\n")
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"base: {ROOT / 'recipes' / 'quickstart.yaml'}\n"
-                      "objective: {sigreg: {name: acme_zero}}\n")
-    proc = _print_config(recipe, site)
-    assert proc.returncode == 0, proc.stderr
-    assert "name: acme_zero" in proc.stdout
+    recipe = on_quickstart(tmp_path, "objective: {sigreg: {name: acme_zero}}")
+    assert_prior_resolves(recipe, site, "acme_zero")
     # without the distribution on the path the same recipe is refused, naming the prior
     proc = _print_config(recipe, tmp_path / "empty")
     assert proc.returncode == 2
@@ -101,12 +108,9 @@ def test_example_plugin_installed_in_a_temporary_environment(tmp_path: Path) -> 
     )
     assert pip.returncode == 0, pip.stderr
     assert list(target.glob("levyjepa_example_plugin-*.dist-info/entry_points.txt"))
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"base: {ROOT / 'recipes' / 'quickstart.yaml'}\n"
-                      "objective: {sigreg: {name: isotropic_moments, weight_cov: 0.5}}\n")
-    proc = _print_config(recipe, target)
-    assert proc.returncode == 0, proc.stderr
-    assert "name: isotropic_moments" in proc.stdout
+    recipe = on_quickstart(tmp_path, "objective: {sigreg: {name: isotropic_moments, "
+                                     "weight_cov: 0.5}}")
+    assert_prior_resolves(recipe, target, "isotropic_moments")
 
 
 def test_example_plugin_prior_math(monkeypatch: pytest.MonkeyPatch) -> None:
