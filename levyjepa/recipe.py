@@ -102,6 +102,8 @@ def check_recipe(cfg: DictConfig, *, origin: str) -> None:
     }
     if cfg.trainer.max_steps is not None:
         positive["trainer.max_steps"] = cfg.trainer.max_steps
+    if cfg.trainer.cpu_threads is not None:
+        positive["trainer.cpu_threads"] = cfg.trainer.cpu_threads
     if cfg.trainer.checkpoint_every is not None:
         positive["trainer.checkpoint_every"] = cfg.trainer.checkpoint_every
     for key, value in positive.items():

@@ -98,6 +98,7 @@ def test_inheritance_cycle_is_reported(tmp_path: Path) -> None:
         ("data: {batch_size: 0}", r"bad.yaml: data.batch_size must be a positive int"),
         ("objective: {gamma: 1.0}", r"objective.gamma > 0 needs an objective.levy prior"),
         ("trainer: {epochs: 0}", r"trainer.epochs must be >= 1"),
+        ("trainer: {cpu_threads: 0}", r"trainer.cpu_threads must be >= 1"),
     ],
 )
 def test_bad_recipes_are_refused_with_one_line(tmp_path: Path, base: Path, text: str,
