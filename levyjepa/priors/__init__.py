@@ -5,8 +5,36 @@ embedding tensor it regularises and the global optimisation step (keyword ``step
 seed any randomness identically on every process) and returns a scalar loss. In a recipe,
 ``objective.sigreg`` is applied to ``proj`` ``(V, N, K)`` and ``objective.levy`` to
 ``tokens_proj`` ``(N*V, *grid, K)``.
+
+Registered here: ``sigreg`` (:class:`SIGReg`), ``levy2d`` (:class:`LevySheet2D`) and ``levy3d``
+(:class:`LevySheet3D`). A new Lévy-type prior subclasses :class:`LevySheetPrior` with its own
+log characteristic function (see :mod:`levyjepa.priors.levy_sheet`).
 """
 
+from levyjepa.priors.cf_diagnostics import FamilyCF, cf_diagnostics
+from levyjepa.priors.epps_pulley import empirical_cf, epps_pulley
+from levyjepa.priors.jump_laws import JUMP_LAWS, JumpLaw, make_jump_law
+from levyjepa.priors.levy_cf import LevyLogCF, Quadrature, laguerre_quadrature, levy_log_cf
+from levyjepa.priors.levy_sheet import LevySheet2D, LevySheet3D, LevySheetPrior
+from levyjepa.priors.sheet_sampler import sample_cell_increments, sample_levy_sheet
 from levyjepa.priors.sigreg import SIGReg
 
-__all__ = ["SIGReg"]
+__all__ = [
+    "JUMP_LAWS",
+    "FamilyCF",
+    "JumpLaw",
+    "LevyLogCF",
+    "LevySheet2D",
+    "LevySheet3D",
+    "LevySheetPrior",
+    "Quadrature",
+    "SIGReg",
+    "cf_diagnostics",
+    "empirical_cf",
+    "epps_pulley",
+    "laguerre_quadrature",
+    "levy_log_cf",
+    "make_jump_law",
+    "sample_cell_increments",
+    "sample_levy_sheet",
+]

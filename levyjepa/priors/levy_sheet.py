@@ -1,0 +1,409 @@
+"""Lévy-sheet priors on the patch-token field: ``levy2d`` (images) and ``levy3d`` (video).
+
+SPEC sections 4 and 5. The token field ``tokens_proj`` ``(B, *grid, K)`` is asked to look like a
+Lévy sheet: its cell increments (mixed finite differences, :mod:`levyjepa.priors.stencils`)
+should be i.i.d. with the sheet's characteristic function (:mod:`levyjepa.priors.levy_cf`).
+Per step, on a batch of fields:
+
+1. if ``rotate``, rotate channels ``X @ Q`` by a Haar-random orthogonal ``Q`` (``K x K``) drawn
+   from a generator seeded by ``step`` (identical on every process; the prior is isotropic in
+   channel space, so this only decorrelates which channels get which stencil);
+2. channel ``c`` takes orientation family ``c % 2``: axis-aligned (cell area 1; ``2x2x2`` cells
+   of volume ``time_scale`` in 3D) or 45-degree (area 2; 45-degree x time, ``2 * time_scale``);
+3. per field ``b`` and family, all increments (all positions, all of the family's channels) are
+   one sample, compared with ``phi_A = exp(A log phi_1)`` by the Epps-Pulley statistic
+   ``EP_b`` (:mod:`levyjepa.priors.epps_pulley`);
+4. the loss is the mean over families of the mean over the *global* batch of ``EP_b``.
+
+As in the seed, ``EP_b`` is not multiplied by the number of increments (``scale_by_n=False``),
+so the value is comparable with the seed's ``train/within``.
+
+**Writing another Lévy-type prior.** A prior is a characteristic function plus stencils: give
+:class:`LevySheetPrior` the log characteristic function of one *unit* cell's increment (float64
+NumPy in, float64 out, even in ``u``, ``0`` at ``u = 0``) and the stencil families; the cell-size
+scaling ``log phi_A = A log phi_1``, the quadrature, the rotation, the Epps-Pulley statistic and
+the distributed reduction are shared. For example a symmetric alpha-stable sheet,
+``log phi_1(u) = -(scale |u|)^a``::
+
+    import functools
+    import numpy as np
+    from levyjepa import PRIORS
+    from levyjepa.priors.levy_sheet import LevySheetPrior
+    from levyjepa.priors.stencils import families_2d
+
+    def stable_log_cf(u: np.ndarray, *, a: float, scale: float) -> np.ndarray:
+        return -np.power(scale * np.abs(u), a)
+
+    @PRIORS.register("stable2d")
+    class Stable2D(LevySheetPrior):
+        prior_name = "stable2d"
+
+        def __init__(self, *, a: float = 1.5, scale: float = 0.2, rotate: bool = True) -> None:
+            if not 0.0 < a <= 2.0:
+                raise ValueError(f"stable2d: a must be in (0, 2], got {a}")
+            if not scale > 0:
+                raise ValueError(f"stable2d: scale must be > 0, got {scale}")
+            super().__init__(
+                log_cf=functools.partial(stable_log_cf, a=a, scale=scale),
+                families=families_2d(),
+                rotate=rotate,
+            )
+
+A module-level function (or ``functools.partial`` of one) keeps the prior picklable; a lambda
+works too but is not picklable.
+
+**A caveat of the model (a fact, not a bug of this code).** No field has both families at their
+nominal law. On a sheet built from axis-aligned cells (cumulative sums along the grid axes) the
+45-degree stencil does not cover a diamond: it sums strips of cells that reach the grid's edge,
+with a variance growing with the position. Conversely, on a sheet built from 45-degree cells the
+axis-aligned stencil is not a cell increment. :func:`levyjepa.priors.sheet_sampler.
+sample_levy_sheet` draws either orientation, and the tests check each family on the sheet it
+describes. The statistic here is the seed's, as SPEC section 4 states it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import ClassVar, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from levyjepa.dist import all_reduce_sum, world_size
+from levyjepa.priors.epps_pulley import epps_pulley
+from levyjepa.priors.jump_laws import JUMP_LAWS, JumpLaw, make_jump_law
+from levyjepa.priors.levy_cf import LevyLogCF, LogCF, laguerre_quadrature
+from levyjepa.priors.stencils import StencilFamily, families_2d, families_3d
+from levyjepa.registry import PRIORS
+
+__all__ = ["LevySheet2D", "LevySheet3D", "LevySheetPrior", "haar_orthogonal"]
+
+_ROTATION_SALT = 0x1E5F_5EED  # keeps Q's stream apart from other priors seeded by the step
+_GRID_NAMES = {2: ("H'", "W'"), 3: ("T'", "H'", "W'")}
+
+
+def haar_orthogonal(k: int, *, seed: int) -> torch.Tensor:
+    """A Haar-distributed ``k x k`` orthogonal matrix, float64 on CPU, determined by ``seed``.
+
+    QR of a standard Gaussian matrix, with the columns of ``Q`` multiplied by the signs of
+    ``diag(R)`` so that ``R`` has a positive diagonal: only then is ``Q`` Haar (F. Mezzadri,
+    "How to generate random matrices from the classical compact groups", Notices AMS 54, 2007).
+    Drawn on CPU so every process and device type gets the same matrix.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(k, k, generator=gen, dtype=torch.float64))
+    signs = torch.where(torch.diagonal(r) < 0, -1.0, 1.0).to(torch.float64)
+    return q * signs
+
+
+class LevySheetPrior(nn.Module):
+    """Epps-Pulley distance of a field's cell increments to a Lévy sheet's law.
+
+    Constants (nodes, weights and the target CF per family) are computed once here in float64
+    and kept as non-persistent float32 buffers ``nodes`` ``(Q,)``, ``weights`` ``(Q,)`` and
+    ``phi`` ``(F, Q)``.
+
+    Args:
+        log_cf: ``u -> log phi_1(u)``, the log CF of one unit cell's increment (float64 NumPy).
+        families: Orientation families; channel ``c`` takes family ``c % len(families)``.
+        rotate: Rotate channels by a random orthogonal matrix seeded by ``step``.
+        scale_by_n: Multiply ``EP_b`` by its number of increments (SIGReg's scaling; the seed
+            does not).
+    """
+
+    prior_name: ClassVar[str] = "levy sheet"
+    """Name used in error messages (the registered name in subclasses)."""
+
+    def __init__(
+        self,
+        *,
+        log_cf: LogCF,
+        families: Sequence[StencilFamily],
+        rotate: bool = True,
+        scale_by_n: bool = False,
+    ) -> None:
+        super().__init__()
+        families = tuple(families)
+        if not families:
+            raise ValueError(f"{self.prior_name}: families must not be empty")
+        if len({len(f.min_grid) for f in families}) != 1:
+            raise ValueError(f"{self.prior_name}: all families must have the same grid rank")
+        self.log_cf = log_cf
+        self.families = families
+        self.rotate = bool(rotate)
+        self.scale_by_n = bool(scale_by_n)
+        quad = laguerre_quadrature(log_cf)
+        self.u_max, self.c = quad.u_max, quad.c
+        log_phi_1 = np.asarray(log_cf(quad.nodes), dtype=np.float64)
+        # Infinite divisibility: a cell of size A has log phi_A = A * log phi_1.
+        phi = np.stack([np.exp(f.cell_area * log_phi_1) for f in families])  # (F, Q)
+        if not np.all(np.isfinite(phi)):
+            raise ValueError(
+                f"{self.prior_name}: the characteristic function is not finite "
+                "at the quadrature nodes"
+            )
+        self.register_buffer("nodes", torch.from_numpy(quad.nodes).float(), persistent=False)
+        self.register_buffer("weights", torch.from_numpy(quad.weights).float(), persistent=False)
+        self.register_buffer("phi", torch.from_numpy(phi).float(), persistent=False)
+
+    @property
+    def grid_rank(self) -> int:
+        """Number of grid axes (2 for images, 3 for video)."""
+        return len(self.families[0].min_grid)
+
+    def rotation(self, k: int, *, step: int) -> torch.Tensor:
+        """The channel rotation ``Q`` ``(k, k)`` of step ``step`` (float64, CPU)."""
+        return haar_orthogonal(k, seed=(int(step) * 2_654_435_761 + _ROTATION_SALT) % 2**63)
+
+    def _check(self, x: torch.Tensor) -> None:
+        names = _GRID_NAMES.get(self.grid_rank, tuple(f"G{i}" for i in range(self.grid_rank)))
+        layout = "(B, " + ", ".join(names) + ", K)"
+        if x.dim() != self.grid_rank + 2:
+            raise ValueError(
+                f"{self.prior_name} expects tokens_proj of shape {layout}, got {tuple(x.shape)}"
+            )
+        if x.shape[-1] < len(self.families):
+            raise ValueError(
+                f"{self.prior_name} needs K >= {len(self.families)} channels (one "
+                f"per stencil family), got tokens_proj of shape {tuple(x.shape)}"
+            )
+        need = tuple(max(f.min_grid[i] for f in self.families) for i in range(self.grid_rank))
+        if any(g < m for g, m in zip(x.shape[1:-1], need)):
+            want = " and ".join(f"{n} >= {m}" for n, m in zip(names, need))
+            raise ValueError(
+                f"{self.prior_name} needs a grid with {want} for its stencils, got "
+                f"tokens_proj of shape {tuple(x.shape)}"
+            )
+
+    def increments(self, x: torch.Tensor, *, step: int) -> list[torch.Tensor]:
+        """Pooled increments of each family, after the step's channel rotation.
+
+        Args:
+            x: Fields ``(B, *grid, K)``, any float dtype.
+            step: Global step (seeds the rotation).
+
+        Returns:
+            One float32 tensor ``(B, n_f)`` per family: all positions and channels of family
+            ``f`` of field ``b`` in row ``b``.
+        """
+        self._check(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x.float()
+            if self.rotate:
+                q = self.rotation(x.shape[-1], step=step).to(device=x.device, dtype=x.dtype)
+                x = x @ q
+            n_fam = len(self.families)
+            return [
+                fam.stencil(x[..., f::n_fam]).reshape(x.shape[0], -1)
+                for f, fam in enumerate(self.families)
+            ]
+
+    def statistics(self, x: torch.Tensor, *, step: int) -> torch.Tensor:
+        """``EP_b`` of every local field and family (no cross-process reduction).
+
+        Args:
+            x: Fields ``(B, *grid, K)``.
+            step: Global step.
+
+        Returns:
+            float32 ``(F, B)``.
+        """
+        stats = []
+        for f, z in enumerate(self.increments(x, step=step)):
+            ep = epps_pulley(z, self.nodes, self.weights, self.phi[f])
+            stats.append(ep * z.shape[1] if self.scale_by_n else ep)
+        return torch.stack(stats)
+
+    def forward(self, x: torch.Tensor, *, step: int) -> torch.Tensor:
+        """The loss: mean over families of the global-batch mean of ``EP_b``.
+
+        The per-family sums over the local batch are added across processes with an
+        autograd-aware all-reduce and divided by the global number of fields, so every process
+        returns the same value, and after DDP's ``1 / W`` gradient averaging the gradient is
+        that of one process holding the whole batch.
+
+        Args:
+            x: ``tokens_proj`` ``(B, H', W', K)`` (2D) or ``(B, T', H', W', K)`` (3D), any float
+                dtype (computed in float32).
+            step: Global optimisation step (seeds the rotation).
+
+        Returns:
+            Scalar float32.
+        """
+        per_field = self.statistics(x, step=step)  # (F, B)
+        sums = all_reduce_sum(per_field.sum(1))  # (F,)
+        return (sums / (per_field.shape[1] * world_size())).mean()
+
+    def extra_repr(self) -> str:
+        fams = ", ".join(f"{f.name}(A={f.cell_area:g})" for f in self.families)
+        return (
+            f"families=[{fams}], rotate={self.rotate}, scale_by_n={self.scale_by_n}, "
+            f"u_max={self.u_max:.6g}, c={self.c:.6g}, nodes={self.nodes.numel()}"
+        )
+
+
+def _finite_positive(prior: str, name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{prior}: {name} must be a finite number > 0, got {value!r}")
+
+
+class _JumpDiffusionSheet(LevySheetPrior):
+    """A :class:`LevySheetPrior` whose ``log_cf`` is a :class:`LevyLogCF` (Brownian + jumps)."""
+
+    log_cf: LevyLogCF
+
+    @property
+    def law(self) -> JumpLaw:
+        """The jump law."""
+        return self.log_cf.law
+
+    @property
+    def sigma(self) -> float:
+        """Scale of the Brownian part."""
+        return self.log_cf.sigma
+
+    @property
+    def lam(self) -> float:
+        """Jump intensity per unit cell."""
+        return self.log_cf.lam
+
+    def extra_repr(self) -> str:
+        return f"jumps={self.law}, sigma={self.sigma:g}, lam={self.lam:g}, " + super().extra_repr()
+
+
+def _levy_log_cf(
+    prior: str,
+    *,
+    jumps: str,
+    alpha: float,
+    sigma: float,
+    lam: float,
+    shape: Optional[float],
+    rate: Optional[float],
+    nu: Optional[float],
+) -> LevyLogCF:
+    """Validate the parameters of ``levy2d`` / ``levy3d`` and build their ``log phi_1``."""
+    _finite_positive(prior, "sigma", sigma)
+    _finite_positive(prior, "lam", lam)
+    if jumps not in JUMP_LAWS:
+        raise ValueError(f"{prior}: jumps must be one of {', '.join(JUMP_LAWS)}; got {jumps!r}")
+    owner = {"shape": "variance_gamma", "rate": "variance_gamma", "nu": "student_t"}
+    given = {"shape": shape, "rate": rate, "nu": nu}
+    for param, value in given.items():
+        if value is not None and owner[param] != jumps:
+            raise ValueError(
+                f"{prior}: {param} applies to jumps={owner[param]!r} only, not jumps={jumps!r}"
+            )
+    if alpha != 1.0 and jumps != "laplace":
+        raise ValueError(f"{prior}: alpha applies to jumps='laplace' only, not jumps={jumps!r}")
+    defaults = {"shape": 1.0, "rate": 0.5, "nu": 3.0}
+    params = {k: defaults[k] if v is None else v for k, v in given.items()}
+    try:
+        law = make_jump_law(jumps, alpha=alpha, **params)
+    except ValueError as err:
+        raise ValueError(f"{prior}: {err}") from None
+    return LevyLogCF(sigma=float(sigma), lam=float(lam), law=law)
+
+
+@PRIORS.register("levy2d")
+class LevySheet2D(_JumpDiffusionSheet):
+    """Lévy-sheet prior on an image token field ``(B, H', W', K)`` (SPEC section 4).
+
+    ``log phi_1(u) = -sigma^2 u^2 / 2 + lam (M(u) - 1)`` with ``M`` the jump law's mixing
+    transform (:mod:`levyjepa.priors.jump_laws`); axis-aligned cells of area 1 and 45-degree
+    cells of area 2.
+
+    Args:
+        jumps: Jump law: ``laplace``, ``variance_gamma`` or ``student_t``.
+        alpha: Laplace rate (``laplace`` only; projected jumps have scale ``1 / alpha``).
+        sigma: Scale of the Brownian part.
+        lam: Jump intensity per unit cell.
+        shape: Gamma shape ``k`` (``variance_gamma`` only; default 1).
+        rate: Gamma rate ``beta`` (``variance_gamma`` only; default 0.5, which with ``shape=1``
+            is ``laplace`` with ``alpha=1``).
+        nu: Degrees of freedom (``student_t`` only; default 3).
+        rotate: Randomly rotate channels each step.
+        scale_by_n: Multiply ``EP_b`` by its number of increments.
+    """
+
+    prior_name = "levy2d"
+
+    def __init__(
+        self,
+        *,
+        jumps: str = "laplace",
+        alpha: float = 1.0,
+        sigma: float = 0.125,
+        lam: float = 2.0,
+        shape: Optional[float] = None,
+        rate: Optional[float] = None,
+        nu: Optional[float] = None,
+        rotate: bool = True,
+        scale_by_n: bool = False,
+    ) -> None:
+        log_cf = _levy_log_cf(
+            self.prior_name,
+            jumps=jumps,
+            alpha=alpha,
+            sigma=sigma,
+            lam=lam,
+            shape=shape,
+            rate=rate,
+            nu=nu,
+        )
+        super().__init__(
+            log_cf=log_cf, families=families_2d(), rotate=rotate, scale_by_n=scale_by_n
+        )
+
+
+@PRIORS.register("levy3d")
+class LevySheet3D(_JumpDiffusionSheet):
+    """Lévy-sheet prior on a video token field ``(B, T', H', W', K)`` (SPEC section 5).
+
+    Same law as :class:`LevySheet2D`; ``2x2x2`` cells of volume ``time_scale`` and 45-degree x
+    time cells of volume ``2 * time_scale``.
+
+    Args:
+        time_scale: One tubelet step in time, in units of one patch step in space.
+        **others: As :class:`LevySheet2D`.
+    """
+
+    prior_name = "levy3d"
+
+    def __init__(
+        self,
+        *,
+        jumps: str = "laplace",
+        alpha: float = 1.0,
+        sigma: float = 0.125,
+        lam: float = 2.0,
+        shape: Optional[float] = None,
+        rate: Optional[float] = None,
+        nu: Optional[float] = None,
+        rotate: bool = True,
+        scale_by_n: bool = False,
+        time_scale: float = 1.0,
+    ) -> None:
+        _finite_positive(self.prior_name, "time_scale", time_scale)
+        log_cf = _levy_log_cf(
+            self.prior_name,
+            jumps=jumps,
+            alpha=alpha,
+            sigma=sigma,
+            lam=lam,
+            shape=shape,
+            rate=rate,
+            nu=nu,
+        )
+        super().__init__(
+            log_cf=log_cf,
+            families=families_3d(float(time_scale)),
+            rotate=rotate,
+            scale_by_n=scale_by_n,
+        )
+        self.time_scale = float(time_scale)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", time_scale={self.time_scale:g}"
