@@ -71,7 +71,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from levyjepa.dist import all_reduce_sum, world_size
+from levyjepa.dist import all_reduce_sum
 from levyjepa.priors.epps_pulley import epps_pulley
 from levyjepa.priors.jump_laws import JUMP_LAWS, JumpLaw, make_jump_law
 from levyjepa.priors.levy_cf import LevyLogCF, LogCF, laguerre_quadrature
@@ -233,8 +233,12 @@ class LevySheetPrior(nn.Module):
             Scalar float32.
         """
         per_field = self.statistics(x, step=step)  # (F, B)
-        sums = all_reduce_sum(per_field.sum(1))  # (F,)
-        return (sums / (per_field.shape[1] * world_size())).mean()
+        # One all-reduce for the per-family sums and the number of fields, so uneven local
+        # batches still give the global mean (equal batches: B * world_size).
+        count = per_field.new_full((1,), float(per_field.shape[1]))
+        reduced = all_reduce_sum(torch.cat((per_field.sum(1), count)))
+        sums, n_global = reduced[:-1], reduced[-1]
+        return (sums / n_global).mean()
 
     def extra_repr(self) -> str:
         fams = ", ".join(f"{f.name}(A={f.cell_area:g})" for f in self.families)
