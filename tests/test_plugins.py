@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -60,17 +61,35 @@ def test_missing_plugin_module_is_one_clear_error(tmp_path: Path) -> None:
         load_recipe(recipe)
 
 
-def _print_config(recipe: Path, pythonpath: Path) -> subprocess.CompletedProcess[str]:
+def _print_config(recipe: Path, pythonpath: Path,
+                  *overrides: str) -> subprocess.CompletedProcess[str]:
     env = {"PYTHONPATH": str(pythonpath), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "levyjepa.run", str(recipe), "--print-config"],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "levyjepa.run", str(recipe), *overrides, "--print-config"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+    )
 
 
-def assert_prior_resolves(recipe: Path, pythonpath: Path, prior: str) -> None:
-    """The runner, started with only ``pythonpath`` added, resolves a recipe naming ``prior``."""
-    proc = _print_config(recipe, pythonpath)
+def assert_prior_resolves(recipe: Path, pythonpath: Path, *priors: str,
+                          overrides: tuple[str, ...] = ()) -> str:
+    """The runner, started with only ``pythonpath`` added, resolves a recipe naming ``priors``.
+
+    Returns:
+        The printed configuration.
+    """
+    proc = _print_config(recipe, pythonpath, *overrides)
     assert proc.returncode == 0, proc.stderr
-    assert f"name: {prior}" in proc.stdout
+    for prior in priors:
+        assert f"name: {prior}" in proc.stdout
+    return proc.stdout
+
+
+def example_source(tmp_path: Path) -> Path:
+    """A clean copy of ``examples/plugin`` (no build folder, egg-info or entry-point metadata)."""
+    src = tmp_path / "example_src"
+    shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info",
+                                                                 "__pycache__"))
+    return src
 
 
 def test_entry_point_plugin_from_distribution_metadata(tmp_path: Path) -> None:
@@ -99,18 +118,34 @@ def test_entry_point_plugin_from_distribution_metadata(tmp_path: Path) -> None:
 
 
 def test_example_plugin_installed_in_a_temporary_environment(tmp_path: Path) -> None:
-    """``pip install`` the shipped example into a temporary target, then run through it."""
+    """``pip install`` the shipped example into a temporary target, then run through it.
+
+    The entry point alone (no ``plugins:`` key) registers both of the example's priors.
+    """
     target = tmp_path / "env"
     pip = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(EXAMPLE)],
+         "--no-index", "--target", str(target), str(example_source(tmp_path))],
         capture_output=True, text=True, timeout=300,
     )
     assert pip.returncode == 0, pip.stderr
     assert list(target.glob("levyjepa_example_plugin-*.dist-info/entry_points.txt"))
-    recipe = on_quickstart(tmp_path, "objective: {sigreg: {name: isotropic_moments, "
-                                     "weight_cov: 0.5}}")
-    assert_prior_resolves(recipe, target, "isotropic_moments")
+    recipe = on_quickstart(tmp_path, "objective: {gamma: 0.5, "
+                                     "sigreg: {name: isotropic_moments, weight_cov: 0.5}, "
+                                     "levy: {name: stable_sheet2d, stability: 1.2}}")
+    printed = assert_prior_resolves(recipe, target, "isotropic_moments", "stable_sheet2d")
+    assert "stability: 1.2" in printed
+
+
+def test_stable_prior_from_the_command_line_plugins_override(tmp_path: Path) -> None:
+    """``plugins=[...stable]`` and dotted overrides fill the quickstart's null levy section."""
+    src = example_source(tmp_path)  # importable source only: no entry point on this path
+    overrides = ("plugins=[levyjepa_example_plugin.stable]", "objective.gamma=0.5",
+                 "objective.levy.name=stable_sheet2d", "objective.levy.stability=1.2",
+                 "objective.levy.sigma=0.1")
+    printed = assert_prior_resolves(ROOT / "recipes" / "quickstart.yaml", src, "stable_sheet2d",
+                                    overrides=overrides)
+    assert "stability: 1.2" in printed and "sigma: 0.1" in printed
 
 
 def test_example_plugin_prior_math(monkeypatch: pytest.MonkeyPatch) -> None:

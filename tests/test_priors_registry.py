@@ -30,12 +30,13 @@ INPUT_SHAPES: dict[str, tuple[int, ...]] = {
     "isotropic_moments": (4, 32, 8),
     "levy2d": (6, 8, 8, 4),
     "levy3d": (3, 4, 6, 6, 4),
+    "stable_sheet2d": (6, 8, 8, 4),
 }
 NAMES = PRIORS.names()
 
 
 def test_the_built_in_and_example_plugin_priors_are_collected() -> None:
-    assert {"sigreg", "levy2d", "levy3d", "isotropic_moments"} <= set(NAMES)
+    assert {"sigreg", "levy2d", "levy3d", "isotropic_moments", "stable_sheet2d"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -50,7 +50,8 @@ the distributed reduction are shared. For example a symmetric alpha-stable sheet
             )
 
 A module-level function (or ``functools.partial`` of one) keeps the prior picklable; a lambda
-works too but is not picklable.
+works too but is not picklable. ``examples/plugin/levyjepa_example_plugin/stable.py`` ships this
+prior, with a Brownian part, as the installable plugin prior ``stable_sheet2d``.
 
 **A caveat of the model (a fact, not a bug of this code).** No field has both families at their
 nominal law. On a sheet built from axis-aligned cells (cumulative sums along the grid axes) the

@@ -1,1 +1,1 @@
-"""An example levyjepa plugin (see priors.py)."""
+"""An example levyjepa plugin (see priors.py and stable.py)."""

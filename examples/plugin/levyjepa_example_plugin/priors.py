@@ -1,4 +1,8 @@
-"""A custom prior, registered in levyjepa's PRIORS registry when this module is imported."""
+"""Custom priors, registered in levyjepa's PRIORS registry when this module is imported.
+
+``isotropic_moments`` is defined here; the import of :mod:`levyjepa_example_plugin.stable`
+registers ``stable_sheet2d``, a Lévy-type prior given only by its characteristic function.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import torch
 from torch import nn
 
 from levyjepa import PRIORS
+from levyjepa_example_plugin import stable  # noqa: F401  (registers stable_sheet2d)
 
 
 @PRIORS.register("isotropic_moments")
