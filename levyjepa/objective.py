@@ -11,6 +11,13 @@ weights the Lévy prior (``gamma = 0`` is the LeJEPA baseline). When a Lévy pri
 ``within`` is computed and logged even with ``gamma = 0``, so a baseline run shows how far its
 token field drifts from the prior. ``orig_lejepa_loss = lamb * sigreg + (1 - lamb) * inv`` is
 LeJEPA's own loss, logged for comparison with the seed.
+
+In a recipe the three knobs are ``objective.lamb``, ``objective.kappa`` and
+``objective.gamma`` (the seed's ``+lamb``, ``+kappa``, ``+gamma``); ``sigreg`` is the prior
+``objective.sigreg`` applied to ``proj`` and ``within`` the prior ``objective.levy`` applied to
+``tokens_proj`` (the seed's ``+levy_lam``, ``+levy_alpha``, ``+levy_sigma`` are
+``objective.levy.lam``, ``alpha``, ``sigma``). The seed's four runs are
+``recipes/image_*.yaml``; :mod:`levyjepa.reproduce` runs them.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, Optional
 
 import pytest
@@ -148,10 +149,11 @@ def test_every_encoder_honours_the_output_contract(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", DATA.names())
-def test_every_data_source_yields_views_and_labels(name: str) -> None:
+def test_every_data_source_yields_views_and_labels(name: str, image_tree: Path) -> None:
     params = DATA.parameters(name)
-    tiny = {k: v for k, v in {"size": 16, "views": 3, "train_size": 20, "test_size": 10}.items()
-            if k in params}
+    # sources reading files get the generated image tree of conftest.py
+    tiny = {k: v for k, v in {"size": 16, "views": 3, "train_size": 20, "test_size": 10,
+                              "root": str(image_tree)}.items() if k in params}
     splits = DATA.build({"name": name, **tiny})
     views, label = splits.train[0]
     assert views.shape == (3, 3, 16, 16) and views.dtype == torch.float32

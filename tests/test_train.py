@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -24,14 +25,23 @@ RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 # Shrinks any recipe to a few seconds on a CPU; encoder keys a recipe's encoder lacks are dropped.
 TINY_DATA = ["data.batch_size=4", "data.workers=0"]
 TINY_SYNTHETIC = ["data.size=16", "data.train_size=16", "data.test_size=8", "data.views=2"]
+TINY_IMAGES = ["data.size=16", "data.views=2"]  # plus data.root: a generated image tree
+IMAGE_SOURCES = ("image_folder", "imagenette")
 TINY_VIT = ["encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32",
             "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
             "encoder.proj_hidden=32", "objective.sigreg.slices=16"]
 
 
-def tiny(out_dir: Path, *extra: str) -> list[str]:
-    return [*TINY_DATA, *TINY_SYNTHETIC, *TINY_VIT, f"out_dir={out_dir}", "log.progress=false",
-            *extra]
+def tiny(out_dir: Path, *extra: str, data: Sequence[str] = TINY_SYNTHETIC) -> list[str]:
+    return [*TINY_DATA, *data, *TINY_VIT, f"out_dir={out_dir}", "log.progress=false",
+            "log.trackers=[]", *extra]
+
+
+def tiny_data(recipe: Path, image_root: Path) -> list[str]:
+    """Tiny data overrides for the recipe's data source; image sources read ``image_root``."""
+    if load_recipe(recipe).data.name in IMAGE_SOURCES:
+        return [f"data.root={image_root}", *TINY_IMAGES]
+    return TINY_SYNTHETIC
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -39,15 +49,20 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
-def test_every_recipe_runs_two_steps(recipe: Path, tmp_path: Path) -> None:
-    cfg = load_recipe(recipe, tiny(tmp_path / "run", "trainer.max_steps=2"))
+def test_every_recipe_runs_two_steps(recipe: Path, tmp_path: Path, image_tree: Path) -> None:
+    cfg = load_recipe(recipe, tiny(tmp_path / "run", "trainer.max_steps=2",
+                                   data=tiny_data(recipe, image_tree)))
     summary = train(cfg)
     assert summary["steps"] == 2
     events = read_metrics(tmp_path / "run")
     last_train = [e for e in events if "train/inv" in e][-1]
-    for key in ("train/inv", "train/sigreg", "train/lejepa_loss", "train/orig_lejepa_loss",
-                "train/probe_loss", "train/lr"):
+    keys = ["train/inv", "train/sigreg", "train/lejepa_loss", "train/orig_lejepa_loss",
+            "train/probe_loss", "train/lr"]
+    if cfg.objective.levy is not None:  # within is logged whenever a Lévy prior is configured
+        keys.append("train/within")
+    for key in keys:
         assert key in last_train and torch.isfinite(torch.tensor(last_train[key]))
+    assert any("test/acc" in e for e in events)
 
 
 def test_run_directory_contents(tmp_path: Path) -> None:

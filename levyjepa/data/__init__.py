@@ -5,7 +5,11 @@ A data source is registered in :data:`levyjepa.DATA`; the recipe's ``data`` sect
 ``workers``.
 """
 
-from levyjepa.data import synthetic_shapes  # noqa: F401  (registers the source)
+from levyjepa.data import (  # noqa: F401  (importing registers the sources)
+    image_folder,
+    imagenette,
+    synthetic_shapes,
+)
 from levyjepa.data.splits import DataSplits
 
 __all__ = ["DataSplits"]

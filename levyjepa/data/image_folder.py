@@ -1,0 +1,131 @@
+"""``image_folder``: a local class-per-folder image tree, ``root/<split>/<class>/<image>``.
+
+Classes are the sub-folders of the training split, sorted by name (label ``k`` is the ``k``-th),
+each holding at least one image; the test split must use the same class names (it may lack some).
+Files are listed when the source is built and decoded one at a time when an item is read.
+``../shared/data/imagenette-160`` (Imagenette, ``train/`` and ``val/``) has this layout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from levyjepa.data.image_splits import image_splits
+from levyjepa.data.lazy_images import ImageFiles
+from levyjepa.data.splits import DataSplits
+from levyjepa.errors import ConfigError
+from levyjepa.registry import DATA
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+"""File name endings read as images (any case)."""
+
+
+def scan_split(root: Path, split: str, classes: Optional[list[str]] = None
+               ) -> tuple[list[Path], list[int], list[str]]:
+    """List the images of ``root/split`` and their labels.
+
+    Args:
+        root: The tree's root folder.
+        split: Sub-folder of the split (``train``, ``val``, ...).
+        classes: Class names fixing the labels (those of the training split); ``None`` takes the
+            split's own sub-folders, sorted.
+
+    Returns:
+        Image paths, their labels and the class names.
+
+    Raises:
+        ConfigError: naming the missing folder, the empty class list or an unknown class.
+    """
+    folder = root / split
+    if not folder.is_dir():
+        raise ConfigError(f"data.root: image folder '{folder}' does not exist (expected "
+                          f"{root}/{split}/<class>/<image>)")
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not found:
+        raise ConfigError(f"data.root: image folder '{folder}' has no class sub-folders (expected "
+                          f"{folder}/<class>/<image>)")
+    own_classes = classes is None
+    if classes is None:
+        classes = found
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise ConfigError(f"data.root: image folder '{folder}': class folder '{unknown[0]}' is "
+                          "not a class of the training split")
+    paths: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        if name not in found:
+            continue
+        files = sorted(p for p in (folder / name).iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if own_classes and not files and len(found) > 1:  # a class without training images
+            raise ConfigError(f"data.root: class folder '{folder / name}' holds no images with "
+                              f"extensions {', '.join(IMAGE_EXTENSIONS)}")
+        paths += files
+        labels += [label] * len(files)
+    if not paths:
+        raise ConfigError(f"data.root: image folder '{folder}' holds no images with extensions "
+                          f"{', '.join(IMAGE_EXTENSIONS)}")
+    return paths, labels, classes
+
+
+@DATA.register("image_folder")
+def image_folder(
+    *,
+    root: str,
+    train_split: str = "train",
+    test_split: Optional[str] = "val",
+    size: int = 128,
+    views: int = 4,
+    seed: int = 0,
+    crop_scale: tuple[float, float] = (0.08, 1.0),
+    color_jitter: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2),
+    color_jitter_p: float = 0.8,
+    grayscale_p: float = 0.2,
+    blur_kernel: int = 7,
+    blur_sigma: tuple[float, float] = (0.1, 2.0),
+    blur_p: float = 0.5,
+    solarize_threshold: int = 128,
+    solarize_p: float = 0.1,
+    flip_p: float = 0.5,
+) -> DataSplits:
+    """Natural images from a local class-per-folder tree, with the seed's views.
+
+    Training items are ``V`` views of :func:`levyjepa.data.transforms.ssl_augmentation`, test
+    items one view of :func:`levyjepa.data.transforms.center_view`. The defaults are the seed
+    experiments' (SPEC section 7).
+
+    Args:
+        root: Root folder of the tree.
+        train_split: Sub-folder of the training split.
+        test_split: Sub-folder of the test split (``None``: no evaluation).
+        size: Side of every view in pixels.
+        views: Training views per image (``V``).
+        seed: Seed of the augmentation (drawn per epoch and item).
+        crop_scale: Area range of the random resized crop.
+        color_jitter: Brightness, contrast, saturation and hue strengths.
+        color_jitter_p: Probability of the colour jitter.
+        grayscale_p: Probability of grayscale.
+        blur_kernel: Gaussian blur kernel side.
+        blur_sigma: Gaussian blur standard deviation range.
+        blur_p: Probability of the blur.
+        solarize_threshold: Solarisation threshold (0-255).
+        solarize_p: Probability of solarisation.
+        flip_p: Probability of a horizontal flip.
+    """
+    augmentation = dict(
+        crop_scale=crop_scale, color_jitter=color_jitter, color_jitter_p=color_jitter_p,
+        grayscale_p=grayscale_p, blur_kernel=blur_kernel, blur_sigma=blur_sigma, blur_p=blur_p,
+        solarize_threshold=solarize_threshold, solarize_p=solarize_p, flip_p=flip_p,
+    )
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise ConfigError(f"data.root: image folder '{base}' does not exist")
+    paths, labels, classes = scan_split(base, train_split)
+    test = None
+    if test_split is not None:
+        test_paths, test_labels, _ = scan_split(base, test_split, classes)
+        test = (ImageFiles(test_paths), test_labels)
+    return image_splits(train=(ImageFiles(paths), labels), test=test, num_classes=len(classes),
+                        size=size, views=views, seed=seed, augmentation=augmentation)

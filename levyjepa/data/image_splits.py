@@ -1,0 +1,55 @@
+"""Natural-image splits with the seed's views: ``V`` augmented training views, one test view."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+import torch
+from PIL import Image
+
+from levyjepa.data.splits import DataSplits
+from levyjepa.data.transforms import center_view, ssl_augmentation
+from levyjepa.data.views import MultiViewDataset, TransformedDataset
+
+
+def image_splits(
+    *,
+    train: tuple[Sequence[Image.Image], Sequence[int]],
+    test: Optional[tuple[Sequence[Image.Image], Sequence[int]]],
+    num_classes: int,
+    size: int,
+    views: int,
+    seed: int,
+    augmentation: Mapping[str, Any],
+) -> DataSplits:
+    """Wrap lazily decoded images and their labels into :class:`DataSplits`.
+
+    Args:
+        train: Training images (indexable, decoded on access) and their labels.
+        test: Test images and labels, or ``None`` (no evaluation).
+        num_classes: Number of classes.
+        size: Side of every view.
+        views: Training views per image (``V``).
+        seed: Seed of the per-(epoch, item) augmentation.
+        augmentation: Keyword arguments of :func:`levyjepa.data.transforms.ssl_augmentation`.
+
+    Returns:
+        Training items ``(views (V, 3, size, size), label)`` and test items
+        ``(image (3, size, size), label)``, float and ImageNet-normalised.
+    """
+    if views < 1:
+        raise ValueError(f"views must be >= 1, got {views}")
+    transform = ssl_augmentation(size, **_tuples(augmentation))
+    train_set = MultiViewDataset(train[0], torch.as_tensor(train[1], dtype=torch.int64),
+                                 transform=transform, views=views, seed=seed)
+    test_set = None
+    if test is not None:
+        test_set = TransformedDataset(test[0], torch.as_tensor(test[1], dtype=torch.int64),
+                                      transform=center_view(size))
+    return DataSplits(train=train_set, test=test_set, num_classes=num_classes)
+
+
+def _tuples(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Recipe lists (``crop_scale: [0.08, 1.0]``) as the tuples torchvision expects."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
