@@ -185,6 +185,7 @@ def test_classes_have_distinct_shapes() -> None:
         ({"classes": 1}, "classes must be in 2..10"),
         ({"classes": 11}, "classes must be in 2..10"),
         ({"leaves": -1}, "leaves must be >= 0"),
+        ({"instances": 0}, "instances must be >= 1"),
         ({"start": -2}, "start must be >= 0"),
         ({"seed": "0"}, "seed must be an integer"),
     ],
@@ -194,3 +195,37 @@ def test_bad_arguments(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)) as info:
         render_shapes(**args)  # type: ignore[arg-type]
     assert "\n" not in str(info.value)
+
+
+def test_instances_one_per_cell_and_of_the_image_class() -> None:
+    # Nine shapes per image on a 3x3 layout of cells (side 16 px in a 48 px image): every cell
+    # holds one shape of the image's class, with about its area at the cell's scale (loosely:
+    # at radii of 3 to 5 px the anti-aliased edges weigh). Instance 0 is the single-shape
+    # image's shape, shrunk into its cell.
+    size, count, grid = 48, 60, 3
+    images, labels = render_shapes(count, size=size, seed=2, leaves=0, instances=9)
+    masks = _foreground_masks(images)
+    side = size // grid
+    cells = masks.reshape(count, grid, side, grid, side)
+    lab = labels.numpy()
+    for b in range(count):
+        name = SHAPE_CLASSES[lab[b]]
+        for r in range(grid):
+            for c in range(grid):
+                frac = cells[b, r, :, c, :].mean()
+                lo = 0.6 * _UNIT_AREA[name] * _R_LO**2
+                hi = 1.5 * _UNIT_AREA[name] * _R_HI**2
+                assert lo < frac < hi, (b, name, r, c, frac, lo, hi)
+    head, trig, _ = dl._draw_params(0, count, 2, 0)
+    cells0 = dl._cells(0, count, 2, grid)[:, 0]
+    cover0 = dl._foreground_cover(head, trig, lab, size, grid, cells0).numpy()
+    assert np.all(masks[cover0 == dl._SS**2]) and cover0.any(axis=(1, 2)).all()
+
+
+def test_instances_deterministic_and_slice_consistent() -> None:
+    many, lab = render_shapes(24, size=32, seed=5, instances=5, leaves=4)
+    part, lab_part = render_shapes(8, size=32, seed=5, instances=5, leaves=4, start=10)
+    assert torch.equal(many[10:18], part) and torch.equal(lab[10:18], lab_part)
+    one, _ = render_shapes(24, size=32, seed=5, instances=1, leaves=4)
+    assert torch.equal(one, render_shapes(24, size=32, seed=5, leaves=4)[0])
+    assert (many != one).any(dim=(1, 2, 3)).all()

@@ -20,10 +20,15 @@ farthest in RGB from the mean background along its outline, so the shape always 
 The foreground is anti-aliased (2x2 supersampling); the leaves are rendered at the output
 resolution.
 
-Everything is a pure function of ``(seed, index, size, classes, leaves)``. Random numbers are
-counter based: uniform ``j`` of image ``index`` is a SplitMix64 hash of ``(seed, index, j)``,
-computed for a whole batch at once, and labels come from a hash of ``(seed, block)`` (every
-aligned block of ``classes`` consecutive indices holds each class once, in a random order).
+With ``instances > 1`` the image holds that many smaller shapes of its class, one per cell of a
+square layout (no two overlap), each placed in its cell, sized, turned and coloured
+independently.
+
+Everything is a pure function of ``(seed, index, size, classes, leaves, rotation, instances)``.
+Random numbers are counter based: uniform ``j`` of image ``index`` is a SplitMix64 hash of
+``(seed, index, j)`` (each extra shape instance has a stream of its own), computed for a whole
+batch at once, and labels come from a hash of ``(seed, block)`` (every aligned block of
+``classes`` consecutive indices holds each class once, in a random order).
 The pixel work, vectorised across the batch, uses only elementwise operations that are exact
 or correctly rounded and integer reductions, so a slice of a batch equals the batch of that
 slice bit for bit, whatever the number of threads.
@@ -234,6 +239,35 @@ def _draw_params(
     keys = _keys(seed, 0, np.arange(first, first + count, dtype=np.uint64))
     head = _uniforms(keys, 0, _HEAD)
     leaf = _uniforms(keys, _HEAD, leaves * _LEAF).reshape(count, leaves, _LEAF)
+    return head, _trig(head, rotation), leaf
+
+
+def _instance_params(
+    first: int, count: int, seed: int, instance: int, rotation: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``head`` and ``trig`` of the extra shape ``instance`` (>= 1) of every image.
+
+    Each extra instance has its own random stream, so adding instances leaves the background,
+    the first shape and the other instances unchanged.
+    """
+    keys = _keys(seed, 2 + instance, np.arange(first, first + count, dtype=np.uint64))
+    head = _uniforms(keys, 0, _HEAD)
+    return head, _trig(head, rotation)
+
+
+def _cells(first: int, count: int, seed: int, grid: int) -> np.ndarray:
+    """A random permutation of the ``grid * grid`` cells per image, ``(count, grid * grid)``.
+
+    Shape ``j`` of an image goes in cell ``[:, j]``: the shapes never overlap, and when they
+    are fewer than the cells the empty ones are anywhere.
+    """
+    keys = _keys(seed, 2, np.arange(first, first + count, dtype=np.uint64))
+    return np.argsort(_uniforms(keys, 0, grid * grid), axis=1, kind="stable")
+
+
+def _trig(head: np.ndarray, rotation: float) -> np.ndarray:
+    """cos and sin of the shape rotation and of the shading direction, ``(count, 4)``."""
+    count = head.shape[0]
     # Scalar libm calls per image: the same bits whatever batch an image is rendered in (a
     # vectorised sin/cos may round differently in its SIMD body and its scalar tail).
     two_pi = 2.0 * math.pi
@@ -243,25 +277,37 @@ def _draw_params(
         [(math.cos(a), math.sin(a), math.cos(b), math.sin(b)) for a, b in angles],
         dtype=np.float64,
     ).reshape(count, 4)
-    return head, trig, leaf
+    return trig
 
 
 def _foreground_cover(
-    head: np.ndarray, trig: np.ndarray, labels: np.ndarray, size: int
+    head: np.ndarray,
+    trig: np.ndarray,
+    labels: np.ndarray,
+    size: int,
+    grid: int = 1,
+    cell: np.ndarray | None = None,
 ) -> torch.Tensor:
     """Anti-aliased foreground masks as coverage counts ``0.._SS**2``, uint8 ``(n, size, size)``.
 
-    Each shape lies in its circumcircle of radius ``R = scale * size / 2``, centred at least
-    ``R`` from every border. Only a square window of side ``ceil(2 R_max) + 1`` pixels around it
-    is evaluated, on an ``_SS x _SS`` sub-pixel grid, and pasted into the full-size mask.
+    The image is divided into ``grid x grid`` square cells of side ``L = size / grid`` and each
+    shape is drawn in cell ``cell[b]`` (row-major; cell 0 when ``cell`` is None). It lies in its
+    circumcircle of radius ``R = scale * L / 2``, centred at least ``R`` from every border of its
+    cell. Only a square window of side ``ceil(2 R_max) + 1`` pixels around it is evaluated, on
+    an ``_SS x _SS`` sub-pixel grid, and pasted into the full-size mask.
     """
     n = head.shape[0]
     f32 = torch.float32
+    side = size / grid
     scale = _SCALE_MIN + (_SCALE_MAX - _SCALE_MIN) * head[:, _H_SCALE]
-    radius = scale * size / 2.0  # circumradius in pixels
-    # Centre uniform in [R, size - R] per axis, so the circumcircle is inside the image.
-    centre = radius[:, None] + (size - 2.0 * radius[:, None]) * head[:, _H_POS : _H_POS + 2]
-    win = min(size, math.ceil(_SCALE_MAX * size) + 1)
+    radius = scale * side / 2.0  # circumradius in pixels
+    # Centre uniform in [R, L - R] per axis within the cell, so the circumcircle is inside it.
+    corner = np.zeros((n, 2))
+    if cell is not None:
+        corner = np.stack([cell % grid, cell // grid], axis=1) * side
+    offset = head[:, _H_POS : _H_POS + 2]
+    centre = corner + radius[:, None] + (side - 2.0 * radius[:, None]) * offset
+    win = min(size, math.ceil(_SCALE_MAX * side) + 1)
     # Window origin: floor(centre - R), moved inwards where the window would cross the border
     # (it still contains the circumcircle, which is inside the image).
     origin = np.clip(np.floor(centre - radius[:, None]), 0, size - win).astype(np.int64)
@@ -306,8 +352,15 @@ def _render_chunk(
     leaf: np.ndarray,
     labels: np.ndarray,
     size: int,
+    shapes: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    grid: int,
 ) -> torch.Tensor:
-    """Render one chunk of images from their parameters; returns uint8 ``(n, 3, size, size)``."""
+    """Render one chunk of images from their parameters; returns uint8 ``(n, 3, size, size)``.
+
+    ``head``, ``trig`` and ``leaf`` describe the background (and the shading); ``shapes`` holds
+    the ``(head, trig, cell)`` of every foreground shape, painted in order, each in its cell of
+    a ``grid x grid`` layout.
+    """
     n, leaves = leaf.shape[0], leaf.shape[1]
     f32 = torch.float32
     # Pixel centres in pixel units.
@@ -357,35 +410,12 @@ def _render_chunk(
     slope = per_pixel[3] * xs + per_pixel[4] * ys
     bg = per_pixel[:3].add_(slope).clamp_(0.0, 1.0)  # (3, n, size * size)
 
-    # ---- foreground coverage, supersampled -------------------------------------------------
-    cover = _foreground_cover(head, trig, labels, size).reshape(1, n, size * size)
+    # ---- foreground shapes, in painter's order -------------------------------------------------
+    img = bg
+    for head_j, trig_j, cell_j in shapes:
+        img = _paint_shape(img, head_j, trig_j, labels, size, grid, cell_j)
 
-    # ---- foreground colour: the candidate farthest from the background around it -------------
-    # The edge of the shape is what must stand out, so the reference colour is the mean of the
-    # background over a thin band along the outline: pixels within `reach` of the shape that
-    # are not fully covered by it (a max-pool dilation of the coverage).
-    reach = max(1, size // 16)
-    near = cover.view(n, 1, size, size).to(f32)
-    near = torch.nn.functional.max_pool2d(near, (1, 2 * reach + 1), stride=1, padding=(0, reach))
-    near = torch.nn.functional.max_pool2d(near, (2 * reach + 1, 1), stride=1, padding=(reach, 0))
-    band = ((near > 0) & (cover.view(n, 1, size, size) < _SS**2)).view(1, n, size * size)
-    # Integer arithmetic (quantised background, 0/1 weights) makes the mean exact, so it does
-    # not depend on how the reduction is split across threads or batch sizes.
-    bg_q = bg.mul(255.0).add_(0.5).to(torch.int16).mul_(band)
-    total = bg_q.sum(dim=2, dtype=torch.int64).T.double()  # (n, 3)
-    weight = band.sum(dim=2, dtype=torch.int64).T.double().clamp_(min=1.0)  # (n, 1)
-    mean = total / (255.0 * weight)
-    cand = torch.from_numpy(head[:, _H_FG:].reshape(n, _FG_CANDIDATES, 3))
-    # Push candidates towards the faces of the RGB cube: saturated or very dark/bright colours.
-    cand = ((cand - 0.5) * 2.0 + 0.5).clamp_(0.02, 0.98)
-    diff = cand - mean[:, None, :]
-    dist = diff[..., 0] ** 2 + diff[..., 1] ** 2 + diff[..., 2] ** 2  # explicit, no reduction
-    best = dist.argmax(dim=1)
-    fg = cand[torch.arange(n), best].T.to(f32)[:, :, None]  # (3, n, 1)
-
-    # ---- composite, shade, quantise --------------------------------------------------------
-    alpha = cover.to(f32).mul_(1.0 / _SS**2)
-    img = (fg - bg).mul_(alpha).add_(bg)
+    # ---- shade, quantise ---------------------------------------------------------------------
     # Mild multiplicative shading ramp along a random direction through the image centre.
     amp = _SHADING * head[:, _H_SHADE] / size
     sx = torch.from_numpy(amp * trig[:, 2]).to(f32)[:, None]
@@ -399,6 +429,52 @@ def _render_chunk(
     return out.view(3, n, size, size).permute(1, 0, 2, 3)
 
 
+def _paint_shape(
+    img: torch.Tensor,
+    head: np.ndarray,
+    trig: np.ndarray,
+    labels: np.ndarray,
+    size: int,
+    grid: int,
+    cell: np.ndarray | None,
+) -> torch.Tensor:
+    """Paint one foreground shape per image over ``img`` (float ``(3, n, size * size)``).
+
+    The shape of image ``b`` goes in cell ``cell[b]`` of a ``grid x grid`` layout (see
+    :func:`_foreground_cover`).
+    """
+    n = head.shape[0]
+    f32 = torch.float32
+    cover = _foreground_cover(head, trig, labels, size, grid, cell).reshape(1, n, size * size)
+
+    # The colour: of the candidates, the one farthest from the image around the shape. The edge
+    # of the shape is what must stand out, so the reference colour is the mean of the image over
+    # a thin band along the outline: pixels within `reach` of the shape that are not fully
+    # covered by it (a max-pool dilation of the coverage).
+    reach = max(1, size // 16)
+    near = cover.view(n, 1, size, size).to(f32)
+    near = torch.nn.functional.max_pool2d(near, (1, 2 * reach + 1), stride=1, padding=(0, reach))
+    near = torch.nn.functional.max_pool2d(near, (2 * reach + 1, 1), stride=1, padding=(reach, 0))
+    band = ((near > 0) & (cover.view(n, 1, size, size) < _SS**2)).view(1, n, size * size)
+    # Integer arithmetic (quantised image, 0/1 weights) makes the mean exact, so it does not
+    # depend on how the reduction is split across threads or batch sizes.
+    img_q = img.mul(255.0).add_(0.5).to(torch.int16).mul_(band)
+    total = img_q.sum(dim=2, dtype=torch.int64).T.double()  # (n, 3)
+    weight = band.sum(dim=2, dtype=torch.int64).T.double().clamp_(min=1.0)  # (n, 1)
+    mean = total / (255.0 * weight)
+    cand = torch.from_numpy(head[:, _H_FG:].reshape(n, _FG_CANDIDATES, 3))
+    # Push candidates towards the faces of the RGB cube: saturated or very dark/bright colours.
+    cand = ((cand - 0.5) * 2.0 + 0.5).clamp_(0.02, 0.98)
+    diff = cand - mean[:, None, :]
+    dist = diff[..., 0] ** 2 + diff[..., 1] ** 2 + diff[..., 2] ** 2  # explicit, no reduction
+    best = dist.argmax(dim=1)
+    fg = cand[torch.arange(n), best].T.to(f32)[:, :, None]  # (3, n, 1)
+
+    # Composite with the anti-aliased coverage as opacity.
+    alpha = cover.to(f32).mul_(1.0 / _SS**2)
+    return (fg - img).mul_(alpha).add_(img)
+
+
 def render_shapes(
     count: int,
     *,
@@ -408,6 +484,7 @@ def render_shapes(
     classes: int = 10,
     leaves: int = 32,
     rotation: float = 1.0,
+    instances: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Render labelled shape images over dead leaves backgrounds.
 
@@ -425,6 +502,13 @@ def render_shapes(
         leaves: Number of background leaves per image (>= 0; 0 gives a plain shaded colour).
         rotation: Range of the shape's rotation, as a fraction of a full turn (0: upright
             shapes, an easier task; 1: any angle).
+        instances: Number of shapes of the image's class (>= 1). The image is divided into the
+            smallest square layout of ``g x g >= instances`` cells; each shape gets a cell of
+            its own (a random one) and its own position in it, size, angle and colour, scaled
+            to the cell as one shape is to the image. Many small instances make the class a
+            local, crop-invariant property of the image (a "texture of shapes"), which a small
+            ViT learns in a few hundred steps; one large shape makes it a global property,
+            which takes far longer.
 
     Returns:
         ``(images, labels)``: ``images`` uint8 of shape ``(count, 3, size, size)`` and
@@ -438,6 +522,8 @@ def render_shapes(
     start = _check_int("start", start, 0)
     classes = _check_int("classes", classes, 2, len(SHAPE_CLASSES))
     leaves = _check_int("leaves", leaves, 0)
+    instances = _check_int("instances", instances, 1)
+    grid = math.isqrt(instances - 1) + 1  # the smallest square layout with a cell per shape
     if not 0.0 <= rotation <= 1.0:
         raise ConfigError(f"rotation must be in [0, 1], got {rotation!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -451,6 +537,11 @@ def render_shapes(
         hi = min(count, lo + chunk)
         lab = _labels(start + lo, hi - lo, seed, classes)
         head, trig, leaf = _draw_params(start + lo, hi - lo, seed, leaves, rotation)
-        images[lo:hi] = _render_chunk(head, trig, leaf, lab, size)  # copies channels-first
+        cells = _cells(start + lo, hi - lo, seed, grid) if instances > 1 else None
+        shapes = [(head, trig, None if cells is None else cells[:, 0])]
+        for j in range(1, instances):
+            shapes.append((*_instance_params(start + lo, hi - lo, seed, j, rotation), cells[:, j]))
+        # copies channels-first
+        images[lo:hi] = _render_chunk(head, trig, leaf, lab, size, shapes, grid)
         labels[lo:hi] = lab
     return images, torch.from_numpy(labels)

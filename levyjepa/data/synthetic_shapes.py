@@ -22,6 +22,7 @@ def synthetic_shapes(
     classes: int = 10,
     leaves: int = 32,
     rotation: float = 1.0,
+    instances: int = 1,
     seed: int = 0,
     crop_scale: tuple[float, float] = (0.25, 1.0),
 ) -> DataSplits:
@@ -38,6 +39,7 @@ def synthetic_shapes(
         classes: Number of shape classes (2 to 10).
         leaves: Occluding disks in each background.
         rotation: Range of the shapes' rotation as a fraction of a turn (0: upright).
+        instances: Shapes of the image's class per image (smaller when there are more).
         seed: Seed of the images and of their augmentation.
         crop_scale: Area range of the random resized crop.
     """
@@ -45,13 +47,14 @@ def synthetic_shapes(
         raise ValueError(f"train_size must be >= 1 and test_size >= 0, got {train_size}, "
                          f"{test_size}")
     images, labels = render_shapes(train_size, size=size, seed=seed, classes=classes,
-                                   leaves=leaves, rotation=rotation)
+                                   leaves=leaves, rotation=rotation, instances=instances)
     train = MultiViewDataset(images, labels, views=views, seed=seed,
                              transform=light_augmentation(size, crop_scale=tuple(crop_scale)))
     test = None
     if test_size:
         test_images, test_labels = render_shapes(test_size, size=size, seed=seed,
                                                  start=_TEST_START, classes=classes,
-                                                 leaves=leaves, rotation=rotation)
+                                                 leaves=leaves, rotation=rotation,
+                                                 instances=instances)
         test = TransformedDataset(test_images, test_labels, transform=eval_transform(size))
     return DataSplits(train=train, test=test, num_classes=classes)
