@@ -109,6 +109,8 @@ def check_recipe(cfg: DictConfig, *, origin: str) -> None:
     for key, value in positive.items():
         if value < 1:
             fail(f"{key} must be >= 1, got {value}")
+    if cfg.log.diagnostics_every < 0:
+        fail(f"log.diagnostics_every must be >= 0 (0: off), got {cfg.log.diagnostics_every}")
     for key in ("lamb", "kappa", "gamma"):
         if cfg.objective[key] < 0:
             fail(f"objective.{key} must be >= 0, got {cfg.objective[key]}")

@@ -75,6 +75,10 @@ class LogConfig:
     project: str = "levyjepa"
     wandb_mode: str = "offline"
     progress: bool = True
+    # representation diagnostics (levyjepa/diagnostics.py) every N steps; 0 = off
+    diagnostics_every: int = 50
+    # pictures of the token field and its law (levyjepa/pictures.py) at the end of training
+    pictures: bool = True
 
 
 @dataclass

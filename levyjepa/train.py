@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from levyjepa.atomic import atomic_write_json, atomic_write_text
 from levyjepa.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from levyjepa.data.sampling import EpochShuffleSampler
+from levyjepa.diagnostics import TrainingDiagnostics
 from levyjepa.errors import ConfigError
 from levyjepa.model import Pretrainer
 from levyjepa.objective import build_objective
@@ -171,6 +172,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                                "steps_per_epoch": steps_per_epoch},
                         keep=cfg.trainer.keep_checkpoints)
 
+    diagnostics = TrainingDiagnostics(every=cfg.log.diagnostics_every, prior=objective.levy,
+                                      warn=accelerator.print)
     start_step, last_eval_step, last_ckpt_step = step, -1, step if resume_from else -1
     bar = tqdm(total=stop_step, initial=step, dynamic_ncols=True, desc=cfg.name,
                disable=not (accelerator.is_main_process and cfg.log.progress))
@@ -218,6 +221,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 bar.set_postfix({k.split("/")[1]: f"{v:.4g}" for k, v in metrics.items()
                                  if k in ("train/lejepa_loss", "train/sigreg", "train/within",
                                           "train/probe_loss")})
+            if diagnostics.due(step):  # on this batch's outputs, at the step they were made
+                runlog.log(diagnostics(out, step=step - 1,
+                                       reduce=lambda t: accelerator.reduce(t, reduction="mean")),
+                           step=step, epoch=epoch)
             bar.update(1)
             if cfg.trainer.checkpoint_every and step % cfg.trainer.checkpoint_every == 0:
                 checkpoint()
@@ -241,6 +248,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         runlog.log({"test/acc": evaluate()}, step=step, epoch=step // steps_per_epoch)
     if last_ckpt_step != step:
         checkpoint()
+    if cfg.log.pictures and accelerator.is_main_process:
+        from levyjepa.pictures import write_pictures  # matplotlib: imported only when drawing
+
+        write_pictures(accelerator.unwrap_model(model).encoder, objective.levy, splits, run_dir,
+                       step=step, trackers=accelerator.trackers)
     views_per_step = batch_size * cfg.data.get("views", 1)
     summary = {
         "recipe": cfg.name,

@@ -35,19 +35,22 @@ def image_splits(
         augmentation: Keyword arguments of :func:`levyjepa.data.transforms.ssl_augmentation`.
 
     Returns:
-        Training items ``(views (V, 3, size, size), label)`` and test items
-        ``(image (3, size, size), label)``, float and ImageNet-normalised.
+        Training items ``(views (V, 3, size, size), label)``, test items and un-augmented
+        training items (``train_eval``) ``(image (3, size, size), label)``, float and
+        ImageNet-normalised.
     """
     if views < 1:
         raise ValueError(f"views must be >= 1, got {views}")
     transform = ssl_augmentation(size, **_tuples(augmentation))
     train_set = MultiViewDataset(train[0], torch.as_tensor(train[1], dtype=torch.int64),
                                  transform=transform, views=views, seed=seed)
+    train_eval = TransformedDataset(train[0], train_set.labels, transform=center_view(size))
     test_set = None
     if test is not None:
         test_set = TransformedDataset(test[0], torch.as_tensor(test[1], dtype=torch.int64),
                                       transform=center_view(size))
-    return DataSplits(train=train_set, test=test_set, num_classes=num_classes)
+    return DataSplits(train=train_set, test=test_set, num_classes=num_classes,
+                      train_eval=train_eval)
 
 
 def _tuples(kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,13 @@ class DataSplits:
             when its augmentation depends on the epoch.
         test: Items ``(image, label)`` with one un-augmented view ``(C, H, W)``, or ``None``.
         num_classes: Number of classes (0 for unlabelled data: no probe is trained).
+        train_eval: The training items as the test split presents its items, ``(image,
+            label)`` with one un-augmented view (the test transform), or ``None`` when the
+            source does not provide it; read by offline evaluation (:mod:`levyjepa.eval`),
+            never by training.
     """
 
     train: Dataset
     test: Optional[Dataset]
     num_classes: int
+    train_eval: Optional[Dataset] = None

@@ -50,6 +50,7 @@ def synthetic_shapes(
                                    leaves=leaves, rotation=rotation, instances=instances)
     train = MultiViewDataset(images, labels, views=views, seed=seed,
                              transform=light_augmentation(size, crop_scale=tuple(crop_scale)))
+    train_eval = TransformedDataset(images, labels, transform=eval_transform(size))
     test = None
     if test_size:
         test_images, test_labels = render_shapes(test_size, size=size, seed=seed,
@@ -57,4 +58,4 @@ def synthetic_shapes(
                                                  leaves=leaves, rotation=rotation,
                                                  instances=instances)
         test = TransformedDataset(test_images, test_labels, transform=eval_transform(size))
-    return DataSplits(train=train, test=test, num_classes=classes)
+    return DataSplits(train=train, test=test, num_classes=classes, train_eval=train_eval)
