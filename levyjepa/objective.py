@@ -9,8 +9,10 @@ SPEC section 2, with the seed's knob names::
 scales the invariance term alone (``kappa = 0`` removes it, the seed's experiment 2); ``gamma``
 weights the Lévy prior (``gamma = 0`` is the LeJEPA baseline). When a Lévy prior is configured,
 ``within`` is computed and logged even with ``gamma = 0``, so a baseline run shows how far its
-token field drifts from the prior. ``orig_lejepa_loss = lamb * sigreg + (1 - lamb) * inv`` is
-LeJEPA's own loss, logged for comparison with the seed.
+token field drifts from the prior; it is then computed without gradient (it is not part of the
+loss), so the backward pass skips the prior and the token projector.
+``orig_lejepa_loss = lamb * sigreg + (1 - lamb) * inv`` is LeJEPA's own loss, logged for
+comparison with the seed.
 
 In a recipe the three knobs are ``objective.lamb``, ``objective.kappa`` and
 ``objective.gamma`` (the seed's ``+lamb``, ``+kappa``, ``+gamma``); ``sigreg`` is the prior
@@ -91,9 +93,13 @@ class LeJEPAObjective(nn.Module):
         if self.levy is not None:
             if out.tokens_proj is None:
                 raise ValueError("the levy prior needs tokens_proj, but the encoder returned None")
-            within = self.levy(out.tokens_proj, step=step)
+            if self.gamma > 0:
+                within = self.levy(out.tokens_proj, step=step)
+                lejepa = lejepa + self.gamma * within
+            else:  # logged only: no graph, so backward skips the prior and the token projector
+                with torch.no_grad():
+                    within = self.levy(out.tokens_proj, step=step)
             terms["within"] = within
-            lejepa = lejepa + self.gamma * within
         terms["lejepa_loss"] = lejepa
         return terms
 

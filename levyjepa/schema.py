@@ -49,6 +49,7 @@ class OptimConfig:
     warmup_start: float = 0.01
     min_lr_ratio: float = 0.25
     grad_clip: Optional[float] = None
+    fused: bool = True  # the fused AdamW kernel (CUDA and CPU); false: PyTorch's default
 
 
 @dataclass
@@ -64,6 +65,11 @@ class TrainerConfig:
     keep_checkpoints: int = 2
     # CPU only: torch threads of each process; None = one core per loader worker is left free
     cpu_threads: Optional[int] = None
+    # speed options (levyjepa/speed.py, levyjepa/data/loader_options.py)
+    compile: bool = False  # torch.compile the model's forward
+    channels_last: bool = False  # channels-last weights and views (a ViT's patch embedding)
+    pin_memory: bool = True  # page-locked batches, asynchronous copies (CUDA only)
+    persistent_workers: bool = True  # keep loader workers across epochs
 
 
 @dataclass

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ from tqdm.auto import tqdm
 
 from levyjepa.atomic import atomic_write_json, atomic_write_text
 from levyjepa.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from levyjepa.data.loader_options import loader_options
 from levyjepa.data.sampling import EpochShuffleSampler
 from levyjepa.diagnostics import TrainingDiagnostics
 from levyjepa.errors import ConfigError
@@ -39,15 +41,19 @@ from levyjepa.probe import OnlineProbe
 from levyjepa.registry import DATA, ENCODERS
 from levyjepa.runlog import RunLog
 from levyjepa.schema import DATA_LOADER_KEYS
+from levyjepa.speed import apply_speed_options, channels_last_views
 
 TRAIN_METRICS = ("inv", "sigreg", "within", "lejepa_loss", "orig_lejepa_loss", "probe_loss")
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
+          ) -> dict[str, Any]:
     """Pretrain an encoder as the recipe says; returns the run summary (also in summary.json).
 
     Args:
         cfg: A recipe from :func:`levyjepa.recipe.load_recipe`.
+        on_step: Called with the step count after every optimiser step (a profiling hook,
+            used by ``benchmarks/step.py``).
     """
     started = time.perf_counter()
     # ---- devices, precision, run directory -----------------------------------------------
@@ -65,7 +71,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     accelerator = Accelerator(
         cpu=on_cpu,
         mixed_precision=precision,
-        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        dataloader_config=DataLoaderConfiguration(
+            split_batches=True, non_blocking=cfg.trainer.pin_memory and not on_cpu),
         log_with=list(cfg.log.trackers) or None,
         project_config=ProjectConfiguration(
             project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard")
@@ -85,8 +92,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"data.batch_size={batch_size} is not divisible by the "
                           f"{accelerator.num_processes} processes")
     sampler = EpochShuffleSampler(len(splits.train), seed=cfg.seed)
-    loader_kwargs = dict(num_workers=workers, pin_memory=not on_cpu,
-                         persistent_workers=False)
+    loader_kwargs = loader_options(splits.train, workers=workers, on_cuda=not on_cpu,
+                                   pin_memory=cfg.trainer.pin_memory,
+                                   persistent_workers=cfg.trainer.persistent_workers)
     train_loader = DataLoader(splits.train, batch_size=batch_size, sampler=sampler,
                               drop_last=True, **loader_kwargs)
     if len(train_loader) == 0:
@@ -103,7 +111,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                              with_tokens_proj=objective.reads_tokens)
     classes = cfg.objective.probe_classes or splits.num_classes
     probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=classes) if splits.num_classes else None
-    model = Pretrainer(encoder, probe)
+    model = apply_speed_options(Pretrainer(encoder, probe), compile=cfg.trainer.compile,
+                                channels_last=cfg.trainer.channels_last)
     optimizer = build_optimizer(
         encoder_params=encoder.parameters(),
         probe_params=probe.parameters() if probe is not None else [],
@@ -112,6 +121,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         probe_lr_bs256=cfg.optim.probe_lr_bs256,
         weight_decay=cfg.optim.weight_decay,
         probe_weight_decay=cfg.optim.probe_weight_decay,
+        fused=cfg.optim.fused,
     )
     steps_per_epoch = len(train_loader)
     scheduler = build_scheduler(
@@ -128,6 +138,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if test_loader is not None:
         test_loader = accelerator.prepare(test_loader)
     objective = objective.to(accelerator.device)
+    device_views = (splits.device_views.to(accelerator.device)
+                    if splits.device_views is not None else None)
 
     # ---- resume, run directory, trackers -----------------------------------------------------
     resume_from = resolve_resume(cfg.resume, run_dir)
@@ -191,6 +203,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if hasattr(splits.train, "set_epoch"):
             splits.train.set_epoch(epoch)
         for views, labels in loader:
+            if device_views is not None:  # uint8 images (N, C, H, W) -> views (N, V, C, H, W)
+                views = device_views(views, step=step, rank=accelerator.process_index)
+            if cfg.trainer.channels_last:
+                views = channels_last_views(views)
             lr = optimizer.param_groups[0]["lr"]
             with accelerator.autocast():
                 out, logits = model(views)
@@ -210,6 +226,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             optimizer.step()
             scheduler.step()
             step += 1
+            if on_step is not None:
+                on_step(step)
 
             if step % cfg.log.every == 0 or step == stop_step:
                 names = [k for k in TRAIN_METRICS if k in terms or k == "probe_loss"]

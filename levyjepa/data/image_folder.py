@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from levyjepa.data.augment_on import check_augment_on, place_augmentation
+from levyjepa.data.encoded_images import EncodedImages
 from levyjepa.data.image_splits import image_splits
 from levyjepa.data.lazy_images import ImageFiles
 from levyjepa.data.splits import DataSplits
@@ -89,6 +91,9 @@ def image_folder(
     solarize_threshold: int = 128,
     solarize_p: float = 0.1,
     flip_p: float = 0.5,
+    augment_on: str = "cpu",
+    load_size: int = 160,
+    cache: bool = False,
 ) -> DataSplits:
     """Natural images from a local class-per-folder tree, with the seed's views.
 
@@ -113,7 +118,13 @@ def image_folder(
         solarize_threshold: Solarisation threshold (0-255).
         solarize_p: Probability of solarisation.
         flip_p: Probability of a horizontal flip.
+        augment_on: Where the training views are made: ``cpu`` (loader workers) or ``device``
+            (the loader yields uint8 images of ``load_size`` px, the training device makes
+            the views; :mod:`levyjepa.data.augment_on`).
+        load_size: Side of the uint8 images the loader yields with ``augment_on: device``.
+        cache: Hold every file's encoded bytes in memory (read once, decoded on access).
     """
+    check_augment_on(augment_on, load_size)
     augmentation = dict(
         crop_scale=crop_scale, color_jitter=color_jitter, color_jitter_p=color_jitter_p,
         grayscale_p=grayscale_p, blur_kernel=blur_kernel, blur_sigma=blur_sigma, blur_p=blur_p,
@@ -122,10 +133,13 @@ def image_folder(
     base = Path(root).expanduser()
     if not base.is_dir():
         raise ConfigError(f"data.root: image folder '{base}' does not exist")
+    images = EncodedImages if cache else ImageFiles
     paths, labels, classes = scan_split(base, train_split)
     test = None
     if test_split is not None:
         test_paths, test_labels, _ = scan_split(base, test_split, classes)
-        test = (ImageFiles(test_paths), test_labels)
-    return image_splits(train=(ImageFiles(paths), labels), test=test, num_classes=len(classes),
-                        size=size, views=views, seed=seed, augmentation=augmentation)
+        test = (images(test_paths), test_labels)
+    splits = image_splits(train=(images(paths), labels), test=test, num_classes=len(classes),
+                          size=size, views=views, seed=seed, augmentation=augmentation)
+    return place_augmentation(splits, augment_on=augment_on, load_size=load_size, size=size,
+                              views=views, seed=seed, augmentation=augmentation)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
+from levyjepa.data.augment_on import check_augment_on, place_augmentation
 from levyjepa.data.image_folder import image_folder
 from levyjepa.data.image_splits import image_splits
 from levyjepa.data.lazy_images import HubImages
@@ -81,6 +82,9 @@ def imagenette(
     solarize_threshold: int = 128,
     solarize_p: float = 0.1,
     flip_p: float = 0.5,
+    augment_on: str = "cpu",
+    load_size: int = 160,
+    cache: bool = False,
 ) -> DataSplits:
     """Imagenette with the seed's views, from a local tree or from the Hugging Face hub.
 
@@ -100,20 +104,32 @@ def imagenette(
         solarize_threshold: Solarisation threshold (0-255).
         solarize_p: Probability of solarisation.
         flip_p: Probability of a horizontal flip.
+        augment_on: Where the training views are made: ``cpu`` (loader workers) or ``device``
+            (the loader yields uint8 images of ``load_size`` px, the training device makes
+            the views; :mod:`levyjepa.data.augment_on`).
+        load_size: Side of the uint8 images the loader yields with ``augment_on: device``.
+        cache: Hold the encoded files of ``root`` in memory (with ``root`` null the hub's
+            Arrow files are memory-mapped already, and ``cache`` is refused).
     """
+    check_augment_on(augment_on, load_size)
     augmentation = dict(
         crop_scale=crop_scale, color_jitter=color_jitter, color_jitter_p=color_jitter_p,
         grayscale_p=grayscale_p, blur_kernel=blur_kernel, blur_sigma=blur_sigma, blur_p=blur_p,
         solarize_threshold=solarize_threshold, solarize_p=solarize_p, flip_p=flip_p,
     )
     if root is not None:
-        return image_folder(root=root, size=size, views=views, seed=seed, **augmentation)
+        return image_folder(root=root, size=size, views=views, seed=seed, augment_on=augment_on,
+                            load_size=load_size, cache=cache, **augmentation)
+    if cache:
+        raise ConfigError("data.cache needs data.root (the hub dataset is memory-mapped already)")
     train = load_hub_split(HUB_TRAIN_SPLIT)
     test = load_hub_split(HUB_TEST_SPLIT)
     train_labels = [int(y) for y in train["label"]]
     test_labels = [int(y) for y in test["label"]]
-    return image_splits(
+    splits = image_splits(
         train=(HubImages(train), train_labels), test=(HubImages(test), test_labels),
         num_classes=hub_num_classes(train, train_labels), size=size, views=views, seed=seed,
         augmentation=augmentation,
     )
+    return place_augmentation(splits, augment_on=augment_on, load_size=load_size, size=size,
+                              views=views, seed=seed, augmentation=augmentation)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from torch import nn
 from torch.utils.data import Dataset
 
 
@@ -22,9 +23,15 @@ class DataSplits:
             label)`` with one un-augmented view (the test transform), or ``None`` when the
             source does not provide it; read by offline evaluation (:mod:`levyjepa.eval`),
             never by training.
+        device_views: When set, ``train`` items are ``(image, label)`` with one uint8 image
+            ``(C, H, W)`` of a fixed size, and this module (moved to the training device) makes
+            the views of every batch there: ``device_views(images, step=..., rank=...)`` maps
+            ``(N, C, H, W)`` uint8 to ``(N, V, C, H', W')`` float (see
+            :class:`levyjepa.data.device_views.DeviceViews`).
     """
 
     train: Dataset
     test: Optional[Dataset]
     num_classes: int
     train_eval: Optional[Dataset] = None
+    device_views: Optional[nn.Module] = None

@@ -51,11 +51,20 @@ class MultiViewDataset(Dataset):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels
         self.transform, self.views, self.seed = transform, views, seed
-        self.epoch = 0
+        # in shared memory, so that persistent loader workers see the epoch the loop sets
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    epoch_in_shared_memory = True
+    """``set_epoch`` reaches loader workers started earlier (persistent workers are safe)."""
+
+    @property
+    def epoch(self) -> int:
+        """The epoch whose augmentation ``__getitem__`` draws."""
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose augmentation ``__getitem__`` draws."""
-        self.epoch = epoch
+        """Select the epoch whose augmentation ``__getitem__`` draws (in every worker)."""
+        self._epoch.fill_(epoch)
 
     def __len__(self) -> int:
         return len(self.images)

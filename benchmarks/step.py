@@ -1,0 +1,438 @@
+"""Training-step throughput of a recipe: the toolkit's loop against a plain PyTorch loop.
+
+Usage::
+
+    python benchmarks/step.py RECIPE [key=value ...] [--steps N] [--warmup W] [--rounds R]
+                              [--json] [--no-flops] [--peak-tflops T]
+
+Three loops run on the same recipe (same data source and loader, model, objective, optimiser and
+schedule, built the way :func:`levyjepa.train.train` builds them), alternately, ``--rounds``
+times, each for ``--warmup`` untimed and ``--steps`` timed steps:
+
+* ``toolkit``: :func:`levyjepa.train.train` itself (Accelerate, the metrics log, progress bar,
+  checks and diagnostics as the recipe sets them), timed between optimiser steps through its
+  ``on_step`` hook;
+* ``plain``: the same step as a bare PyTorch loop (no Accelerate, no logging): load, (views on
+  the device), forward under the recipe's autocast, objective and probe loss, backward, AdamW,
+  schedule;
+* ``phases``: the plain loop with a clock reading (after device synchronisation) between its
+  phases: data wait (loading and the copy to the device), device views (``augment_on: device``),
+  forward, priors (the objective and the probe loss), backward, optimiser.
+
+Every step ends with a device synchronisation, so a step's time is complete. Reported: median
+step time and views/s of each loop, the toolkit/plain ratio (its overhead), the phase breakdown,
+each prior's forward + backward time on the step's own inputs (and the token projector that the
+Lévy prior needs) as a share of the plain step, peak host memory (RSS of the process and its
+loader workers) and peak device memory, FLOPs per step (``torch.utils.flop_counter``) with the
+achieved rate and, on a GPU with a known peak, the model FLOP utilisation, and the projected
+wall time of the recipe's epochs. Prints JSON lines, then Markdown tables (``--json``: JSON
+lines only).
+
+Examples::
+
+    # experiment 1 on a 2-core CPU at a small batch (4 images x 4 views, ViT-S/8 at 128 px)
+    python benchmarks/step.py recipes/image_levy2d.yaml data.root=../shared/data/imagenette-160 \\
+        data.batch_size=4 data.workers=0 log.trackers=[] --steps 5 --warmup 2 --rounds 2
+    # the same on a GPU, full batch, views made on the GPU, compiled
+    python benchmarks/step.py recipes/image_levy2d.yaml data.root=data/imagenette-160 \\
+        data.augment_on=device trainer.compile=true log.trackers=[]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import gc
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    Clock,
+    emit,
+    host_rss_bytes,
+    machine,
+    markdown_table,
+    median,
+    peak_tflops,
+)
+
+from levyjepa.data.loader_options import loader_options  # noqa: E402
+from levyjepa.data.sampling import EpochShuffleSampler  # noqa: E402
+from levyjepa.model import Pretrainer  # noqa: E402
+from levyjepa.objective import LeJEPAObjective, build_objective  # noqa: E402
+from levyjepa.optim import build_optimizer, build_scheduler  # noqa: E402
+from levyjepa.probe import OnlineProbe  # noqa: E402
+from levyjepa.recipe import load_recipe  # noqa: E402
+from levyjepa.registry import DATA, ENCODERS  # noqa: E402
+from levyjepa.speed import apply_speed_options, channels_last_views  # noqa: E402
+
+PHASES = ("data", "device_views", "forward", "priors", "backward", "optimizer")
+
+
+@dataclass
+class Pieces:
+    """Everything one training step uses, built as :func:`levyjepa.train.train` builds it."""
+
+    cfg: DictConfig
+    device: torch.device
+    bf16: bool
+    loader: DataLoader
+    model: Pretrainer
+    objective: LeJEPAObjective
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    device_views: Optional[torch.nn.Module]
+    views_per_step: int
+    steps_per_epoch: int
+    non_blocking: bool
+
+
+def training_device(cfg: DictConfig) -> torch.device:
+    """The device :func:`levyjepa.train.train` would use for this recipe."""
+    if cfg.trainer.device == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def set_threads(cfg: DictConfig, device: torch.device) -> None:
+    """Torch CPU threads as the training loop sets them (one core per loader worker left)."""
+    if device.type == "cpu":
+        cores = max(1, os.cpu_count() or 1)
+        torch.set_num_threads(cfg.trainer.cpu_threads or max(1, cores - cfg.data.workers))
+
+
+def build_pieces(cfg: DictConfig) -> Pieces:
+    """Data, model, objective, optimiser and schedule of ``cfg`` on the training device."""
+    device = training_device(cfg)
+    set_threads(cfg, device)
+    torch.manual_seed(cfg.seed)
+    data_cfg = OmegaConf.to_container(cfg.data)
+    batch_size, workers = data_cfg.pop("batch_size"), data_cfg.pop("workers")
+    splits = DATA.build(data_cfg, where="data")
+    on_cuda = device.type == "cuda"
+    options = loader_options(splits.train, workers=workers, on_cuda=on_cuda,
+                             pin_memory=cfg.trainer.pin_memory,
+                             persistent_workers=cfg.trainer.persistent_workers)
+    loader = DataLoader(splits.train, batch_size=batch_size, drop_last=True,
+                        sampler=EpochShuffleSampler(len(splits.train), seed=cfg.seed), **options)
+    objective = build_objective(OmegaConf.to_container(cfg.objective)).to(device)
+    encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
+                             with_tokens_proj=objective.reads_tokens)
+    classes = cfg.objective.probe_classes or splits.num_classes
+    probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=classes) if splits.num_classes else None
+    model = apply_speed_options(Pretrainer(encoder, probe), compile=cfg.trainer.compile,
+                                channels_last=cfg.trainer.channels_last).to(device)
+    optimizer = build_optimizer(
+        encoder_params=encoder.parameters(),
+        probe_params=probe.parameters() if probe is not None else [],
+        batch_size=batch_size, net_lr_bs256=cfg.optim.net_lr_bs256,
+        probe_lr_bs256=cfg.optim.probe_lr_bs256, weight_decay=cfg.optim.weight_decay,
+        probe_weight_decay=cfg.optim.probe_weight_decay, fused=cfg.optim.fused,
+    )
+    scheduler = build_scheduler(
+        optimizer, steps_per_epoch=len(loader), epochs=cfg.trainer.epochs,
+        warmup_epochs=cfg.optim.warmup_epochs, warmup_start=cfg.optim.warmup_start,
+        min_lr_ratio=cfg.optim.min_lr_ratio,
+    )
+    device_views = splits.device_views.to(device) if splits.device_views is not None else None
+    return Pieces(
+        cfg=cfg, device=device, bf16=on_cuda and cfg.trainer.precision == "bf16",
+        loader=loader, model=model, objective=objective, optimizer=optimizer,
+        scheduler=scheduler, device_views=device_views,
+        views_per_step=batch_size * cfg.data.get("views", 1), steps_per_epoch=len(loader),
+        non_blocking=options["pin_memory"],
+    )
+
+
+def autocast(p: Pieces) -> contextlib.AbstractContextManager:
+    """bf16 autocast when the recipe trains in bf16 on a GPU (as Accelerate does), else none."""
+    if p.bf16:
+        return torch.autocast(device_type=p.device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def batches(p: Pieces) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless training batches, epoch after epoch."""
+    epoch = 0
+    while True:
+        p.loader.sampler.set_epoch(epoch)
+        if hasattr(p.loader.dataset, "set_epoch"):
+            p.loader.dataset.set_epoch(epoch)
+        yield from p.loader
+        epoch += 1
+
+
+def plain_loop(p: Pieces, *, steps: int, warmup: int, phases: bool, first_step: int
+               ) -> tuple[list[dict[str, float]], Any]:
+    """Run ``warmup + steps`` plain steps; per timed step, its time (and phase times).
+
+    Returns:
+        The timed steps' records (``step_s``, ``rss``, with ``phases`` every phase's seconds)
+        and the encoder output of the last step (for the prior timings).
+    """
+    clock = Clock(p.device)
+    records: list[dict[str, float]] = []
+    it = batches(p)
+    out = None
+    p.model.train()
+    for i in range(warmup + steps):
+        step = first_step + i
+        t0 = clock()
+        views, labels = next(it)
+        views = views.to(p.device, non_blocking=p.non_blocking)
+        labels = labels.to(p.device, non_blocking=p.non_blocking)
+        t1 = clock() if phases else t0
+        if p.device_views is not None:
+            views = p.device_views(views, step=step)
+        if p.cfg.trainer.channels_last:
+            views = channels_last_views(views)
+        t2 = clock() if phases else t0
+        with autocast(p):
+            out, logits = p.model(views)
+        t3 = clock() if phases else t0
+        terms = p.objective(out, step=step)
+        probe_loss = torch.zeros((), device=p.device)
+        if logits is not None:
+            targets = labels.repeat_interleave(views.shape[1])
+            probe_loss = F.cross_entropy(logits.float(), targets, ignore_index=-1)
+        loss = terms["lejepa_loss"] + probe_loss
+        t4 = clock() if phases else t0
+        p.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t5 = clock() if phases else t0
+        p.optimizer.step()
+        p.scheduler.step()
+        t6 = clock()
+        if i >= warmup:
+            record = {"step_s": t6 - t0, "rss": host_rss_bytes()}
+            if phases:
+                record.update(zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4,
+                                           t6 - t5)))
+            records.append(record)
+    return records, out
+
+
+def toolkit_loop(cfg: DictConfig, *, steps: int, warmup: int, device: torch.device
+                 ) -> list[dict[str, float]]:
+    """Run :func:`levyjepa.train.train` for ``warmup + steps`` steps; per timed step, its time."""
+    from levyjepa.train import train
+
+    clock = Clock(device)
+    stamps: list[tuple[int, float, int]] = []
+
+    class Enough(Exception):
+        """Raised by the hook after the last timed step: the final evaluation and checkpoint
+        are not steps, and on a CPU the evaluation alone can take minutes."""
+
+    def on_step(step: int) -> None:
+        stamps.append((step, clock(), host_rss_bytes()))
+        if len(stamps) == warmup + steps:
+            raise Enough
+
+    with tempfile.TemporaryDirectory(prefix="levyjepa-bench-") as tmp:
+        run_cfg = copy.deepcopy(cfg)
+        OmegaConf.update(run_cfg, "out_dir", str(Path(tmp) / "run"))
+        OmegaConf.update(run_cfg, "log.progress", False)
+        with contextlib.suppress(Enough):
+            train(run_cfg, on_step=on_step)
+    return [{"step_s": b[1] - a[1], "rss": b[2]} for a, b in zip(stamps[warmup - 1:],
+                                                                 stamps[warmup:])]
+
+
+def prior_costs(p: Pieces, out: Any, *, repeats: int) -> list[dict[str, Any]]:
+    """Forward + backward seconds of each prior (and the token projector) on ``out``'s inputs."""
+    clock = Clock(p.device)
+    cases = [("sigreg", p.objective.sigreg, out.proj)]
+    if p.objective.levy is not None and out.tokens_proj is not None:
+        cases.append((p.cfg.objective.levy.name, p.objective.levy, out.tokens_proj))
+    encoder = p.model.encoder
+    if encoder.tokens_proj is not None:
+        cases.append(("tokens_proj (read by the Lévy prior)", encoder.tokens_proj, out.tokens))
+    results = []
+    for name, module, tensor in cases:
+        x = tensor.detach().clone().requires_grad_(True)
+        times = []
+        for r in range(repeats + 1):
+            start = clock()
+            with autocast(p):
+                if isinstance(module, torch.nn.Module) and name.startswith("tokens_proj"):
+                    y = module(x).float().square().mean()
+                else:
+                    y = module(x, step=r)
+            y.backward()
+            end = clock()
+            if r:  # the first run is a warm-up
+                times.append(end - start)
+            x.grad = None
+        results.append({"name": name, "shape": list(tensor.shape), "fwd_bwd_s": median(times)})
+    return results
+
+
+def flops_per_step(p: Pieces) -> float:
+    """FLOPs of one forward + backward of the model and the objective (the optimiser excluded)."""
+    views, labels = next(iter(p.loader))
+    views = views.to(p.device)
+    if p.device_views is not None:
+        views = p.device_views(views, step=0)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        with autocast(p):
+            out, logits = p.model(views)
+        loss = p.objective(out, step=0)["lejepa_loss"]
+        if logits is not None:
+            loss = loss + logits.float().logsumexp(-1).mean()
+        loss.backward()
+    p.optimizer.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def summarise(name: str, records: list[dict[str, float]], views_per_step: int
+              ) -> dict[str, Any]:
+    """Median step time, views/s and peak RSS of one loop's timed steps."""
+    step_s = median([r["step_s"] for r in records])
+    summary = {"loop": name, "steps": len(records), "step_s": step_s,
+               "views_per_s": views_per_step / step_s if step_s else float("nan"),
+               "peak_rss_bytes": max((r["rss"] for r in records), default=0)}
+    for phase in PHASES:
+        if records and phase in records[0]:
+            summary[f"{phase}_s"] = median([r[phase] for r in records])
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Parse the command line, run the loops, print JSON lines and tables; return the summary."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n", 1)[0],
+        epilog="Run from the repository root; see benchmarks/README.md.")
+    parser.add_argument("recipe", help="recipe file, e.g. recipes/image_levy2d.yaml")
+    parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. data.batch_size=4")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per loop and round")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 1)")
+    parser.add_argument("--rounds", type=int, default=1, help="alternations of the loops")
+    parser.add_argument("--prior-repeats", type=int, default=5, help="timed prior runs")
+    parser.add_argument("--loops", nargs="+", default=["plain", "phases", "toolkit"],
+                        choices=["plain", "phases", "toolkit"], help="loops to run")
+    parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="device peak for the FLOP utilisation (default: known GPUs' bf16)")
+    parser.add_argument("--json", action="store_true", help="JSON lines only, no tables")
+    args = parser.parse_intermixed_args(argv)
+    if args.steps < 1 or args.warmup < 1 or args.rounds < 1:
+        parser.error("--steps, --warmup and --rounds must be >= 1")
+    cfg = load_recipe(args.recipe, args.overrides)
+    device = training_device(cfg)
+    label = {"recipe": cfg.name, "overrides": args.overrides}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in args.loops}
+    peaks: dict[str, int] = {}
+    for round_ in range(args.rounds):
+        for name in args.loops:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+            if name == "toolkit":
+                records = toolkit_loop(cfg, steps=args.steps, warmup=args.warmup, device=device)
+            else:
+                pieces = build_pieces(cfg)
+                records, out = plain_loop(pieces, steps=args.steps, warmup=args.warmup,
+                                          phases=name == "phases", first_step=0)
+            if device.type == "cuda":
+                peaks[name] = max(peaks.get(name, 0), torch.cuda.max_memory_allocated(device))
+            results[name] += records
+            emit({"bench": "step", **label, "round": round_,
+                  **summarise(name, records, cfg.data.batch_size * cfg.data.get("views", 1))})
+            pieces = out = None
+            gc.collect()
+    # the prior timings and the FLOP count on a fresh copy of the pieces, after one step
+    pieces = build_pieces(cfg)
+    _, out = plain_loop(pieces, steps=1, warmup=0, phases=False, first_step=0)
+    views_per_step = pieces.views_per_step
+    loops = {name: summarise(name, records, views_per_step) for name, records in results.items()}
+    for name, peak in peaks.items():
+        loops[name]["peak_device_bytes"] = peak
+    priors = prior_costs(pieces, out, repeats=args.prior_repeats)
+    base = loops.get("plain", loops.get("phases", {})).get("step_s")
+    for prior in priors:
+        prior["share_of_step"] = prior["fwd_bwd_s"] / base if base else None
+    flops = None if args.no_flops else flops_per_step(pieces)
+    reference = loops.get("toolkit", loops.get("plain", loops.get("phases")))
+    step_s = reference["step_s"]
+    summary: dict[str, Any] = {
+        "bench": "step_summary", **label, "machine": machine(device),
+        "views_per_step": views_per_step, "steps_per_epoch": pieces.steps_per_epoch,
+        "loops": loops, "priors": priors,
+        "toolkit_over_plain": (loops["toolkit"]["step_s"] / loops["plain"]["step_s"]
+                               if "toolkit" in loops and "plain" in loops else None),
+        "flops_per_step": flops,
+        "achieved_tflops": flops / step_s / 1e12 if flops else None,
+        "projected_hours": (step_s * pieces.steps_per_epoch * cfg.trainer.epochs / 3600),
+        "epochs": cfg.trainer.epochs,
+    }
+    peak = peak_tflops(device, args.peak_tflops)
+    if peak and flops:
+        summary["peak_tflops"] = peak
+        summary["mfu"] = summary["achieved_tflops"] / peak
+    emit(summary)
+    if not args.json:
+        print()
+        print(tables(summary))
+    return summary
+
+
+def tables(s: dict[str, Any]) -> str:
+    """The summary as Markdown tables."""
+    mib = 2 ** 20
+    m = s["machine"]
+    lines = [f"**{s['recipe']}** {' '.join(s['overrides'])}", "",
+             f"machine: {m.get('gpu') or m['cpu']}, {m['cores']} cores, torch {m['torch']}, "
+             f"{m['torch_threads']} threads, load average {m['load_avg_1_5_15']}", ""]
+    rows = []
+    for name, loop in s["loops"].items():
+        device_mem = loop.get("peak_device_bytes")
+        rows.append([name, loop["steps"], f"{loop['step_s'] * 1e3:.1f}",
+                     f"{loop['views_per_s']:.1f}", f"{loop['peak_rss_bytes'] / mib:.0f}",
+                     f"{device_mem / mib:.0f}" if device_mem else "-"])
+    lines.append(markdown_table(["loop", "timed steps", "step ms (median)", "views/s",
+                                 "peak host RSS MiB", "peak device MiB"], rows))
+    if s["toolkit_over_plain"]:
+        lines += ["", f"toolkit / plain step time: {s['toolkit_over_plain']:.3f} "
+                      f"(overhead {100 * (s['toolkit_over_plain'] - 1):+.1f}%)"]
+    phases = s["loops"].get("phases")
+    if phases:
+        total = sum(phases.get(f"{ph}_s", 0.0) for ph in PHASES)
+        rows = [[ph, f"{phases[f'{ph}_s'] * 1e3:.1f}", f"{100 * phases[f'{ph}_s'] / total:.1f}%"]
+                for ph in PHASES if f"{ph}_s" in phases]
+        lines += ["", markdown_table(["phase", "ms (median)", "share"], rows)]
+    rows = [[p["name"], "x".join(map(str, p["shape"])), f"{p['fwd_bwd_s'] * 1e3:.2f}",
+             f"{100 * p['share_of_step']:.2f}%" if p["share_of_step"] else "-"]
+            for p in s["priors"]]
+    lines += ["", markdown_table(["term", "input", "fwd+bwd ms", "share of plain step"], rows)]
+    extra = []
+    if s["flops_per_step"]:
+        extra.append(f"{s['flops_per_step'] / 1e9:.1f} GFLOP/step, "
+                     f"{s['achieved_tflops'] * 1e3:.1f} GFLOP/s achieved")
+    if s.get("mfu") is not None:
+        extra.append(f"MFU {100 * s['mfu']:.1f}% of {s['peak_tflops']:.0f} TFLOP/s bf16")
+    hours = s["projected_hours"]
+    duration = f"{hours * 60:.0f} min" if hours < 10 else f"{hours:.1f} h"
+    extra.append(f"{s['epochs']} epochs x {s['steps_per_epoch']} steps at the "
+                 f"{'toolkit' if 'toolkit' in s['loops'] else 'plain'} step time: {duration} "
+                 "(evaluation excluded)")
+    lines += ["", "; ".join(extra)]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

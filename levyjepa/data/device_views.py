@@ -1,0 +1,160 @@
+"""The seed's training views (SPEC section 7) made in batch on the training device.
+
+With ``data.augment_on: device`` the loader only decodes: it yields 8-bit images of one fixed
+size, and :class:`DeviceViews` turns each batch ``(N, 3, H, W)`` into ``V`` views per image
+``(N, V, 3, size, size)`` on the GPU (or the CPU), with parameters drawn per view (see
+:mod:`levyjepa.data.view_params`) and applied by the batched operations of
+:mod:`levyjepa.data.batch_ops`, in the seed's order: crop-resize, colour jitter, grayscale, blur,
+solarisation, flip, normalisation (the flip is done right after the crop, which gives the same
+image: every later operation is pointwise or left-right symmetric).
+
+Differences from the per-image torchvision pipeline, none of which changes a parameter's law:
+the image is kept in float between operations (the seed's PIL pipeline rounds to 8 bits after
+each), the outermost output pixels of an enlarged crop interpolate with the source pixels just
+outside the crop (torchvision repeats the crop's edge pixels), and a shrunk crop is averaged
+over ``ceil(crop / size)`` bilinear samples per pixel and axis instead of torchvision's
+anti-aliasing filter.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from levyjepa.data import batch_ops
+from levyjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ssl_augmentation
+from levyjepa.data.view_params import ViewParams, ViewSpec, sample_view_params
+from levyjepa.data.views import item_seed
+
+_JITTER = (batch_ops.adjust_brightness, batch_ops.adjust_contrast, batch_ops.adjust_saturation,
+           batch_ops.adjust_hue)
+
+
+class DeviceViews(nn.Module):
+    """``V`` augmented views of every image of a uint8 batch, made where the batch is.
+
+    The arguments are those of :func:`levyjepa.data.transforms.ssl_augmentation` (validated by
+    it, with the same messages) plus ``views`` and ``seed``.
+
+    Args:
+        size: Side of every view.
+        views: Views ``V`` per image.
+        seed: Base seed; the views of a batch depend on ``(seed, step, rank)`` only.
+        crop_scale: Area range of the crop.
+        color_jitter: Brightness, contrast, saturation and hue strengths.
+        color_jitter_p: Probability of the colour jitter.
+        grayscale_p: Probability of grayscale.
+        blur_kernel: Odd side of the blur kernel.
+        blur_sigma: Range of the blur's standard deviation.
+        blur_p: Probability of the blur.
+        solarize_threshold: Solarisation threshold on the 0-255 scale.
+        solarize_p: Probability of solarisation.
+        flip_p: Probability of a horizontal flip.
+
+    Raises:
+        ValueError: naming the first invalid argument.
+    """
+
+    def __init__(
+        self,
+        *,
+        size: int,
+        views: int,
+        seed: int = 0,
+        crop_scale: tuple[float, float] = (0.08, 1.0),
+        color_jitter: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2),
+        color_jitter_p: float = 0.8,
+        grayscale_p: float = 0.2,
+        blur_kernel: int = 7,
+        blur_sigma: tuple[float, float] = (0.1, 2.0),
+        blur_p: float = 0.5,
+        solarize_threshold: int = 128,
+        solarize_p: float = 0.1,
+        flip_p: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if isinstance(views, bool) or not isinstance(views, int) or views < 1:
+            raise ValueError(f"views must be a positive integer, got {views!r}")
+        crop_scale, blur_sigma = tuple(crop_scale), tuple(blur_sigma)
+        color_jitter = tuple(color_jitter)
+        self.reference_kwargs = dict(
+            crop_scale=crop_scale, color_jitter=color_jitter, color_jitter_p=color_jitter_p,
+            grayscale_p=grayscale_p, blur_kernel=blur_kernel, blur_sigma=blur_sigma,
+            blur_p=blur_p, solarize_threshold=solarize_threshold, solarize_p=solarize_p,
+            flip_p=flip_p,
+        )
+        ssl_augmentation(size, **self.reference_kwargs)  # validates every argument
+        self.size, self.views, self.seed = size, views, seed
+        self.blur_kernel = blur_kernel
+        self.solarize_threshold = solarize_threshold / 255.0
+        self.spec = ViewSpec(
+            crop_scale=crop_scale, color_jitter=color_jitter, color_jitter_p=color_jitter_p,
+            grayscale_p=grayscale_p, blur_sigma=blur_sigma, blur_p=blur_p,
+            solarize_p=solarize_p, flip_p=flip_p,
+        )
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+                             persistent=False)
+
+    def reference(self):
+        """The equivalent per-image torchvision pipeline (``ssl_augmentation``)."""
+        return ssl_augmentation(self.size, **self.reference_kwargs)
+
+    def sample(self, images: torch.Tensor, *, step: int, rank: int = 0) -> ViewParams:
+        """Draw the view parameters of the batch ``images`` ``(N, 3, H, W)`` for ``step``."""
+        generator = torch.Generator().manual_seed(item_seed(self.seed, step, rank))
+        n, _, height, width = images.shape
+        return sample_view_params(images=n, views=self.views, height=height, width=width,
+                                  spec=self.spec, generator=generator)
+
+    def forward(self, images: torch.Tensor, *, step: int, rank: int = 0) -> torch.Tensor:
+        """Views of a batch of 8-bit images.
+
+        Args:
+            images: ``(N, 3, H, W)`` uint8 images (any device).
+            step: Optimiser step (with ``rank`` and the seed, fixes every random draw).
+            rank: Process index (processes see different images, so they draw differently).
+
+        Returns:
+            ``(N, V, 3, size, size)`` float32 views, ImageNet-normalised, on ``images.device``.
+        """
+        return self.apply(images, self.sample(images, step=step, rank=rank))
+
+    def apply(self, images: torch.Tensor, params: ViewParams) -> torch.Tensor:
+        """Views of ``images`` ``(N, 3, H, W)`` uint8 with the given parameters.
+
+        Returns:
+            ``(N, V, 3, size, size)`` float32 views, ImageNet-normalised.
+        """
+        if images.dim() != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
+            raise ValueError("DeviceViews expects uint8 images (N, 3, H, W), got "
+                             f"{images.dtype} {tuple(images.shape)}")
+        device = images.device
+
+        def where(mask: torch.Tensor) -> torch.Tensor:  # indices chosen on the CPU, no sync
+            return mask.nonzero().squeeze(1).to(device, non_blocking=True)
+
+        x = batch_ops.crop_resize(images.float().div_(255.0), params.boxes, params.source,
+                                  self.size)
+        flip = where(params.flip)
+        if len(flip):
+            x[flip] = x[flip].flip(-1)
+        for slot in range(4):  # the jitter's operations in each view's own order
+            for op, fn in enumerate(_JITTER):
+                chosen = params.jitter & (params.order[:, slot] == op)
+                if chosen.any():
+                    idx = where(chosen)
+                    x[idx] = fn(x[idx], params.factors[chosen, op])
+        gray = where(params.gray)
+        if len(gray):
+            x[gray] = batch_ops.to_grayscale(x[gray])
+        blur = where(params.blur)
+        if len(blur):
+            x[blur] = batch_ops.gaussian_blur(x[blur], params.sigma[params.blur],
+                                              self.blur_kernel)
+        solarize = where(params.solarize)
+        if len(solarize):
+            x[solarize] = batch_ops.solarize(x[solarize], self.solarize_threshold)
+        x = (x - self.mean) / self.std
+        return x.unflatten(0, (images.shape[0], self.views))

@@ -1,0 +1,55 @@
+"""Decoded 8-bit images of one fixed size: the loader's items when views are made on the device.
+
+With ``data.augment_on: device`` a loader worker only decodes: every image is brought to
+``size x size`` (shorter side resized to ``size`` with PIL's bilinear filter, then the central
+square cut; an image already of that size is left as it is) and returned as a uint8 tensor, so a
+batch stacks into ``(N, 3, size, size)`` and goes to the GPU as bytes, four times smaller than
+float views. The local Imagenette copy (``../shared/data/imagenette-160``) is square 160 px, so
+there nothing is cut; for non-square images the random crops are drawn inside the central square.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+
+def square_uint8(image: Image.Image, size: int) -> torch.Tensor:
+    """An RGB PIL image as a ``(3, size, size)`` uint8 tensor (resize shorter side, centre crop)."""
+    image = image.convert("RGB")
+    width, height = image.size
+    if (width, height) != (size, size):
+        scale = size / min(width, height)
+        new = (max(size, round(width * scale)), max(size, round(height * scale)))
+        image = image.resize(new, Image.BILINEAR)
+        left, top = (new[0] - size) // 2, (new[1] - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
+
+
+class FixedSizeImages(Dataset):
+    """Items ``(image (3, size, size) uint8, label)`` of lazily decoded images.
+
+    Args:
+        images: Indexable of PIL images (decoded on access, e.g.
+            :class:`levyjepa.data.lazy_images.ImageFiles`).
+        labels: Their labels (``-1`` when unlabelled).
+        size: Side of every returned image.
+    """
+
+    def __init__(self, images: Sequence[Image.Image], labels: torch.Tensor, *, size: int) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"size must be a positive integer, got {size!r}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels, self.size = images, labels, size
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return square_uint8(self.images[index], self.size), int(self.labels[index])
