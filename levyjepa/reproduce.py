@@ -12,7 +12,9 @@ continues from its latest checkpoint (``resume=auto``), so the same command resu
 interrupted reproduction. After every run, ``DIR/results.md`` (the seed's table, its numbers
 beside the measured ones, and the epochs run) and ``DIR/curves.png`` (``test/acc`` and
 ``train/within`` against the step for the four runs, ``within`` on a log scale) are rewritten
-atomically.
+atomically. At the end, :func:`levyjepa.report.write_report` adds ``DIR/report.md`` (final and
+best value of every logged metric per run, and the offline evaluation where ``eval.json``
+exists) and its plots (``losses.png``, ``test_acc.png``, ``within.png``, ``diagnostics.png``).
 
 Examples::
 
@@ -35,12 +37,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -48,7 +48,12 @@ from omegaconf import OmegaConf
 
 from levyjepa.atomic import atomic_write_bytes, atomic_write_text
 from levyjepa.errors import ConfigError
+from levyjepa.report import REPORT_FILE, RunResult, draw_curve, read_run, write_report
+from levyjepa.report import format_number as _number
 from levyjepa.seed_results import SEED_EPOCHS, SEED_RUNS, SeedRun
+
+__all__ = ["RUNS", "RunResult", "main", "parse_runs", "plot_curves", "read_run",
+           "results_table", "run_one", "write_results"]
 
 RUNS: tuple[str, ...] = tuple(run.recipe for run in SEED_RUNS)
 """The recipes of the four documented runs, in the seed's order."""
@@ -56,26 +61,6 @@ RUNS: tuple[str, ...] = tuple(run.recipe for run in SEED_RUNS)
 RESULTS_FILE = "results.md"
 CURVES_FILE = "curves.png"
 _RESERVED = ("out_dir", "resume")  # set per run by this command
-
-
-@dataclass
-class RunResult:
-    """What a run directory holds, for the table and the plot.
-
-    Attributes:
-        run_dir: The run directory.
-        setting: ``gamma``, ``kappa``, ``levy_lam``, ``net_lr_bs256`` and ``epochs`` (planned)
-            from its ``config.yaml``, where present.
-        epochs: Epochs run (from ``summary.json``), or ``None`` while it has none.
-        final: Last logged value of every metric.
-        curves: ``metric -> (steps, values)``.
-    """
-
-    run_dir: Path
-    setting: dict[str, float] = field(default_factory=dict)
-    epochs: Optional[float] = None
-    final: dict[str, float] = field(default_factory=dict)
-    curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
 
 
 def default_recipes_dir() -> Path:
@@ -114,47 +99,6 @@ def run_one(recipe: Path, run_dir: Path, overrides: Sequence[str]) -> bool:
 
     train(cfg)
     return True
-
-
-def read_run(run_dir: Path) -> Optional[RunResult]:
-    """Read a run directory's config, summary and metrics; ``None`` if it has no metrics."""
-    metrics = run_dir / "metrics.jsonl"
-    if not metrics.is_file():
-        return None
-    result = RunResult(run_dir=run_dir)
-    for line in metrics.read_text().splitlines():
-        if not line.strip():
-            continue
-        event = json.loads(line)
-        for key, value in event.items():
-            if key in ("step", "epoch"):
-                continue
-            steps, values = result.curves.setdefault(key, ([], []))
-            steps.append(int(event["step"]))
-            values.append(float(value))
-            result.final[key] = float(value)
-    config = run_dir / "config.yaml"
-    if config.is_file():
-        cfg = OmegaConf.load(config)
-        setting = {
-            "gamma": OmegaConf.select(cfg, "objective.gamma"),
-            "kappa": OmegaConf.select(cfg, "objective.kappa"),
-            "levy_lam": OmegaConf.select(cfg, "objective.levy.lam"),
-            "net_lr_bs256": OmegaConf.select(cfg, "optim.net_lr_bs256"),
-            "epochs": OmegaConf.select(cfg, "trainer.epochs"),
-        }
-        result.setting = {k: float(v) for k, v in setting.items() if v is not None}
-    summary = run_dir / "summary.json"
-    if summary.is_file():
-        result.epochs = float(json.loads(summary.read_text())["epochs"])
-    return result
-
-
-def _number(value: Optional[float]) -> str:
-    """A metric as the seed's logs show it (up to 6 significant digits); ``—`` when missing."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    return f"{value:.6g}"
 
 
 def _rate(value: float) -> str:
@@ -233,12 +177,8 @@ def plot_curves(results: Mapping[str, Optional[RunResult]], path: Path,
             continue
         style = dict(color="tab:blue" if seed.kappa > 0 else "tab:orange",
                      linestyle="-" if seed.gamma > 0 else "--", label=seed.label)
-        for ax, key in ((acc_ax, "test/acc"), (within_ax, "train/within")):
-            points = [(s, v) for s, v in zip(*result.curves.get(key, ([], [])))
-                      if key != "train/within" or v > 0]  # the log axis shows positive values
-            if points:
-                steps, values = zip(*points)
-                ax.plot(steps, values, marker="o" if len(points) < 20 else None, **style)
+        draw_curve(acc_ax, result, "test/acc", **style)
+        draw_curve(within_ax, result, "train/within", log=True, **style)  # positive values
     acc_ax.set(title="online probe test/acc", xlabel="step", ylabel="test/acc")
     within_ax.set(title="train/within (Lévy prior statistic)", xlabel="step",
                   ylabel="train/within", yscale="log")
@@ -277,7 +217,8 @@ def write_results(out_dir: Path, *, command: Optional[str] = None) -> tuple[Path
         result = results[run.recipe]
         where = (f"`{result.run_dir}`" if result is not None else "not run")
         text.append(f"- {run.label}: `recipes/{run.recipe}.yaml`, {where}")
-    text += ["", f"Curves: `{CURVES_FILE}`.", ""]
+    text += ["", f"Curves: `{CURVES_FILE}`. Every metric of every run: `{REPORT_FILE}` "
+             "(`python -m levyjepa.report`).", ""]
     table_path, curves_path = out_dir / RESULTS_FILE, out_dir / CURVES_FILE
     atomic_write_text(table_path, "\n".join(text))
     plot_curves(results, curves_path)
@@ -317,12 +258,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise ConfigError(f"recipe file not found: {recipe} (use --recipes DIR)")
             run_one(recipe, out_dir / name, args.overrides)
             write_results(out_dir, command=command)  # after each run: progress is visible
+        done = [out_dir / name for name in RUNS if (out_dir / name / "metrics.jsonl").is_file()]
+        write_report(done, out_dir)
     except ConfigError as err:
         if show_traceback:
             raise
         print(f"levyjepa: error: {err}", file=sys.stderr)
         return 2
-    print(f"reproduce: wrote {out_dir / RESULTS_FILE} and {out_dir / CURVES_FILE}")
+    print(f"reproduce: wrote {out_dir / RESULTS_FILE}, {out_dir / CURVES_FILE} and "
+          f"{out_dir / REPORT_FILE}")
     return 0
 
 

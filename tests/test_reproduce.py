@@ -22,7 +22,7 @@ TINY = ["data.size=16", "data.views=2", "data.batch_size=4", "data.workers=0",
         "encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32", "encoder.depth=1",
         "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
         "encoder.proj_hidden=32", "objective.sigreg.slices=16", "log.trackers=[]",
-        "log.progress=false", "log.every=1"]
+        "log.progress=false", "log.every=1", "log.pictures=false"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -119,6 +119,10 @@ def test_reproduce_runs_four_recipes_on_generated_images(
         assert all(c != "—" for c in cells)  # every measured number is there
         assert "**" not in row  # the seed's setting, not overridden
     assert (out / "curves.png").read_bytes().startswith(PNG_MAGIC)
+    report = (out / "report.md").read_text()  # levyjepa.report's table of every metric
+    assert sum(line.startswith("| image_") for line in report.splitlines()) == 4
+    for name in ("losses", "test_acc", "within"):
+        assert (out / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
     capsys.readouterr()
     # same command again: every run is complete and skipped
     assert main(args) == 0

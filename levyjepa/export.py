@@ -1,0 +1,132 @@
+"""Export a run's encoder for downstream use, and load it back.
+
+Usage::
+
+    python -m levyjepa.export RUN_DIR [--out DIR] [--checkpoint PATH]
+
+writes (atomically) into ``DIR`` (default ``RUN_DIR/export``):
+
+- ``encoder.safetensors``: the encoder's weights (the checkpoint's ``encoder.*`` entries);
+- ``encoder.yaml``: what rebuilds it: the recipe's ``encoder`` section, ``with_tokens_proj``
+  (whether it has the token projector), the ``plugins`` the recipe imports (an encoder may come
+  from a plugin), and, for the record, the run, checkpoint, step and ``levyjepa`` version.
+
+Loading needs only the two files::
+
+    from levyjepa.export import load_encoder
+    enc = load_encoder("runs/my_run/export")
+    out = enc(views)   # views (N, V, C, H, W) -> EncoderOutput(emb, proj, tokens, tokens_proj)
+
+Errors are printed as one line, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
+from safetensors.torch import load_file, save
+from torch import nn
+
+import levyjepa
+from levyjepa.atomic import atomic_write_bytes, atomic_write_text
+from levyjepa.errors import ConfigError
+
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "export", "load_encoder", "main"]
+
+WEIGHTS_NAME = "encoder.safetensors"
+CONFIG_NAME = "encoder.yaml"
+
+
+def export(run_dir: str | Path, out_dir: Optional[str | Path] = None, *,
+           checkpoint: Optional[str | Path] = None) -> Path:
+    """Write a run's encoder weights and config (see the module docstring).
+
+    Args:
+        run_dir: The run directory.
+        out_dir: Destination folder (default ``run_dir/export``).
+        checkpoint: A checkpoint folder (default: the run's latest).
+
+    Returns:
+        The destination folder.
+    """
+    from levyjepa.trained import load_trained
+
+    run_dir = Path(run_dir)
+    run = load_trained(run_dir, checkpoint=checkpoint)
+    out = Path(out_dir) if out_dir is not None else run_dir / "export"
+    config: dict[str, Any] = {
+        "encoder": OmegaConf.to_container(run.cfg.encoder),
+        "with_tokens_proj": run.with_tokens_proj,
+        "plugins": list(run.cfg.plugins),
+        "source": {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "step": run.step,
+                   "levyjepa_version": levyjepa.__version__},
+    }
+    state = {k: v.detach().contiguous() for k, v in run.encoder.state_dict().items()}
+    atomic_write_bytes(out / WEIGHTS_NAME, save(state, metadata={"format": "pt"}))
+    atomic_write_text(out / CONFIG_NAME, OmegaConf.to_yaml(OmegaConf.create(config)))
+    return out
+
+
+def load_encoder(path: str | Path, *, device: str = "cpu") -> nn.Module:
+    """Rebuild an exported encoder, in eval mode.
+
+    Args:
+        path: The export folder, or its ``encoder.safetensors`` (``encoder.yaml`` beside it).
+        device: Where to put the weights.
+
+    Returns:
+        The encoder: ``enc(views)`` maps ``(N, V, C, H, W)`` images (or ``(N, V, C, T, H, W)``
+        clips) to an :class:`~levyjepa.encoders.output.EncoderOutput`.
+
+    Raises:
+        ConfigError: if a file is missing or does not match the config.
+    """
+    from levyjepa.plugins import load_plugins
+    from levyjepa.registry import ENCODERS
+
+    path = Path(path)
+    folder = path.parent if path.suffix == ".safetensors" else path
+    weights, config = folder / WEIGHTS_NAME, folder / CONFIG_NAME
+    for needed in (weights, config):
+        if not needed.is_file():
+            raise ConfigError(f"{needed}: not found (write it with python -m levyjepa.export)")
+    cfg = OmegaConf.to_container(OmegaConf.load(config))
+    if not isinstance(cfg, dict) or "encoder" not in cfg:
+        raise ConfigError(f"{config}: no 'encoder' section")
+    load_plugins(cfg.get("plugins", []))
+    encoder = ENCODERS.build(cfg["encoder"], where=f"{config}: encoder",
+                             with_tokens_proj=bool(cfg.get("with_tokens_proj", True)))
+    missing, unexpected = encoder.load_state_dict(load_file(str(weights), device=device),
+                                                  strict=False)
+    if missing or unexpected:
+        bad = (missing or unexpected)[0]
+        raise ConfigError(f"{weights}: does not match {config} "
+                          f"({'missing' if missing else 'unexpected'} key '{bad}')")
+    return encoder.to(device).eval()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Export a run's encoder; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m levyjepa.export",
+                                     description="Write a run's encoder as safetensors + config.")
+    parser.add_argument("run_dir", type=Path, help="a run directory")
+    parser.add_argument("--out", type=Path, default=None, help="folder (default RUN_DIR/export)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="a checkpoint folder (default: the latest)")
+    args = parser.parse_args(argv)
+    try:
+        out = export(args.run_dir, args.out, checkpoint=args.checkpoint)
+    except ConfigError as err:
+        print(f"levyjepa: error: {err}", file=sys.stderr)
+        return 2
+    print(f"export: wrote {out / WEIGHTS_NAME} and {out / CONFIG_NAME}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

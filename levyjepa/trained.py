@@ -1,0 +1,137 @@
+"""Rebuild a trained encoder from a run directory (for evaluation and export).
+
+A run directory (:mod:`levyjepa.train`) holds the resolved recipe ``config.yaml`` and
+checkpoints ``checkpoints/step_XXXXXXXX/`` whose ``model.safetensors`` is the state of the
+trained :class:`~levyjepa.model.Pretrainer` (keys ``encoder.*`` and ``probe.*``). The encoder
+is rebuilt from the recipe's ``encoder`` section, with the token projector exactly when the
+recipe's objective reads ``tokens_proj``, and given the checkpoint's weights.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_file
+from torch import nn
+
+from levyjepa.checkpoint import STATE_FILE, list_checkpoints
+from levyjepa.errors import ConfigError
+from levyjepa.objective import build_objective
+from levyjepa.registry import ENCODERS
+
+__all__ = ["CONFIG_FILE", "MODEL_FILE", "TrainedRun", "encoder_state", "load_trained",
+           "resolve_checkpoint"]
+
+CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.safetensors"
+# Wrappers that prefix parameter names: DDP ("module.") and torch.compile ("_orig_mod.").
+_WRAPPERS = re.compile(r"(^|\.)(module|_orig_mod)\.")
+
+
+@dataclass
+class TrainedRun:
+    """A trained encoder and what it was trained with.
+
+    Attributes:
+        cfg: The run's recipe (with any overrides given to :func:`load_trained`).
+        encoder: The encoder with the checkpoint's weights, in eval mode, on CPU.
+        prior: The objective's Lévy prior (``objective.levy``), or ``None``.
+        with_tokens_proj: Whether the encoder has its token projector.
+        checkpoint: The checkpoint folder the weights come from.
+        step: The training step of that checkpoint.
+    """
+
+    cfg: DictConfig
+    encoder: nn.Module
+    prior: Optional[nn.Module]
+    with_tokens_proj: bool
+    checkpoint: Path
+    step: int
+
+
+def resolve_checkpoint(run_dir: Path, checkpoint: Optional[str | Path] = None) -> Path:
+    """The checkpoint folder to read: ``checkpoint`` if given, else the run's latest.
+
+    Raises:
+        ConfigError: if there is no complete checkpoint there.
+    """
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        if not (path / STATE_FILE).is_file():
+            raise ConfigError(f"checkpoint={checkpoint}: not a complete checkpoint folder "
+                              f"(no {STATE_FILE})")
+        return path
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise ConfigError(f"{run_dir}: no complete checkpoint in {run_dir / 'checkpoints'}")
+    return found[-1]
+
+
+def encoder_state(model_state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The encoder's entries of a saved ``Pretrainer`` state, without wrapper prefixes.
+
+    Args:
+        model_state: ``model.safetensors`` of a checkpoint (keys ``encoder.*``, ``probe.*``,
+            possibly with ``module.`` or ``_orig_mod.`` inserted by DDP or ``torch.compile``).
+
+    Returns:
+        The encoder's state dict (keys without the ``encoder.`` prefix).
+    """
+    state = {}
+    for key, value in model_state.items():
+        clean = _WRAPPERS.sub(r"\1", key)
+        while _WRAPPERS.search(clean):
+            clean = _WRAPPERS.sub(r"\1", clean)
+        if clean.startswith("encoder."):
+            state[clean[len("encoder."):]] = value
+    return state
+
+
+def load_trained(
+    run_dir: str | Path,
+    *,
+    checkpoint: Optional[str | Path] = None,
+    overrides: Sequence[str] = (),
+) -> TrainedRun:
+    """Rebuild the encoder of a run and load a checkpoint's weights.
+
+    Args:
+        run_dir: The run directory.
+        checkpoint: A checkpoint folder (default: the run's latest complete checkpoint).
+        overrides: Dotlist overrides of the run's recipe (e.g. ``data.root=...``).
+
+    Raises:
+        ConfigError: one line naming the missing file or the mismatching key.
+    """
+    from levyjepa.recipe import load_recipe
+
+    run_dir = Path(run_dir)
+    config = run_dir / CONFIG_FILE
+    if not config.is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
+    cfg = load_recipe(config, overrides)
+    ckpt = resolve_checkpoint(run_dir, checkpoint)
+    weights = ckpt / MODEL_FILE
+    if not weights.is_file():
+        raise ConfigError(f"{ckpt}: no {MODEL_FILE} in the checkpoint")
+    objective = build_objective(OmegaConf.to_container(cfg.objective))
+    with_tokens_proj = objective.reads_tokens
+    encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
+                             with_tokens_proj=with_tokens_proj)
+    state = encoder_state(load_file(str(weights)))
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        bad = (missing or unexpected)[0]
+        raise ConfigError(f"{weights}: does not match the recipe's encoder section "
+                          f"({'missing' if missing else 'unexpected'} key 'encoder.{bad}')")
+    encoder.eval()
+    step = int(json.loads((ckpt / STATE_FILE).read_text())["step"])
+    return TrainedRun(cfg=cfg, encoder=encoder, prior=objective.levy,
+                      with_tokens_proj=with_tokens_proj, checkpoint=ckpt, step=step)
