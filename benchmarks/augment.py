@@ -9,8 +9,9 @@ Three ways to make ``--views`` views of each of ``--images`` 8-bit images of ``-
   (``data.augment_on: device``);
 * ``kornia``: the same chain from ``kornia.augmentation`` (RandomResizedCrop, ColorJitter,
   RandomGrayscale, RandomGaussianBlur, RandomSolarize, RandomHorizontalFlip, Normalize) on the
-  batch repeated ``V`` times; skipped with a note when kornia is not installed
-  (``pip install kornia``). Kornia's jitter draws one operation order per batch, not per view.
+  batch repeated ``V`` times; skipped with a note when kornia is not installed (the optional
+  extra ``pip install 'levyjepa[bench]'``). Kornia's jitter draws one operation order per batch,
+  not per view.
 
 Images are generated (dead-leaves scenes), so nothing is read from disk. Prints one JSON line
 per method and a Markdown table (views/s, median of ``--repeats`` timed batches after
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             try:
                 fn = kornia_views(args.size, args.views)
             except ImportError:
-                print("note: kornia is not installed (pip install kornia); skipped")
+                print("note: kornia is not installed (pip install 'levyjepa[bench]'); skipped")
                 continue
 
             def run(i: int, fn=fn) -> object:

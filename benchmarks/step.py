@@ -114,8 +114,13 @@ def set_threads(cfg: DictConfig, device: torch.device) -> None:
         torch.set_num_threads(cfg.trainer.cpu_threads or max(1, cores - cfg.data.workers))
 
 
-def build_pieces(cfg: DictConfig) -> Pieces:
-    """Data, model, objective, optimiser and schedule of ``cfg`` on the training device."""
+def build_pieces(cfg: DictConfig, *, compile: Optional[bool] = None) -> Pieces:
+    """Data, model, objective, optimiser and schedule of ``cfg`` on the training device.
+
+    Args:
+        cfg: The recipe.
+        compile: Override of ``trainer.compile`` (``None``: as the recipe says).
+    """
     device = training_device(cfg)
     set_threads(cfg, device)
     torch.manual_seed(cfg.seed)
@@ -133,7 +138,8 @@ def build_pieces(cfg: DictConfig) -> Pieces:
                              with_tokens_proj=objective.reads_tokens)
     classes = cfg.objective.probe_classes or splits.num_classes
     probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=classes) if splits.num_classes else None
-    model = apply_speed_options(Pretrainer(encoder, probe), compile=cfg.trainer.compile,
+    compile = cfg.trainer.compile if compile is None else compile
+    model = apply_speed_options(Pretrainer(encoder, probe), compile=compile,
                                 channels_last=cfg.trainer.channels_last).to(device)
     optimizer = build_optimizer(
         encoder_params=encoder.parameters(),
@@ -355,8 +361,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   **summarise(name, records, cfg.data.batch_size * cfg.data.get("views", 1))})
             pieces = out = None
             gc.collect()
-    # the prior timings and the FLOP count on a fresh copy of the pieces, after one step
-    pieces = build_pieces(cfg)
+    # the prior timings and the FLOP count on a fresh, uncompiled copy, after one step
+    pieces = build_pieces(cfg, compile=False)
     _, out = plain_loop(pieces, steps=1, warmup=0, phases=False, first_step=0)
     views_per_step = pieces.views_per_step
     loops = {name: summarise(name, records, views_per_step) for name, records in results.items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,12 @@ from accelerate import Accelerator
 from levyjepa.atomic import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
+
+FSYNC_EVERY_S = 10.0
+"""Events are flushed to the OS at once, forced to disk at most this often: an fsync per event
+cost 2.6 ms (median) and up to 0.3 s here, a large part of a 40 ms GPU step when logging every
+step. A killed process loses no event (each is flushed); a crash of the machine itself can lose
+the last seconds of them."""
 
 
 class RunLog:
@@ -36,6 +43,7 @@ class RunLog:
         self.path = run_dir / METRICS_FILE
         self.last: dict[str, float] = {}
         self.best: dict[str, float] = {}
+        self._synced_at = float("-inf")
         if not accelerator.is_main_process:
             return
         if resume_step is not None and self.path.exists():
@@ -65,6 +73,9 @@ class RunLog:
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(event) + "\n")
             f.flush()
-            os.fsync(f.fileno())
+            now = time.monotonic()
+            if now - self._synced_at >= FSYNC_EVERY_S:
+                os.fsync(f.fileno())
+                self._synced_at = now
         self._remember(event)
         self.accelerator.log(metrics, step=step)

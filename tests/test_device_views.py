@@ -35,6 +35,16 @@ from levyjepa.data.view_params import (
 P_MIN = 1e-3  # a correct implementation passes these seeded tests with p-values far above this
 
 MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a loaded 2-core machine two threads spin in OpenMP barriers and small
+    operations run many times slower (benchmarks/README.md)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
 

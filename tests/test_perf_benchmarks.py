@@ -1,0 +1,77 @@
+"""The performance benchmarks run end to end on a tiny recipe and report what they promise."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["data.batch_size=4", "data.workers=0", "data.size=16", "data.views=2",
+        "encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32", "encoder.depth=1",
+        "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
+        "encoder.proj_hidden=32", "objective.sigreg.slices=16", "log.trackers=[]",
+        "log.diagnostics_every=0", "log.pictures=false", "objective.gamma=1.0",
+        "trainer.cpu_threads=1"]  # 2 threads spin in OpenMP barriers on a loaded 2-core machine
+
+
+def bench(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" /
+                                                  f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("augment_on", ["cpu", "device"])
+def test_step_benchmark_reports_loops_phases_priors_and_ratio(
+        augment_on: str, image_tree: Path, capsys: pytest.CaptureFixture) -> None:
+    summary = bench("step").main([
+        str(ROOT / "recipes" / "image_levy2d.yaml"), *TINY, f"data.root={image_tree}",
+        f"data.augment_on={augment_on}", "data.load_size=24", "--steps", "1", "--warmup", "1",
+        "--prior-repeats", "1"])
+    printed = capsys.readouterr().out
+    assert json_lines(printed)[-1]["bench"] == "step_summary"
+    assert set(summary["loops"]) == {"plain", "phases", "toolkit"}
+    for loop in summary["loops"].values():
+        assert loop["steps"] == 1 and loop["step_s"] > 0 and loop["peak_rss_bytes"] > 0
+    phases = summary["loops"]["phases"]
+    for key in ("data_s", "device_views_s", "forward_s", "priors_s", "backward_s",
+                "optimizer_s"):
+        assert phases[key] >= 0
+    assert summary["toolkit_over_plain"] > 0
+    names = [p["name"] for p in summary["priors"]]
+    assert names[:2] == ["sigreg", "levy2d"] and names[2].startswith("tokens_proj")
+    assert all(p["share_of_step"] > 0 for p in summary["priors"])
+    assert summary["flops_per_step"] > 0 and summary["projected_hours"] > 0
+    assert "| loop | timed steps |" in printed and "toolkit / plain step time" in printed
+
+
+def test_data_benchmark_reports_images_per_second(image_tree: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    records = bench("data").main([
+        str(ROOT / "recipes" / "image_levy2d.yaml"), *TINY, f"data.root={image_tree}",
+        "data.augment_on=device", "data.load_size=24", "--workers", "0", "--batches", "1",
+        "--warmup", "1", "--device", "cpu"])
+    assert len(records) == 1 and records[0]["kind"] == "images"
+    assert records[0]["items_per_s"] > 0 and records[0]["device_views_per_s"] > 0
+    assert records[0]["item_dtype"] == "uint8" and records[0]["item_shape"] == [3, 24, 24]
+    assert "| workers | images/s |" in capsys.readouterr().out
+
+
+def test_augment_benchmark_compares_methods(capsys: pytest.CaptureFixture) -> None:
+    records = bench("augment").main(["--images", "2", "--views", "2", "--size", "16",
+                                     "--load-size", "24", "--repeats", "1",
+                                     "--methods", "torchvision", "own"])
+    assert [r["method"] for r in records] == ["torchvision", "own"]
+    assert all(r["views_per_s"] > 0 for r in records)
