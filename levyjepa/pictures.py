@@ -200,8 +200,8 @@ def plot_cf(prior: LevySheetPrior, families: Sequence[FamilyCF], *, title: str =
         ax.plot(nodes, np.median(sin_mean, axis=0), "s--", color="tab:orange", ms=3,
                 label="Im empirical (median)")
         ax.set(xscale="log", ylim=(-0.25, 1.05), xlabel="u", ylabel="characteristic function",
-               title=f"{fam.name}: EP mean {float(fam.statistic.mean()):.4g} "
-                     f"({fam.n_increments} increments/field, {len(cos_mean)} fields)")
+               title=f"{fam.name}: EP mean {float(fam.statistic.mean()):.4g}\n"
+                     f"{fam.n_increments} increments/field, {len(cos_mean)} fields")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
         err = (cos_mean - fam.phi.numpy()) ** 2 + sin_mean**2

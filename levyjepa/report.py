@@ -267,8 +267,9 @@ def plot_runs(results: Sequence[RunResult], out_dir: Path) -> dict[str, Path]:
             for label, colour, r in zip(labels, colours, results):
                 draw_curve(ax, r, f"diag/emb_{stem}", color=colour, label=f"{label}: emb")
                 draw_curve(ax, r, f"diag/proj_{stem}", color=colour, linestyle="--",
-                           label=f"{label}: proj")
-            _finish(ax, f"{stem} (emb solid, proj dashed)", stem, log=stem == "min_std")
+                           marker="s", label=f"{label}: proj")
+            _finish(ax, f"{stem} (emb solid, proj dashed/squares)", stem,
+                    log=stem == "min_std")
         written["diagnostics"] = _save(fig, out_dir / "diagnostics.png")
     return written
 
