@@ -8,7 +8,8 @@
 # Parts, in this order (the most important first, so a run cut short still has them):
 #   step_device   experiment 1 (recipes/image_levy2d.yaml, batch 96 x 4 views, bf16) with the
 #                 views made on the GPU (data.augment_on=device): toolkit vs plain loop, phases,
-#                 prior shares, FLOPs, model FLOP utilisation, projected 800-epoch time
+#                 prior shares, FLOPs, model FLOP utilisation, projected 800-epoch time (with
+#                 one evaluation per epoch and one checkpoint per epoch, as the recipe says)
 #   step_cpu      the same with the views made by the loader workers (torchvision, per image)
 #   augment       views/s: per-image torchvision (one CPU core), own batched, kornia batched
 #   data          loader throughput against the number of workers, CPU and device views
@@ -80,7 +81,7 @@ for part in $PARTS; do
   case $part in
     step_device)
       run benchmarks/step.py $RECIPE "${COMMON[@]}" data.augment_on=device data.workers=8 \
-        --steps 30 --warmup 5 "${S[@]}" ;;
+        --steps 30 --warmup 5 --epoch-costs "${S[@]}" ;;
     step_cpu)
       run benchmarks/step.py $RECIPE "${COMMON[@]}" data.workers=$WORKERS \
         --steps 20 --warmup 5 "${S[@]}" ;;

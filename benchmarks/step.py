@@ -47,6 +47,7 @@ import gc
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -90,6 +92,7 @@ class Pieces:
     device: torch.device
     bf16: bool
     loader: DataLoader
+    test_loader: Optional[DataLoader]
     model: Pretrainer
     objective: LeJEPAObjective
     optimizer: torch.optim.Optimizer
@@ -133,6 +136,12 @@ def build_pieces(cfg: DictConfig, *, compile: Optional[bool] = None) -> Pieces:
                              persistent_workers=cfg.trainer.persistent_workers)
     loader = DataLoader(splits.train, batch_size=batch_size, drop_last=True,
                         sampler=EpochShuffleSampler(len(splits.train), seed=cfg.seed), **options)
+    test_loader = None
+    if splits.test is not None and len(splits.test) and splits.num_classes:
+        test_loader = DataLoader(splits.test, batch_size=batch_size, shuffle=False,
+                                 **loader_options(splits.test, workers=workers, on_cuda=on_cuda,
+                                                  pin_memory=cfg.trainer.pin_memory,
+                                                  persistent_workers=False))
     objective = build_objective(OmegaConf.to_container(cfg.objective)).to(device)
     encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
                              with_tokens_proj=objective.reads_tokens)
@@ -156,8 +165,8 @@ def build_pieces(cfg: DictConfig, *, compile: Optional[bool] = None) -> Pieces:
     device_views = splits.device_views.to(device) if splits.device_views is not None else None
     return Pieces(
         cfg=cfg, device=device, bf16=on_cuda and cfg.trainer.precision == "bf16",
-        loader=loader, model=model, objective=objective, optimizer=optimizer,
-        scheduler=scheduler, device_views=device_views,
+        loader=loader, test_loader=test_loader, model=model, objective=objective,
+        optimizer=optimizer, scheduler=scheduler, device_views=device_views,
         views_per_step=batch_size * cfg.data.get("views", 1), steps_per_epoch=len(loader),
         non_blocking=options["pin_memory"],
     )
@@ -237,14 +246,16 @@ def toolkit_loop(cfg: DictConfig, *, steps: int, warmup: int, device: torch.devi
     from levyjepa.train import train
 
     clock = Clock(device)
-    stamps: list[tuple[int, float, int]] = []
+    stamps: list[tuple[float, float, int]] = []  # (step done, hook done, RSS)
 
     class Enough(Exception):
         """Raised by the hook after the last timed step: the final evaluation and checkpoint
         are not steps, and on a CPU the evaluation alone can take minutes."""
 
     def on_step(step: int) -> None:
-        stamps.append((step, clock(), host_rss_bytes()))
+        done = clock()
+        rss = host_rss_bytes()  # a few ms (it lists the loader workers): not counted
+        stamps.append((done, time.perf_counter(), rss))
         if len(stamps) == warmup + steps:
             raise Enough
 
@@ -254,7 +265,7 @@ def toolkit_loop(cfg: DictConfig, *, steps: int, warmup: int, device: torch.devi
         OmegaConf.update(run_cfg, "log.progress", False)
         with contextlib.suppress(Enough):
             train(run_cfg, on_step=on_step)
-    return [{"step_s": b[1] - a[1], "rss": b[2]} for a, b in zip(stamps[warmup - 1:],
+    return [{"step_s": b[0] - a[1], "rss": b[2]} for a, b in zip(stamps[warmup - 1:],
                                                                  stamps[warmup:])]
 
 
@@ -285,6 +296,33 @@ def prior_costs(p: Pieces, out: Any, *, repeats: int) -> list[dict[str, Any]]:
             x.grad = None
         results.append({"name": name, "shape": list(tensor.shape), "fwd_bwd_s": median(times)})
     return results
+
+
+def epoch_costs(p: Pieces) -> dict[str, float]:
+    """Seconds of the work a recipe does at every epoch end besides steps: one evaluation pass
+    over the test split (forward only, as the training loop's) and one checkpoint (model and
+    optimiser state written and synced to disk, as Accelerate's ``save_state`` does)."""
+    clock = Clock(p.device)
+    costs: dict[str, float] = {}
+    if p.test_loader is not None:
+        p.model.eval()
+        start = clock()
+        with torch.no_grad(), autocast(p):
+            for images, _ in p.test_loader:
+                _, logits = p.model(images.to(p.device, non_blocking=p.non_blocking).unsqueeze(1))
+                logits.argmax(-1).cpu()
+        costs["eval_s"] = clock() - start
+        p.model.train()
+    with tempfile.TemporaryDirectory(prefix="levyjepa-ckpt-") as tmp:
+        start = clock()
+        state = {k: v.detach().contiguous() for k, v in p.model.state_dict().items()}
+        save_file(state, f"{tmp}/model.safetensors")
+        torch.save(p.optimizer.state_dict(), f"{tmp}/optimizer.bin")
+        for name in ("model.safetensors", "optimizer.bin"):
+            with open(f"{tmp}/{name}", "rb") as f:
+                os.fsync(f.fileno())
+        costs["checkpoint_s"] = clock() - start
+    return costs
 
 
 def flops_per_step(p: Pieces) -> float:
@@ -332,6 +370,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--loops", nargs="+", default=["plain", "phases", "toolkit"],
                         choices=["plain", "phases", "toolkit"], help="loops to run")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
+    parser.add_argument("--epoch-costs", action="store_true",
+                        help="time one evaluation pass and one checkpoint (per-epoch work) and "
+                             "include them in the projected time")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="device peak for the FLOP utilisation (default: known GPUs' bf16)")
     parser.add_argument("--json", action="store_true", help="JSON lines only, no tables")
@@ -373,6 +414,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for prior in priors:
         prior["share_of_step"] = prior["fwd_bwd_s"] / base if base else None
     flops = None if args.no_flops else flops_per_step(pieces)
+    costs = epoch_costs(pieces) if args.epoch_costs else {}
     reference = loops.get("toolkit", loops.get("plain", loops.get("phases")))
     step_s = reference["step_s"]
     summary: dict[str, Any] = {
@@ -385,7 +427,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "achieved_tflops": flops / step_s / 1e12 if flops else None,
         "projected_hours": (step_s * pieces.steps_per_epoch * cfg.trainer.epochs / 3600),
         "epochs": cfg.trainer.epochs,
+        **costs,
     }
+    if costs:  # evaluation every eval_every epochs, a checkpoint every epoch (the defaults)
+        evals = cfg.trainer.epochs // cfg.trainer.eval_every if cfg.trainer.eval_every else 1
+        ckpts = (cfg.trainer.epochs if cfg.trainer.checkpoint_every is None else
+                 cfg.trainer.epochs * pieces.steps_per_epoch // cfg.trainer.checkpoint_every)
+        summary["projected_hours_with_epoch_costs"] = summary["projected_hours"] + (
+            evals * costs.get("eval_s", 0.0) + ckpts * costs["checkpoint_s"]) / 3600
     peak = peak_tflops(device, args.peak_tflops)
     if peak and flops:
         summary["peak_tflops"] = peak
@@ -434,8 +483,14 @@ def tables(s: dict[str, Any]) -> str:
     hours = s["projected_hours"]
     duration = f"{hours * 60:.0f} min" if hours < 10 else f"{hours:.1f} h"
     extra.append(f"{s['epochs']} epochs x {s['steps_per_epoch']} steps at the "
-                 f"{'toolkit' if 'toolkit' in s['loops'] else 'plain'} step time: {duration} "
-                 "(evaluation excluded)")
+                 f"{'toolkit' if 'toolkit' in s['loops'] else 'plain'} step time: {duration}")
+    if "projected_hours_with_epoch_costs" in s:
+        total = s["projected_hours_with_epoch_costs"]
+        extra.append(f"with evaluation ({s.get('eval_s', 0.0):.1f} s each) and checkpoints "
+                     f"({s['checkpoint_s']:.1f} s each): "
+                     + (f"{total * 60:.0f} min" if total < 10 else f"{total:.1f} h"))
+    else:
+        extra.append("evaluation and checkpoints excluded (--epoch-costs)")
     lines += ["", "; ".join(extra)]
     return "\n".join(lines)
 

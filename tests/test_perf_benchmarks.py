@@ -39,7 +39,7 @@ def test_step_benchmark_reports_loops_phases_priors_and_ratio(
     summary = bench("step").main([
         str(ROOT / "recipes" / "image_levy2d.yaml"), *TINY, f"data.root={image_tree}",
         f"data.augment_on={augment_on}", "data.load_size=24", "--steps", "1", "--warmup", "1",
-        "--prior-repeats", "1"])
+        "--prior-repeats", "1", "--epoch-costs"])
     printed = capsys.readouterr().out
     assert json_lines(printed)[-1]["bench"] == "step_summary"
     assert set(summary["loops"]) == {"plain", "phases", "toolkit"}
@@ -54,6 +54,8 @@ def test_step_benchmark_reports_loops_phases_priors_and_ratio(
     assert names[:2] == ["sigreg", "levy2d"] and names[2].startswith("tokens_proj")
     assert all(p["share_of_step"] > 0 for p in summary["priors"])
     assert summary["flops_per_step"] > 0 and summary["projected_hours"] > 0
+    assert summary["eval_s"] > 0 and summary["checkpoint_s"] > 0
+    assert summary["projected_hours_with_epoch_costs"] > summary["projected_hours"]
     assert "| loop | timed steps |" in printed and "toolkit / plain step time" in printed
 
 
