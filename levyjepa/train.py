@@ -32,6 +32,7 @@ from levyjepa.atomic import atomic_write_json, atomic_write_text
 from levyjepa.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from levyjepa.data.loader_options import loader_options
 from levyjepa.data.sampling import EpochShuffleSampler
+from levyjepa.data.skipped_files import skipped_files_metric
 from levyjepa.diagnostics import TrainingDiagnostics
 from levyjepa.errors import ConfigError
 from levyjepa.model import Pretrainer
@@ -235,6 +236,7 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
                 values = accelerator.reduce(values, reduction="mean").tolist()
                 metrics = {f"train/{k}": v for k, v in zip(names, values)}
                 metrics["train/lr"] = lr
+                metrics.update(skipped_files_metric(splits.train, device=accelerator.device))
                 runlog.log(metrics, step=step, epoch=epoch)
                 bar.set_postfix({k.split("/")[1]: f"{v:.4g}" for k, v in metrics.items()
                                  if k in ("train/lejepa_loss", "train/sigreg", "train/within",

@@ -46,3 +46,15 @@ def image_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fresh_image_tree(tmp_path: Path) -> Path:
     """Like ``image_tree``, but private to one test (which may modify it)."""
     return make_image_tree(tmp_path / "tree")
+
+
+@pytest.fixture(scope="session")
+def video_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated clips written to H.264 ``.mp4``: ``train/`` 6 and ``val/`` 2 videos of 12 frames
+    at 32 px, in 2 class sub-folders (moving disks and squares)."""
+    from levyjepa.data.synthetic_video import write_synthetic_videos
+
+    root = tmp_path_factory.mktemp("videos")
+    write_synthetic_videos(root / "train", 6, classes=2, size=32, frames=12)
+    write_synthetic_videos(root / "val", 2, start=100, classes=2, size=32, frames=12)
+    return root

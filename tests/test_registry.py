@@ -124,7 +124,8 @@ def test_package_exports_the_three_registries() -> None:
 # ---- every registered component, built with its defaults or tiny settings -------------------
 
 TINY_ENCODER = {"img_size": 16, "patch_size": 4, "embed_dim": 32, "depth": 1, "num_heads": 2,
-                "emb_dim": 32, "pool_heads": 2, "proj_hidden": 32, "proj_dim": 8}
+                "emb_dim": 32, "pool_heads": 2, "proj_hidden": 32, "proj_dim": 8,
+                "num_frames": 4, "tubelet_size": 2}  # the last two: clip encoders only
 
 
 @pytest.mark.parametrize("name", ENCODERS.names())
@@ -132,16 +133,17 @@ def test_every_encoder_honours_the_output_contract(name: str) -> None:
     tiny = {k: v for k, v in TINY_ENCODER.items() if k in ENCODERS.parameters(name)}
     enc = ENCODERS.build({"name": name, **tiny}, with_tokens_proj=True)
     n, v = 3, 2
-    out = enc(torch.randn(n, v, 3, 16, 16))
+    frames = (tiny["num_frames"],) if "num_frames" in tiny else ()  # clips (N, V, C, T, H, W)
+    out = enc(torch.randn(n, v, 3, *frames, 16, 16))
     grid = out.tokens.shape[1:-1]
     assert out.emb.shape == (n * v, enc.emb_dim)
     assert out.proj.shape == (v, n, 8)
-    assert out.tokens.shape[0] == n * v and len(grid) == 2
+    assert out.tokens.shape[0] == n * v and len(grid) == 2 + len(frames)
     assert out.tokens_proj.shape == (n * v, *grid, 8)
     out.proj.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
     no_tokens = ENCODERS.build({"name": name, **tiny}, with_tokens_proj=False)
-    assert no_tokens(torch.randn(n, v, 3, 16, 16)).tokens_proj is None
+    assert no_tokens(torch.randn(n, v, 3, *frames, 16, 16)).tokens_proj is None
 
 
 # Every registered prior (plugins included) is exercised in tests/test_priors_registry.py,
@@ -149,14 +151,19 @@ def test_every_encoder_honours_the_output_contract(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", DATA.names())
-def test_every_data_source_yields_views_and_labels(name: str, image_tree: Path) -> None:
+def test_every_data_source_yields_views_and_labels(name: str, image_tree: Path,
+                                                   video_tree: Path) -> None:
     params = DATA.parameters(name)
-    # sources reading files get the generated image tree of conftest.py
+    # sources reading files get the generated image tree or video clips of conftest.py
+    clips = "frames_per_clip" in params
+    files = {"root": str(video_tree / "train"), "test_root": str(video_tree / "val"),
+             "frames_per_clip": 4, "frame_step": 1} if clips else {"root": str(image_tree)}
     tiny = {k: v for k, v in {"size": 16, "views": 3, "train_size": 20, "test_size": 10,
-                              "root": str(image_tree)}.items() if k in params}
+                              **files}.items() if k in params}
     splits = DATA.build({"name": name, **tiny})
+    frames = (4,) if clips else ()
     views, label = splits.train[0]
-    assert views.shape == (3, 3, 16, 16) and views.dtype == torch.float32
+    assert views.shape == (3, 3, *frames, 16, 16) and views.dtype == torch.float32
     assert 0 <= label < splits.num_classes
     image, label = splits.test[0]
-    assert image.shape == (3, 16, 16)
+    assert image.shape == (3, *frames, 16, 16)

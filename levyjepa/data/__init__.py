@@ -9,6 +9,8 @@ from levyjepa.data import (  # noqa: F401  (importing registers the sources)
     image_folder,
     imagenette,
     synthetic_shapes,
+    synthetic_video,
+    video_folder,
 )
 from levyjepa.data.splits import DataSplits
 

@@ -18,7 +18,8 @@ class RandomHueRotation(torch.nn.Module):
     by ``2 pi h`` of the RGB cube about its diagonal ``(1, 1, 1)``: grey stays grey, brightness
     ``(r + g + b) / 3`` is preserved, chroma turns. As one 3x3 matrix per image it costs a
     matrix product, where torchvision's exact HSV round trip costs about 10 ms per small image on
-    a CPU core. Works on float images in ``[0, 1]``, ``(C, H, W)``.
+    a CPU core. Works on float images in ``[0, 1]``, ``(C, H, W)``, or a stack of them
+    ``(..., C, H, W)`` (the frames of a clip), which all get the same rotation.
 
     Args:
         max_shift: Largest shift in turns, in ``[0, 0.5]``; the shift is uniform in
@@ -38,7 +39,7 @@ class RandomHueRotation(torch.nn.Module):
         a, b = (1 - c) / 3, s / math.sqrt(3)
         rot = torch.tensor([[c + a, a - b, a + b], [a + b, c + a, a - b], [a - b, a + b, c + a]],
                            dtype=image.dtype, device=image.device)
-        return torch.einsum("ij,jhw->ihw", rot, image).clamp_(0.0, 1.0)
+        return torch.einsum("ij,...jhw->...ihw", rot, image).clamp_(0.0, 1.0)
 
 
 def light_augmentation(size: int, *, crop_scale: tuple[float, float]) -> v2.Compose:
