@@ -27,6 +27,9 @@ TINY_DATA = ["data.batch_size=4", "data.workers=0"]
 TINY_SYNTHETIC = ["data.size=16", "data.train_size=16", "data.test_size=8", "data.views=2"]
 TINY_IMAGES = ["data.size=16", "data.views=2"]  # plus data.root: a generated image tree
 IMAGE_SOURCES = ("image_folder", "imagenette")
+# plus data.root and data.test_root: generated clips written to .mp4 (the video_tree fixture)
+TINY_VIDEO = ["data.size=16", "data.views=2", "data.frames_per_clip=4", "data.frame_step=2"]
+VIDEO_SOURCES = ("video_folder",)
 TINY_VIT = ["encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32",
             "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
             "encoder.proj_hidden=32", "objective.sigreg.slices=16"]
@@ -38,11 +41,21 @@ def tiny(out_dir: Path, *extra: str, data: Sequence[str] = TINY_SYNTHETIC) -> li
             "log.trackers=[]", "log.pictures=false", *extra]
 
 
-def tiny_data(recipe: Path, image_root: Path) -> list[str]:
-    """Tiny data overrides for the recipe's data source; image sources read ``image_root``."""
-    if load_recipe(recipe).data.name in IMAGE_SOURCES:
+def tiny_data(recipe: Path, image_root: Path, video_root: Path | None = None) -> list[str]:
+    """Tiny data overrides for the recipe's data source; image sources read ``image_root``,
+    video sources ``video_root`` (``train/`` and ``val/`` class folders of clips)."""
+    source = load_recipe(recipe).data.name
+    if source in IMAGE_SOURCES:
         return [f"data.root={image_root}", *TINY_IMAGES]
+    if source in VIDEO_SOURCES and video_root is not None:
+        return tiny_video(video_root)
     return TINY_SYNTHETIC
+
+
+def tiny_video(video_root: Path) -> list[str]:
+    """Tiny ``video_folder`` overrides reading the ``video_tree`` fixture's clips."""
+    return [f"data.root={video_root / 'train'}", f"data.test_root={video_root / 'val'}",
+            *TINY_VIDEO]
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -50,9 +63,10 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
-def test_every_recipe_runs_two_steps(recipe: Path, tmp_path: Path, image_tree: Path) -> None:
+def test_every_recipe_runs_two_steps(recipe: Path, tmp_path: Path, image_tree: Path,
+                                     video_tree: Path) -> None:
     cfg = load_recipe(recipe, tiny(tmp_path / "run", "trainer.max_steps=2",
-                                   data=tiny_data(recipe, image_tree)))
+                                   data=tiny_data(recipe, image_tree, video_tree)))
     summary = train(cfg)
     assert summary["steps"] == 2
     events = read_metrics(tmp_path / "run")
@@ -173,3 +187,28 @@ def test_two_processes_on_cpu(tmp_path: Path) -> None:
     assert summary["world_size"] == 2 and summary["steps"] == 2
     ckpt = list_checkpoints(run)[-1]
     assert (ckpt / "random_states_0.pkl").is_file() and (ckpt / "random_states_1.pkl").is_file()
+
+
+@pytest.mark.slow  # about 20 s on 2 shared cores: two processes each start torch and decoders
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent /
+                    "torchrun").exists(), reason="torchrun is installed with torch")
+def test_two_processes_video_recipe_on_cpu(tmp_path: Path, video_tree: Path) -> None:
+    """torchrun with 2 gloo processes on video_levy3d (tiny video_vit, levy3d with gamma 1,
+    generated .mp4 clips decoded in each process): 2 steps, metrics written once."""
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    run = tmp_path / "ddp_video"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [torchrun, "--nproc_per_node", "2", "--master_port", "29518", "-m", "levyjepa.run",
+         str(ROOT / "recipes" / "video_levy3d.yaml"),
+         *tiny(run, "trainer.max_steps=2", "log.every=1", data=tiny_video(video_tree))],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = read_metrics(run)
+    train_events = [e for e in events if "train/inv" in e]
+    assert [e["step"] for e in train_events] == [1, 2]
+    assert all(e["data/skipped_files"] == 0 and "train/within" in e for e in train_events)
+    assert [e["step"] for e in events if "test/acc" in e] == [1, 2]  # 6 clips: 1 step/epoch
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 2

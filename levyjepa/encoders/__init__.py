@@ -6,6 +6,7 @@ exposes ``emb_dim`` (the width the probe reads).
 """
 
 from levyjepa.encoders.output import EncoderOutput
+from levyjepa.encoders.video_vit import VideoViTEncoder
 from levyjepa.encoders.vit import ViTEncoder
 
-__all__ = ["EncoderOutput", "ViTEncoder"]
+__all__ = ["EncoderOutput", "VideoViTEncoder", "ViTEncoder"]

@@ -1,0 +1,153 @@
+"""Video encoder: a spatiotemporal ViT with joint space-time attention, and the seed's heads.
+
+The backbone is ViViT's unfactorised model (A. Arnab et al., "ViViT: A Video Vision
+Transformer", ICCV 2021, model 1, "spatio-temporal attention"), the VideoMAE backbone (Z. Tong
+et al., "VideoMAE: Masked Autoencoders are Data-Efficient Learners for Self-Supervised Video
+Pre-Training", NeurIPS 2022): tubelet embedding (``t x p x p``, default ``2 x 16 x 16``), a
+learned positional embedding over the token grid ``(T', H', W')``, and standard pre-norm
+Transformer blocks (timm's ``Block``) in which every token attends to every other token of the
+clip, then a final LayerNorm. There is no class token.
+
+The heads are those of the image encoder (SPEC section 6): attention pooling over all tokens to
+``emb`` (timm's ``AttentionPool2d`` over the grid with time folded into the height axis, which
+is exact because its positional table is a free parameter per token), a BatchNorm MLP projector
+to ``proj`` and a LayerNorm MLP projector per token to ``tokens_proj``, the field the 2D + time
+Lévy prior (``levy3d``) reads.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from timm.layers import trunc_normal_
+from timm.models.vision_transformer import Block, init_weights_vit_timm
+from torch import nn
+
+from levyjepa.encoders.heads import AttentionPoolHead, projector
+from levyjepa.encoders.output import EncoderOutput
+from levyjepa.encoders.tubelet import TubeletEmbed
+from levyjepa.registry import ENCODERS
+
+ARCHS: dict[str, tuple[int, int, int]] = {
+    "vit_tiny": (192, 12, 3),
+    "vit_small": (384, 12, 6),
+    "vit_base": (768, 12, 12),
+}
+"""Named sizes: token width ``D``, depth, attention heads (as the image ViTs of DeiT / ViT)."""
+
+
+@ENCODERS.register("video_vit")
+class VideoViTEncoder(nn.Module):
+    """Spatiotemporal ViT (never pretrained) with pooling and projector heads.
+
+    ``embed_dim``, ``depth`` and ``num_heads`` override the named size, which is how tests build
+    tiny models. The token grid is ``(T', H', W') = (num_frames / tubelet_size, img_size /
+    patch_size, img_size / patch_size)``; at the defaults (ViT-S, 16 frames of 112 px)
+    ``(8, 8, 8)``.
+
+    Args:
+        arch: Named size: ``vit_tiny``, ``vit_small`` or ``vit_base``.
+        img_size: Frame side in pixels.
+        num_frames: Frames per clip ``T``.
+        patch_size: Spatial side ``p`` of a tubelet.
+        tubelet_size: Temporal length ``t`` of a tubelet.
+        embed_dim: Override of the token width ``D``.
+        depth: Override of the number of blocks.
+        num_heads: Override of the number of attention heads.
+        mlp_ratio: Hidden width of the blocks' MLP over ``D``.
+        in_chans: Input channels.
+        drop_path: Stochastic depth rate of the last block (linear from 0 over the blocks).
+        emb_dim: Width ``E`` of the pooled embedding.
+        pool_heads: Heads of the attention pool.
+        proj_hidden: Hidden width of both projectors.
+        proj_dim: Output width ``K`` of both projectors.
+        with_tokens_proj: Build and run the token projector (set by the runner).
+
+    Raises:
+        ValueError: naming the invalid parameter and its valid values.
+    """
+
+    def __init__(
+        self,
+        *,
+        arch: str = "vit_small",
+        img_size: int = 128,
+        num_frames: int = 16,
+        patch_size: int = 16,
+        tubelet_size: int = 2,
+        embed_dim: Optional[int] = None,
+        depth: Optional[int] = None,
+        num_heads: Optional[int] = None,
+        mlp_ratio: float = 4.0,
+        in_chans: int = 3,
+        drop_path: float = 0.1,
+        emb_dim: int = 512,
+        pool_heads: int = 6,
+        proj_hidden: int = 2048,
+        proj_dim: int = 16,
+        with_tokens_proj: bool = True,
+    ) -> None:
+        super().__init__()
+        if arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {arch!r}")
+        width, blocks, heads = ARCHS[arch]
+        width = width if embed_dim is None else embed_dim
+        blocks = blocks if depth is None else depth
+        heads = heads if num_heads is None else num_heads
+        for name, value in (("embed_dim", width), ("depth", blocks), ("num_heads", heads),
+                            ("emb_dim", emb_dim), ("pool_heads", pool_heads),
+                            ("proj_hidden", proj_hidden), ("proj_dim", proj_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if width % heads:
+            raise ValueError(f"num_heads={heads} must divide embed_dim={width}")
+        if not 0.0 <= drop_path < 1.0:
+            raise ValueError(f"drop_path must be in [0, 1), got {drop_path}")
+        if not mlp_ratio > 0:
+            raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio}")
+        self.patch_embed = TubeletEmbed(num_frames=num_frames, img_size=img_size,
+                                        patch_size=patch_size, tubelet_size=tubelet_size,
+                                        in_chans=in_chans, embed_dim=width)
+        self.grid: tuple[int, int, int] = self.patch_embed.grid
+        self.pos_embed = nn.Parameter(torch.zeros(1, *self.grid, width))
+        rates = [drop_path * i / max(1, blocks - 1) for i in range(blocks)]
+        self.blocks = nn.Sequential(*(
+            Block(width, heads, mlp_ratio=mlp_ratio, qkv_bias=True, drop_path=rate)
+            for rate in rates
+        ))
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        trunc_normal_(self.pos_embed, std=0.02)
+        self.blocks.apply(init_weights_vit_timm)
+        self.width, self.emb_dim, self.proj_dim = width, emb_dim, proj_dim
+        t, h, w = self.grid
+        self.head = AttentionPoolHead(width=width, grid=(t * h, w), emb_dim=emb_dim,
+                                      heads=pool_heads)
+        self.proj = projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
+        self.tokens_proj = (
+            projector(width, proj_hidden, proj_dim, nn.LayerNorm) if with_tokens_proj else None
+        )
+
+    def forward_tokens(self, clips: torch.Tensor) -> torch.Tensor:
+        """Backbone only: ``(B, C, T, H, W)`` clips to tokens ``(B, T', H', W', D)``."""
+        x = self.patch_embed(clips) + self.pos_embed
+        b, t, h, w, d = x.shape
+        x = self.norm(self.blocks(x.reshape(b, t * h * w, d)))
+        return x.reshape(b, t, h, w, d)
+
+    def forward(self, views: torch.Tensor) -> EncoderOutput:
+        """Encode ``(N, V, C, T, H, W)`` views; see :class:`EncoderOutput` for the shapes.
+
+        Returns:
+            ``emb`` ``(N*V, E)``, ``proj`` ``(V, N, K)``, ``tokens`` ``(N*V, T', H', W', D)``
+            and ``tokens_proj`` ``(N*V, T', H', W', K)`` (``None`` without the projector).
+        """
+        if views.dim() != 6:
+            raise ValueError(f"video_vit expects (N, V, C, T, H, W) views, got shape "
+                             f"{tuple(views.shape)}")
+        n, v = views.shape[:2]
+        tokens = self.forward_tokens(views.flatten(0, 1))
+        emb = self.head(tokens.flatten(1, 2))  # (B, T'*H', W', D): time folded into height
+        proj = self.proj(emb).unflatten(0, (n, v)).transpose(0, 1)
+        tokens_proj = self.tokens_proj(tokens) if self.tokens_proj is not None else None
+        return EncoderOutput(emb=emb, proj=proj, tokens=tokens, tokens_proj=tokens_proj)
