@@ -76,6 +76,7 @@ def machine(device: torch.device) -> dict[str, Any]:
         "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "torch": torch.__version__,
         "device": str(device),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

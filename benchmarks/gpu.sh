@@ -21,13 +21,13 @@
 # (benchmarks/make_images.py; the GPU machine cannot see ../shared/data).
 # Python packages missing on the machine (omegaconf, kornia) are installed from .whl/ when
 # present: make it once beside the checkout with `bash benchmarks/gpu_wheels.sh`.
-# Output: everything printed goes to $OUT/gpu.log (else benchmarks/results/gpu.log), the JSON
+# Output: everything printed goes to $OUT/gpu.log (else runs/bench/gpu.log), the JSON
 # lines to gpu.jsonl beside it.
 # Smoke test of this script without a GPU (tiny model, one step each):
 #   DEVICE=cpu QUICK=1 EXTRA="data.batch_size=4 encoder.depth=1" bash benchmarks/gpu.sh
 set -uo pipefail
 
-OUT_DIR=${OUT:-benchmarks/results}
+OUT_DIR=${OUT:-runs/bench}
 mkdir -p "$OUT_DIR"
 LOG="$OUT_DIR/gpu.log"
 : > "$LOG"

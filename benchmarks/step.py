@@ -20,7 +20,9 @@ times, each for ``--warmup`` untimed and ``--steps`` timed steps:
   forward, priors (the objective and the probe loss), backward, optimiser.
 
 Every step ends with a device synchronisation, so a step's time is complete. Reported: median
-step time and views/s of each loop, the toolkit/plain ratio (its overhead), the phase breakdown,
+step time (wall clock, and the process's CPU time, all threads: on a CPU shared with other work
+the latter is the steadier measure of a loop's own cost) and views/s of each loop, the
+toolkit/plain ratio (its overhead), the phase breakdown,
 each prior's forward + backward time on the step's own inputs (and the token projector that the
 Lévy prior needs) as a share of the plain step, peak host memory (RSS of the process and its
 loader workers) and peak device memory, FLOPs per step (``torch.utils.flop_counter``) with the
@@ -206,6 +208,7 @@ def plain_loop(p: Pieces, *, steps: int, warmup: int, phases: bool, first_step: 
     for i in range(warmup + steps):
         step = first_step + i
         t0 = clock()
+        c0 = time.process_time()
         views, labels = next(it)
         views = views.to(p.device, non_blocking=p.non_blocking)
         labels = labels.to(p.device, non_blocking=p.non_blocking)
@@ -231,8 +234,9 @@ def plain_loop(p: Pieces, *, steps: int, warmup: int, phases: bool, first_step: 
         p.optimizer.step()
         p.scheduler.step()
         t6 = clock()
+        c6 = time.process_time()
         if i >= warmup:
-            record = {"step_s": t6 - t0, "rss": host_rss_bytes()}
+            record = {"step_s": t6 - t0, "cpu_s": c6 - c0, "rss": host_rss_bytes()}
             if phases:
                 record.update(zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4,
                                            t6 - t5)))
@@ -246,16 +250,17 @@ def toolkit_loop(cfg: DictConfig, *, steps: int, warmup: int, device: torch.devi
     from levyjepa.train import train
 
     clock = Clock(device)
-    stamps: list[tuple[float, float, int]] = []  # (step done, hook done, RSS)
+    stamps: list[tuple[float, float, float, float, int]] = []  # (step done, hook done) x
+    # (wall clock, process CPU time), RSS
 
     class Enough(Exception):
         """Raised by the hook after the last timed step: the final evaluation and checkpoint
         are not steps, and on a CPU the evaluation alone can take minutes."""
 
     def on_step(step: int) -> None:
-        done = clock()
+        done, cpu_done = clock(), time.process_time()
         rss = host_rss_bytes()  # a few ms (it lists the loader workers): not counted
-        stamps.append((done, time.perf_counter(), rss))
+        stamps.append((done, time.perf_counter(), cpu_done, time.process_time(), rss))
         if len(stamps) == warmup + steps:
             raise Enough
 
@@ -265,8 +270,8 @@ def toolkit_loop(cfg: DictConfig, *, steps: int, warmup: int, device: torch.devi
         OmegaConf.update(run_cfg, "log.progress", False)
         with contextlib.suppress(Enough):
             train(run_cfg, on_step=on_step)
-    return [{"step_s": b[0] - a[1], "rss": b[2]} for a, b in zip(stamps[warmup - 1:],
-                                                                 stamps[warmup:])]
+    return [{"step_s": b[0] - a[1], "cpu_s": b[2] - a[3], "rss": b[4]}
+            for a, b in zip(stamps[warmup - 1:], stamps[warmup:])]
 
 
 def prior_costs(p: Pieces, out: Any, *, repeats: int) -> list[dict[str, Any]]:
@@ -348,6 +353,7 @@ def summarise(name: str, records: list[dict[str, float]], views_per_step: int
     """Median step time, views/s and peak RSS of one loop's timed steps."""
     step_s = median([r["step_s"] for r in records])
     summary = {"loop": name, "steps": len(records), "step_s": step_s,
+               "cpu_s": median([r["cpu_s"] for r in records]),
                "views_per_s": views_per_step / step_s if step_s else float("nan"),
                "peak_rss_bytes": max((r["rss"] for r in records), default=0)}
     for phase in PHASES:
@@ -376,12 +382,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="device peak for the FLOP utilisation (default: known GPUs' bf16)")
     parser.add_argument("--json", action="store_true", help="JSON lines only, no tables")
+    parser.add_argument("--label", default=None,
+                        help="name of this configuration in the records (default: overrides)")
     args = parser.parse_intermixed_args(argv)
     if args.steps < 1 or args.warmup < 1 or args.rounds < 1:
         parser.error("--steps, --warmup and --rounds must be >= 1")
     cfg = load_recipe(args.recipe, args.overrides)
     device = training_device(cfg)
-    label = {"recipe": cfg.name, "overrides": args.overrides}
+    label = {"recipe": cfg.name, "overrides": args.overrides,
+             "label": args.label or " ".join(args.overrides)}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in args.loops}
     peaks: dict[str, int] = {}
     for round_ in range(args.rounds):
@@ -423,6 +432,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "loops": loops, "priors": priors,
         "toolkit_over_plain": (loops["toolkit"]["step_s"] / loops["plain"]["step_s"]
                                if "toolkit" in loops and "plain" in loops else None),
+        "toolkit_over_plain_cpu_time": (loops["toolkit"]["cpu_s"] / loops["plain"]["cpu_s"]
+                                        if "toolkit" in loops and "plain" in loops else None),
         "flops_per_step": flops,
         "achieved_tflops": flops / step_s / 1e12 if flops else None,
         "projected_hours": (step_s * pieces.steps_per_epoch * cfg.trainer.epochs / 3600),
@@ -452,18 +463,22 @@ def tables(s: dict[str, Any]) -> str:
     m = s["machine"]
     lines = [f"**{s['recipe']}** {' '.join(s['overrides'])}", "",
              f"machine: {m.get('gpu') or m['cpu']}, {m['cores']} cores, torch {m['torch']}, "
-             f"{m['torch_threads']} threads, load average {m['load_avg_1_5_15']}", ""]
+             f"{m['torch_threads']} threads (OpenMP wait policy {m['omp_wait_policy']}), "
+             f"load average {m['load_avg_1_5_15']}", ""]
     rows = []
     for name, loop in s["loops"].items():
         device_mem = loop.get("peak_device_bytes")
         rows.append([name, loop["steps"], f"{loop['step_s'] * 1e3:.1f}",
+                     f"{loop['cpu_s'] * 1e3:.1f}",
                      f"{loop['views_per_s']:.1f}", f"{loop['peak_rss_bytes'] / mib:.0f}",
                      f"{device_mem / mib:.0f}" if device_mem else "-"])
-    lines.append(markdown_table(["loop", "timed steps", "step ms (median)", "views/s",
-                                 "peak host RSS MiB", "peak device MiB"], rows))
+    lines.append(markdown_table(["loop", "timed steps", "step ms (median)",
+                                 "process CPU ms (median)", "views/s", "peak host RSS MiB",
+                                 "peak device MiB"], rows))
     if s["toolkit_over_plain"]:
         lines += ["", f"toolkit / plain step time: {s['toolkit_over_plain']:.3f} "
-                      f"(overhead {100 * (s['toolkit_over_plain'] - 1):+.1f}%)"]
+                      f"(overhead {100 * (s['toolkit_over_plain'] - 1):+.1f}%); in process CPU "
+                      f"time: {s['toolkit_over_plain_cpu_time']:.3f}"]
     phases = s["loops"].get("phases")
     if phases:
         total = sum(phases.get(f"{ph}_s", 0.0) for ph in PHASES)

@@ -57,6 +57,10 @@ def test_step_benchmark_reports_loops_phases_priors_and_ratio(
     assert summary["eval_s"] > 0 and summary["checkpoint_s"] > 0
     assert summary["projected_hours_with_epoch_costs"] > summary["projected_hours"]
     assert "| loop | timed steps |" in printed and "toolkit / plain step time" in printed
+    results = image_tree.parent / f"step-{augment_on}.jsonl"
+    results.write_text("\n".join(line for line in printed.splitlines() if line.startswith("{")))
+    table = bench("table").main([str(results)])
+    assert table.count("\n") == 2 and "levy2d" in table and "| 1 |" in table
 
 
 def test_data_benchmark_reports_images_per_second(image_tree: Path,
