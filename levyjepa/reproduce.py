@@ -36,6 +36,7 @@ Errors in the command line or a recipe are printed as one line, exit status 2.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import math
 import os
@@ -98,6 +99,10 @@ def run_one(recipe: Path, run_dir: Path, overrides: Sequence[str]) -> bool:
     from levyjepa.train import train
 
     train(cfg)
+    # Free the finished run's loader iterators now: left to the garbage collector, they could be
+    # collected inside the next run's forked loader workers, which then print a traceback
+    # ("can only test a child process") while shutting down workers that are not theirs.
+    gc.collect()
     return True
 
 
