@@ -7,7 +7,8 @@ Usage::
 
 Three loops run on the same recipe (same data source and loader, model, objective, optimiser and
 schedule, built the way :func:`levyjepa.train.train` builds them), alternately, ``--rounds``
-times, each for ``--warmup`` untimed and ``--steps`` timed steps:
+times (in reverse order every other round), each for ``--warmup`` untimed and ``--steps`` timed
+steps:
 
 * ``toolkit``: :func:`levyjepa.train.train` itself (Accelerate, the metrics log, progress bar,
   checks and diagnostics as the recipe sets them), timed between optimiser steps through its
@@ -394,7 +395,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in args.loops}
     peaks: dict[str, int] = {}
     for round_ in range(args.rounds):
-        for name in args.loops:
+        for name in args.loops if round_ % 2 == 0 else args.loops[::-1]:  # order effects cancel
             if device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
