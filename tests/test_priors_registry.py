@@ -2,7 +2,9 @@
 
 Contract (``levyjepa.priors``): built from its defaults, ``prior(x, step=...)`` on the tensor it
 reads returns a float32 scalar, finite, whose gradient with respect to ``x`` is finite and not
-identically zero. The names are collected at test time, after importing the example plugin.
+identically zero, whether the input is float32, bf16 under CPU autocast or float64 (its gradient
+keeps the input's dtype). The names are collected at test time, after importing the example
+plugin.
 """
 
 from __future__ import annotations
@@ -39,8 +41,14 @@ def test_the_built_in_and_example_plugin_priors_are_collected() -> None:
     assert {"sigreg", "levy2d", "levy3d", "isotropic_moments", "stable_sheet2d"} <= set(NAMES)
 
 
+# How the input arrives: float32; bf16 under CPU autocast (the GPU recipes' precision); float64
+# (a prior takes device and dtype from its input, it does not assume float32).
+MODES = ("float32", "bf16_autocast", "float64")
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", NAMES)
-def test_every_prior_builds_forwards_and_backwards(name: str) -> None:
+def test_every_prior_builds_forwards_and_backwards(name: str, mode: str) -> None:
     assert name in INPUT_SHAPES, (
         f"prior '{name}' is registered but tests/test_priors_registry.py does not know which "
         "tensor it reads: add its input shape to INPUT_SHAPES (proj (V, N, K) or tokens_proj "
@@ -48,12 +56,16 @@ def test_every_prior_builds_forwards_and_backwards(name: str) -> None:
     )
     prior = PRIORS.build({"name": name})
     gen = torch.Generator().manual_seed(0)
-    x = (torch.randn(INPUT_SHAPES[name], generator=gen) * 1.5 + 0.2).requires_grad_(True)
-    loss = prior(x, step=3)
+    dtype = {"float32": torch.float32, "bf16_autocast": torch.bfloat16,
+             "float64": torch.float64}[mode]
+    x = (torch.randn(INPUT_SHAPES[name], generator=gen) * 1.5 + 0.2).to(dtype)
+    x.requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16_autocast"):
+        loss = prior(x, step=3)
     assert isinstance(loss, torch.Tensor)
     assert loss.dim() == 0 and loss.dtype == torch.float32, (loss.shape, loss.dtype)
     assert torch.isfinite(loss)
     loss.backward()
-    assert x.grad is not None and x.grad.shape == x.shape
-    assert torch.isfinite(x.grad).all()
-    assert x.grad.abs().sum() > 0
+    assert x.grad is not None and x.grad.shape == x.shape and x.grad.dtype == dtype
+    assert torch.isfinite(x.grad.float()).all()
+    assert x.grad.float().abs().sum() > 0
