@@ -189,9 +189,6 @@ def test_two_processes_on_cpu(tmp_path: Path) -> None:
     assert (ckpt / "random_states_0.pkl").is_file() and (ckpt / "random_states_1.pkl").is_file()
 
 
-@pytest.mark.slow  # about 20 s on 2 shared cores: two processes each start torch and decoders
-@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent /
-                    "torchrun").exists(), reason="torchrun is installed with torch")
 def test_two_processes_video_recipe_on_cpu(tmp_path: Path, video_tree: Path) -> None:
     """torchrun with 2 gloo processes on video_levy3d (tiny video_vit, levy3d with gamma 1,
     generated .mp4 clips decoded in each process): 2 steps, metrics written once."""
