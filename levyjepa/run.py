@@ -8,7 +8,7 @@ Usage::
 
 Examples::
 
-    # the embedded default: a tiny ViT + SIGReg on generated shapes, about 2 minutes on a CPU
+    # the embedded default: a tiny ViT + SIGReg on generated shapes, about 1 minute on a CPU
     python -m levyjepa.run recipes/quickstart.yaml
     # a 2-step CPU smoke test in a chosen folder
     python -m levyjepa.run recipes/quickstart.yaml trainer.max_steps=2 out_dir=runs/smoke
