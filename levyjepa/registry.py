@@ -12,7 +12,8 @@ A recipe section ``{name: my_prior, scale: 2.0}`` is then built with ``PRIORS.bu
 Unknown names fail with the known names and the closest match; unknown or ill-typed keyword
 arguments fail naming the argument, the component and its valid parameters. Parameters are
 checked against the constructor's signature and type hints, so a component's ``__init__`` is
-its schema.
+its schema. Parameters that the runner supplies (``register(name, runtime=(...))``, passed to
+``build``) are not a recipe's to set.
 """
 
 from __future__ import annotations
@@ -41,9 +42,16 @@ class Registry:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Callable[..., Any]] = {}
+        self._runtime: dict[str, frozenset[str]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, *, runtime: Sequence[str] = ()) -> Callable[[T], T]:
         """Decorator registering a class or factory function under ``name``.
+
+        Args:
+            name: The name recipes use.
+            runtime: Parameters the runner supplies (to :meth:`build`), never a recipe: they
+                are left out of the valid parameters that messages list, and a recipe that
+                sets one is refused when it is checked.
 
         Raises:
             ValueError: if ``name`` is already registered (two plugins must not silently
@@ -60,6 +68,7 @@ class Registry:
             if not callable(obj):
                 raise TypeError(f"{self.kind} '{name}': only callables can be registered")
             self._entries[name] = obj  # type: ignore[assignment]
+            self._runtime[name] = frozenset(runtime)
             return obj
 
         return decorator
@@ -104,19 +113,21 @@ class Registry:
             and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
         }
 
-    def check(self, section: Mapping[str, Any], *, where: str = "") -> tuple[str, dict[str, Any]]:
+    def check(self, section: Mapping[str, Any], *, where: str = "",
+              runtime: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         """Validate a recipe section ``{name: ..., **kwargs}`` without building it.
 
         Args:
             section: The section; ``name`` selects the component, the rest are its kwargs.
             where: Dotted recipe key of the section, used in messages (e.g. ``"objective.sigreg"``).
+            runtime: Arguments the runner adds to the section's (see :meth:`build`).
 
         Returns:
-            The component name and its keyword arguments.
+            The component name and its keyword arguments (the section's and ``runtime``).
 
         Raises:
-            ConfigError: naming the unknown component, the unknown or ill-typed kwarg, or the
-                missing required kwarg.
+            ConfigError: naming the unknown component, the unknown or ill-typed kwarg, the
+                missing required kwarg, or a kwarg that only the runner may set.
         """
         at = f"{where}: " if where else ""
         if not isinstance(section, Mapping) or "name" not in section:
@@ -128,9 +139,14 @@ class Registry:
             factory = self.get(name)
         except ConfigError as err:
             raise ConfigError(f"{at}{err}") from None
+        runtime = dict(runtime or {})
+        clash = sorted(set(kwargs) & (set(runtime) | self._runtime[name]))
+        if clash:
+            raise ConfigError(f"{at}'{clash[0]}' is set by the runner; remove it from the recipe")
+        kwargs.update(runtime)
         params = self.parameters(name)
         hints = _type_hints(factory)
-        valid = ", ".join(params) or "none"
+        valid = ", ".join(p for p in params if p not in self._runtime[name]) or "none"
         for key, value in kwargs.items():
             if key not in params:
                 close = difflib.get_close_matches(key, params, n=1)
@@ -148,6 +164,7 @@ class Registry:
         missing = [
             p.name for p in params.values()
             if p.default is inspect.Parameter.empty and p.name not in kwargs
+            and p.name not in self._runtime[name]  # the runner's to give
         ]
         if missing:
             raise ConfigError(
@@ -168,11 +185,7 @@ class Registry:
         Returns:
             Whatever the registered factory returns.
         """
-        clash = sorted(set(runtime) & (set(section) - {"name"}))
-        if clash:
-            at = f"{where}: " if where else ""
-            raise ConfigError(f"{at}'{clash[0]}' is set by the runner; remove it from the recipe")
-        name, kwargs = self.check({**section, **runtime}, where=where)
+        name, kwargs = self.check(section, where=where, runtime=runtime)
         try:
             return self._entries[name](**kwargs)
         except ConfigError:

@@ -106,6 +106,35 @@ def test_runtime_kwargs_cannot_be_set_by_recipe(reg: Registry) -> None:
     assert reg.build({"name": "spring"}, stiffness=5.0) == {"stiffness": 5.0}
     with pytest.raises(ConfigError, match="'stiffness' is set by the runner"):
         reg.build({"name": "spring", "stiffness": 1.0}, stiffness=5.0)
+    with pytest.raises(ConfigError, match="parameter 'stiffness' of widget 'spring' expects"):
+        reg.build({"name": "spring"}, stiffness="stiff")  # runtime values are type-checked too
+
+
+def test_declared_runtime_parameters_are_the_runners_alone(reg: Registry) -> None:
+    """A parameter declared with ``register(runtime=...)`` is refused in a recipe when the
+    section is checked (before any build), is not listed among the valid parameters, is not
+    reported missing, and is accepted from the runner."""
+
+    @reg.register("clock", runtime=("ticks",))
+    def clock(*, ticks: int, hands: int = 2) -> tuple[int, int]:
+        return ticks, hands
+
+    with pytest.raises(ConfigError, match="enc: 'ticks' is set by the runner; remove it"):
+        reg.check({"name": "clock", "ticks": 3}, where="enc")
+    assert reg.check({"name": "clock"}) == ("clock", {})
+    with pytest.raises(ConfigError) as err:
+        reg.check({"name": "clock", "hnads": 3})
+    assert str(err.value).endswith("valid parameters: hands")
+    assert reg.build({"name": "clock", "hands": 3}, ticks=60) == (60, 3)
+
+
+def test_encoders_declare_the_token_projector_switch_as_runtime() -> None:
+    for name in ("vit", "video_vit"):
+        with pytest.raises(ConfigError, match="'with_tokens_proj' is set by the runner"):
+            ENCODERS.check({"name": name, "with_tokens_proj": False}, where="encoder")
+        with pytest.raises(ConfigError) as err:
+            ENCODERS.check({"name": name, "dpeth": 1}, where="encoder")
+        assert "with_tokens_proj" not in str(err.value) and "depth" in str(err.value)
 
 
 def test_constructor_value_errors_become_config_errors() -> None:

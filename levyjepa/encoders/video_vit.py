@@ -37,7 +37,7 @@ ARCHS: dict[str, tuple[int, int, int]] = {
 """Named sizes: token width ``D``, depth, attention heads (as the image ViTs of DeiT / ViT)."""
 
 
-@ENCODERS.register("video_vit")
+@ENCODERS.register("video_vit", runtime=("with_tokens_proj",))
 class VideoViTEncoder(nn.Module):
     """Spatiotemporal ViT (never pretrained) with pooling and projector heads.
 

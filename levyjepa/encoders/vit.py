@@ -22,7 +22,7 @@ from levyjepa.errors import ConfigError
 from levyjepa.registry import ENCODERS
 
 
-@ENCODERS.register("vit")
+@ENCODERS.register("vit", runtime=("with_tokens_proj",))
 class ViTEncoder(nn.Module):
     """A timm ViT backbone (never pretrained) with pooling and projector heads.
 
