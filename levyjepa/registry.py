@@ -146,10 +146,11 @@ class Registry:
         kwargs.update(runtime)
         params = self.parameters(name)
         hints = _type_hints(factory)
-        valid = ", ".join(p for p in params if p not in self._runtime[name]) or "none"
+        settable = [p for p in params if p not in self._runtime[name]]
+        valid = ", ".join(settable) or "none"
         for key, value in kwargs.items():
             if key not in params:
-                close = difflib.get_close_matches(key, params, n=1)
+                close = difflib.get_close_matches(key, settable, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise ConfigError(
                     f"{at}unknown parameter '{key}' for {self.kind} '{name}'{hint}; "
