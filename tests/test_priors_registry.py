@@ -43,10 +43,10 @@ def test_the_built_in_and_example_plugin_priors_are_collected() -> None:
 
 # How the input arrives: float32; bf16 under CPU autocast (the GPU recipes' precision); float64
 # (a prior takes device and dtype from its input, it does not assume float32).
-MODES = ("float32", "bf16_autocast", "float64")
+MODES = {"float32": torch.float32, "bf16_autocast": torch.bfloat16, "float64": torch.float64}
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("name", NAMES)
 def test_every_prior_builds_forwards_and_backwards(name: str, mode: str) -> None:
     assert name in INPUT_SHAPES, (
@@ -56,8 +56,7 @@ def test_every_prior_builds_forwards_and_backwards(name: str, mode: str) -> None
     )
     prior = PRIORS.build({"name": name})
     gen = torch.Generator().manual_seed(0)
-    dtype = {"float32": torch.float32, "bf16_autocast": torch.bfloat16,
-             "float64": torch.float64}[mode]
+    dtype = MODES[mode]
     x = (torch.randn(INPUT_SHAPES[name], generator=gen) * 1.5 + 0.2).to(dtype)
     x.requires_grad_(True)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16_autocast"):
