@@ -7,7 +7,9 @@ Layout inside a run directory::
 
 A checkpoint is first written to ``checkpoints/.partial-step_...`` and renamed when every
 process has finished writing, so the latest complete ``step_*`` folder is always loadable;
-partial folders left by a crash are ignored and cleaned up by the next save.
+partial folders left by a crash are ignored and cleaned up by the next save. A state with a
+non-finite weight or optimiser moment is never written
+(:func:`levyjepa.nonfinite.check_finite_state`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 from accelerate import Accelerator
 
 from levyjepa.atomic import atomic_write_json, fsync_tree
 from levyjepa.errors import ConfigError
+from levyjepa.nonfinite import check_finite_state
 
 STATE_FILE = "trainer_state.json"
 PREFIX = "step_"
@@ -44,7 +48,8 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def save_checkpoint(
-    accelerator: Accelerator, run_dir: Path, state: dict[str, Any], *, keep: int
+    accelerator: Accelerator, run_dir: Path, state: dict[str, Any], *, keep: int,
+    model: torch.nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None,
 ) -> Path:
     """Save the full training state atomically; call on every process.
 
@@ -54,10 +59,17 @@ def save_checkpoint(
         run_dir: Run directory.
         state: Trainer state to store beside it; must hold ``step``.
         keep: Number of most recent checkpoints to keep.
+        model: The trained model, checked to be finite (with ``optimizer``) before writing.
+        optimizer: Its optimiser.
+
+    Raises:
+        NonFiniteError: if a weight or an optimiser state is not finite (nothing is written).
 
     Returns:
         The checkpoint folder.
     """
+    if model is not None and optimizer is not None:  # never store NaNs: every resume loads them
+        check_finite_state(accelerator.unwrap_model(model), optimizer)
     folder = checkpoint_dir(run_dir)
     final = folder / f"{PREFIX}{state['step']:08d}"
     partial = folder / f"{PARTIAL}{final.name}"

@@ -17,7 +17,8 @@ Examples::
     # the mission: ViT-S/8 + SIGReg + the Lévy 2D prior on Imagenette, on GPU
     accelerate launch -m levyjepa.run recipes/image_levy2d.yaml
 
-Errors in the recipe or the command line are printed as one line, exit status 2.
+Errors in the recipe or the command line are printed as one line, exit status 2; a run stopped
+by a non-finite loss or gradient (``trainer.on_nonfinite: stop``) prints one line, exit status 3.
 """
 
 from __future__ import annotations
@@ -53,9 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.print_config:
             print(OmegaConf.to_yaml(cfg), end="")
             return 0
+        from levyjepa.nonfinite import NonFiniteError
         from levyjepa.train import train
 
-        train(cfg)
+        try:
+            train(cfg)
+        except NonFiniteError as err:
+            if show_traceback:
+                raise
+            print(f"levyjepa: stopped: {err}", file=sys.stderr)
+            return 3
     except ConfigError as err:
         if show_traceback:
             raise

@@ -35,6 +35,11 @@ class ObjectiveConfig:
     sigreg: dict[str, Any] = field(default_factory=lambda: {"name": "sigreg"})
     levy: Optional[dict[str, Any]] = None
     probe_classes: Optional[int] = None
+    # gamma = 0: add gamma * within to the loss with its graph anyway, as the seed does, so the
+    # token projector gets zero gradients and AdamW's decoupled weight decay shrinks it every
+    # step (on in the four seed recipes); false: within is logged only, computed without
+    # gradient, and the projector keeps its initial weights (cheaper)
+    within_in_loss: bool = False
 
 
 @dataclass
@@ -63,6 +68,11 @@ class TrainerConfig:
     eval_every: int = 1
     checkpoint_every: Optional[int] = None
     keep_checkpoints: int = 2
+    # a non-finite loss term or gradient: stop (exit 3, last good checkpoint kept) or skip the
+    # step's update (levyjepa/nonfinite.py)
+    on_nonfinite: str = "stop"
+    # several processes: BatchNorm statistics over the global batch (levyjepa/global_batchnorm.py)
+    sync_batchnorm: bool = True
     # CPU only: torch threads of each process; None = one core per loader worker is left free
     cpu_threads: Optional[int] = None
     # speed options (levyjepa/speed.py, levyjepa/data/loader_options.py)
@@ -96,6 +106,10 @@ class Recipe:
     plugins: list[str] = field(default_factory=list)
     out_dir: Optional[str] = None
     resume: Optional[str] = None
+    overwrite: bool = False  # start over in an out_dir that already holds a run
+    # keys a resumed run changes on purpose (e.g. [optim.net_lr_bs256] after a divergence);
+    # any other difference from the saved recipe is refused (levyjepa/run_dir.py)
+    resume_changes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     encoder: dict[str, Any] = field(default_factory=dict)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)

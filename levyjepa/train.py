@@ -29,22 +29,32 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from levyjepa.atomic import atomic_write_json, atomic_write_text
-from levyjepa.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from levyjepa.checkpoint import load_checkpoint, save_checkpoint
 from levyjepa.data.loader_options import loader_options
 from levyjepa.data.sampling import EpochShuffleSampler
 from levyjepa.data.skipped_files import skipped_files_metric
 from levyjepa.diagnostics import TrainingDiagnostics
 from levyjepa.errors import ConfigError
+from levyjepa.global_batchnorm import convert_to_global_batchnorm
 from levyjepa.model import Pretrainer
+from levyjepa.nonfinite import (
+    ON_NONFINITE,
+    NonFiniteError,
+    finite_flags,
+    grad_total_norm,
+    nonfinite_names,
+)
 from levyjepa.objective import build_objective
 from levyjepa.optim import build_optimizer, build_scheduler
 from levyjepa.probe import OnlineProbe
 from levyjepa.registry import DATA, ENCODERS
+from levyjepa.run_dir import RunDirPlan, clear_run_dir, flatten_recipe, plan_run_dir
 from levyjepa.runlog import RunLog
 from levyjepa.schema import DATA_LOADER_KEYS
 from levyjepa.speed import apply_speed_options, channels_last_views
 
-TRAIN_METRICS = ("inv", "sigreg", "within", "lejepa_loss", "orig_lejepa_loss", "probe_loss")
+TRAIN_METRICS = ("inv", "sigreg", "within", "lejepa_loss", "orig_lejepa_loss", "probe_loss",
+                 "grad_norm")
 
 
 def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
@@ -65,10 +75,14 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
     precision = "bf16" if cfg.trainer.precision == "bf16" and not on_cpu else "no"
     if cfg.resume == "auto" and cfg.out_dir is None:
         raise ConfigError("resume=auto needs out_dir=... (the run directory to continue)")
-    PartialState(cpu=on_cpu)  # start the process group before agreeing on the run directory
+    if cfg.trainer.on_nonfinite not in ON_NONFINITE:
+        raise ConfigError(f"trainer.on_nonfinite: {cfg.trainer.on_nonfinite!r} is not one of "
+                          f"{', '.join(ON_NONFINITE)}")
+    state = PartialState(cpu=on_cpu)  # the process group, before agreeing on the run directory
     out_dir = [cfg.out_dir or f"runs/{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"]
     broadcast_object_list(out_dir)  # every process writes into the main process's folder
     run_dir = Path(out_dir[0])
+    plan = _agree_on_run_dir(cfg, run_dir, main=state.is_main_process)  # nothing written yet
     accelerator = Accelerator(
         cpu=on_cpu,
         mixed_precision=precision,
@@ -112,7 +126,10 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
                              with_tokens_proj=objective.reads_tokens)
     classes = cfg.objective.probe_classes or splits.num_classes
     probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=classes) if splits.num_classes else None
-    model = apply_speed_options(Pretrainer(encoder, probe), compile=cfg.trainer.compile,
+    pretrainer = Pretrainer(encoder, probe)
+    if accelerator.num_processes > 1 and cfg.trainer.sync_batchnorm:
+        convert_to_global_batchnorm(pretrainer)  # the same statistics as on one process
+    model = apply_speed_options(pretrainer, compile=cfg.trainer.compile,
                                 channels_last=cfg.trainer.channels_last)
     optimizer = build_optimizer(
         encoder_params=encoder.parameters(),
@@ -143,7 +160,10 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
                     if splits.device_views is not None else None)
 
     # ---- resume, run directory, trackers -----------------------------------------------------
-    resume_from = resolve_resume(cfg.resume, run_dir)
+    resume_from = plan.resume_from
+    if plan.clear and accelerator.is_main_process:  # overwrite=true: the old run goes now
+        clear_run_dir(run_dir)
+    accelerator.wait_for_everyone()
     step = 0
     if resume_from is not None:
         step = load_checkpoint(accelerator, resume_from)["step"]
@@ -157,7 +177,8 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
         os.environ.setdefault("WANDB_SILENT", "true")
         accelerator.init_trackers(
             cfg.log.project,
-            config=_flatten(OmegaConf.to_container(cfg)),
+            config={k: str(v) if isinstance(v, list) else v
+                    for k, v in flatten_recipe(OmegaConf.to_container(cfg)).items()},
             init_kwargs={"wandb": {"dir": str(run_dir), "mode": cfg.log.wandb_mode,
                                    "name": run_dir.name}},
         )
@@ -172,7 +193,8 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
         model.eval()
         correct = seen = 0
         with torch.no_grad(), accelerator.autocast():
-            for images, labels in test_loader:
+            for images, labels in tqdm(test_loader, desc="test/acc", leave=False,
+                                       dynamic_ncols=True, disable=not show_progress):
                 _, logits = model(images.unsqueeze(1))
                 preds, labels = accelerator.gather_for_metrics((logits.argmax(-1), labels))
                 correct += (preds == labels).sum().item()
@@ -183,13 +205,15 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
     def checkpoint() -> None:
         save_checkpoint(accelerator, run_dir, {"step": step, "epoch": step // steps_per_epoch,
                                                "steps_per_epoch": steps_per_epoch},
-                        keep=cfg.trainer.keep_checkpoints)
+                        keep=cfg.trainer.keep_checkpoints, model=model, optimizer=optimizer)
 
     diagnostics = TrainingDiagnostics(every=cfg.log.diagnostics_every, prior=objective.levy,
                                       warn=accelerator.print)
     start_step, last_eval_step, last_ckpt_step = step, -1, step if resume_from else -1
+    show_progress = accelerator.is_main_process and cfg.log.progress
     bar = tqdm(total=stop_step, initial=step, dynamic_ncols=True, desc=cfg.name,
-               disable=not (accelerator.is_main_process and cfg.log.progress))
+               disable=not show_progress)
+    skipped_steps = 0
     train_started = time.perf_counter()
     model.train()
     while step < stop_step:
@@ -217,27 +241,46 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
                 targets = labels.repeat_interleave(views.shape[1])
                 probe_loss = F.cross_entropy(logits.float(), targets, ignore_index=-1)
             loss = terms["lejepa_loss"] + probe_loss
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {step}; terms: "
-                                         f"{ {k: float(v) for k, v in terms.items()} }")
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             if cfg.optim.grad_clip:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            optimizer.step()
+                grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            else:
+                grad_norm = grad_total_norm(model.parameters())
+            # every term and the gradients, checked before the update (one sync; all processes
+            # agree): a NaN never reaches the weights, the optimiser state or a checkpoint
+            logged = {**terms, "probe_loss": probe_loss, "grad_norm": grad_norm.to(views.device)}
+            flags = finite_flags(logged)
+            if accelerator.num_processes > 1:
+                flags = accelerator.reduce(flags, reduction="mean")
+            bad = nonfinite_names(logged, flags.tolist())
+            if bad and cfg.trainer.on_nonfinite == "stop":
+                _log_step(runlog, logged, lr, step=step + 1, epoch=epoch, accelerator=accelerator)
+                message = _stop_message(bad, step + 1, run_dir)
+                bar.close()
+                if accelerator.is_main_process:
+                    atomic_write_json(run_dir / "summary.json", {
+                        "recipe": cfg.name, "run_dir": str(run_dir), "steps": step,
+                        "stopped": message, "final": runlog.last})
+                accelerator.end_training()
+                raise NonFiniteError(message)
+            if bad:  # skip: this step's update is dropped, the schedule and data move on
+                skipped_steps += 1
+                optimizer.zero_grad(set_to_none=True)
+                accelerator.print(f"step {step + 1}: non-finite {', '.join(bad)}; update "
+                                  f"skipped ({skipped_steps} so far)")
+            else:
+                optimizer.step()
             scheduler.step()
             step += 1
             if on_step is not None:
                 on_step(step)
 
             if step % cfg.log.every == 0 or step == stop_step:
-                names = [k for k in TRAIN_METRICS if k in terms or k == "probe_loss"]
-                values = torch.stack([(terms.get(k, probe_loss)).detach().float() for k in names])
-                values = accelerator.reduce(values, reduction="mean").tolist()
-                metrics = {f"train/{k}": v for k, v in zip(names, values)}
-                metrics["train/lr"] = lr
-                metrics.update(skipped_files_metric(splits.train, device=accelerator.device))
-                runlog.log(metrics, step=step, epoch=epoch)
+                extra = {"train/skipped_steps": float(skipped_steps)} if skipped_steps else {}
+                extra.update(skipped_files_metric(splits.train, device=accelerator.device))
+                metrics = _log_step(runlog, logged, lr, step=step, epoch=epoch,
+                                    accelerator=accelerator, extra=extra)
                 bar.set_postfix({k.split("/")[1]: f"{v:.4g}" for k, v in metrics.items()
                                  if k in ("train/lejepa_loss", "train/sigreg", "train/within",
                                           "train/probe_loss")})
@@ -286,6 +329,8 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
         "wall_time_s": time.perf_counter() - started,
         "train_time_s": train_time,
         "views_per_s": (step - start_step) * views_per_step / train_time if train_time else 0.0,
+        "skipped_steps": skipped_steps,
+        "skipped_files": int(runlog.last.get("data/skipped_files", 0)),
         "final": runlog.last,
         "best": runlog.best,
     }
@@ -302,13 +347,42 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
     return summary
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested recipe to ``{"a.b": value}`` for trackers' hyper-parameter tables."""
-    if isinstance(tree, dict):
-        flat: dict[str, Any] = {}
-        for key, value in tree.items():
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        return flat
-    if isinstance(tree, list):
-        return {prefix[:-1]: str(tree)}
-    return {prefix[:-1]: tree}
+def _agree_on_run_dir(cfg: DictConfig, run_dir: Path, *, main: bool) -> RunDirPlan:
+    """The main process plans the run directory (:mod:`levyjepa.run_dir`); all processes get
+    its plan, or raise its error (so no process is left waiting for the others)."""
+    outcome: list[Any] = [None]
+    if main:
+        try:
+            outcome[0] = plan_run_dir(cfg, run_dir)
+        except ConfigError as err:
+            outcome[0] = str(err)
+    broadcast_object_list(outcome)
+    if isinstance(outcome[0], str):
+        raise ConfigError(outcome[0])
+    return outcome[0]
+
+
+def _log_step(runlog: RunLog, terms: dict[str, torch.Tensor], lr: float, *, step: int,
+              epoch: int, accelerator: Accelerator,
+              extra: Optional[dict[str, float]] = None) -> dict[str, float]:
+    """Log a step's terms as ``train/<name>`` (averaged over processes), its learning rate
+    and ``extra``; returns the logged metrics."""
+    names = [k for k in TRAIN_METRICS if k in terms]
+    values = torch.stack([terms[k].detach().float() for k in names])
+    values = accelerator.reduce(values, reduction="mean").tolist()
+    metrics = {f"train/{k}": v for k, v in zip(names, values)}
+    metrics["train/lr"] = lr
+    metrics.update(extra or {})
+    runlog.log(metrics, step=step, epoch=epoch)
+    return metrics
+
+
+def _stop_message(bad: list[str], step: int, run_dir: Path) -> str:
+    from levyjepa.checkpoint import list_checkpoints
+
+    found = list_checkpoints(run_dir)
+    last = (f"the last good checkpoint is {found[-1].name}" if found
+            else "no checkpoint was written yet")
+    return (f"step {step}: non-finite {', '.join(bad)}; stopped before the update; {last}; "
+            "resume=auto continues from it (e.g. with a lower optim.net_lr_bs256 and "
+            "resume_changes=[optim.net_lr_bs256]), or set trainer.on_nonfinite=skip")
