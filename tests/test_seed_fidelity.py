@@ -1,0 +1,71 @@
+"""``objective.within_in_loss``: the seed's ``gamma = 0`` graph, exactly (issue 12, item 11).
+
+With ``gamma = 0`` the seed still adds ``gamma * within`` to its loss, so the token projector
+gets gradients that are exactly zero and AdamW's decoupled weight decay multiplies it by
+``1 - lr_t * weight_decay`` at every step (its moments stay zero: no other update). Every other
+parameter gets the same gradient as without the option, so ``test/acc`` cannot change.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from levyjepa.checkpoint import list_checkpoints
+from levyjepa.recipe import load_recipe
+from levyjepa.run import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["data.batch_size=4", "data.workers=0", "data.size=16", "data.train_size=12",
+        "data.test_size=8", "data.views=2", "encoder.img_size=16", "encoder.patch_size=4",
+        "encoder.embed_dim=32", "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2",
+        "encoder.emb_dim=32", "encoder.proj_hidden=32", "objective.sigreg.slices=16",
+        "objective.levy.name=levy2d", "objective.gamma=0", "log.progress=false",
+        "log.trackers=[]", "log.pictures=false", "log.every=1", "log.diagnostics_every=0",
+        "trainer.epochs=2", "optim.weight_decay=0.3", "optim.warmup_epochs=0",
+        "optim.net_lr_bs256=0.05"]
+
+
+def _run(out: Path, within_in_loss: bool) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    assert main([str(ROOT / "recipes" / "quickstart.yaml"), *TINY, f"out_dir={out}",
+                 f"objective.within_in_loss={str(within_in_loss).lower()}"]) == 0
+    weights = load_file(str(list_checkpoints(out)[-1] / "model.safetensors"))
+    events = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return weights, events
+
+
+def test_within_in_loss_decays_the_token_projector_by_the_adamw_factor_and_nothing_else(
+        tmp_path: Path) -> None:
+    plain, plain_events = _run(tmp_path / "plain", within_in_loss=False)
+    seed, seed_events = _run(tmp_path / "seed", within_in_loss=True)
+    lrs = [e["train/lr"] for e in plain_events if "train/lr" in e]
+    assert len(lrs) == 6  # 12 images / batch 4 = 3 steps per epoch, 2 epochs
+    factor = 1.0
+    for lr in lrs:  # the logged rate is the one the step applied
+        factor *= 1.0 - lr * 0.3
+    assert factor < 0.995  # the test can see a decay
+    projector = [k for k in plain if ".tokens_proj." in k]
+    assert projector
+    for key in plain:
+        if key in projector:  # without the option the projector keeps its initial weights
+            torch.testing.assert_close(seed[key], plain[key] * factor, rtol=1e-6, atol=1e-9)
+        else:
+            assert torch.equal(seed[key], plain[key]), key
+    # every logged number, test/acc included, but within: it reads the decayed projector
+    for a, b in zip(plain_events, seed_events):
+        assert a.keys() == b.keys()
+        assert all(a[k] == b[k] for k in a if k != "train/within"), (a, b)
+    within = [(a["train/within"], b["train/within"]) for a, b in zip(plain_events, seed_events)
+              if "train/within" in a]
+    assert within[0][0] == within[0][1] and within[-1][0] != within[-1][1]
+    assert any("test/acc" in e for e in seed_events)
+
+
+@pytest.mark.parametrize("name", ["image_baseline", "image_levy2d", "image_noinv_baseline",
+                                  "image_noinv_levy2d"])
+def test_the_seed_recipes_reproduce_the_seed_graph(name: str) -> None:
+    assert load_recipe(ROOT / "recipes" / f"{name}.yaml").objective.within_in_loss is True
