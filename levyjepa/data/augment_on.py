@@ -44,8 +44,8 @@ def place_augmentation(
 
     Args:
         splits: Splits whose training set is a
-            :class:`levyjepa.data.views.MultiViewDataset` (its ``images`` and ``labels`` are
-            reused).
+            :class:`levyjepa.data.views.MultiViewDataset` (its ``images``, ``labels`` and
+            ``on_error`` are reused).
         augment_on: ``"cpu"`` or ``"device"``.
         load_size: Side of the uint8 images the loader yields with ``device``.
         size: Side of every view.
@@ -60,7 +60,8 @@ def place_augmentation(
     if augment_on == "cpu":
         return splits
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in augmentation.items()}
-    train = FixedSizeImages(splits.train.images, splits.train.labels, size=load_size)
+    train = FixedSizeImages(splits.train.images, splits.train.labels, size=load_size,
+                            on_error=splits.train.on_error)
     return dataclasses.replace(
         splits, train=train,
         device_views=DeviceViews(size=size, views=views, seed=seed, **kwargs),

@@ -3,7 +3,9 @@
 The files' bytes (JPEG, PNG, ...) are read once, when the data source is built, into one NumPy
 byte buffer with an offset table, so that loader workers share it without copying (no Python
 object per image whose reference count would dirty the forked pages). Imagenette at 160 px is
-about 120 MB encoded; decoding from memory saves the file system round trip of every item.
+about 120 MB encoded; decoding from memory saves the file system round trip of every item. The
+paths are kept (in one NumPy string array) to name a file that does not decode
+(:class:`levyjepa.data.lazy_images.UnreadableImage`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from levyjepa.data.lazy_images import _LastItemCache
+from levyjepa.data.lazy_images import _LastItemCache, decode_rgb
 
 
 class EncodedImages(_LastItemCache):
@@ -27,6 +29,7 @@ class EncodedImages(_LastItemCache):
 
     def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
         super().__init__()
+        self.paths = np.array([os.fspath(p) for p in paths], dtype=str)
         chunks = []
         for path in paths:
             with open(path, "rb") as f:
@@ -48,5 +51,4 @@ class EncodedImages(_LastItemCache):
         return self.buffer[self.offsets[index]:self.offsets[index + 1]].tobytes()
 
     def _load(self, index: int) -> Image.Image:
-        with Image.open(io.BytesIO(self.encoded(index))) as image:
-            return image.convert("RGB")
+        return decode_rgb(io.BytesIO(self.encoded(index)), str(self.paths[index]))

@@ -6,16 +6,20 @@ square cut; an image already of that size is left as it is) and returned as a ui
 batch stacks into ``(N, 3, size, size)`` and goes to the GPU as bytes, four times smaller than
 float views. The local Imagenette copy (``../shared/data/imagenette-160``) is square 160 px, so
 there nothing is cut; for non-square images the random crops are drawn inside the central square.
+Images that do not decode follow ``on_error`` (:mod:`levyjepa.data.skipped_files`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+
+from levyjepa.data.skipped_files import SkipsUnreadableFiles
 
 
 def square_uint8(image: Image.Image, size: int) -> torch.Tensor:
@@ -31,7 +35,7 @@ def square_uint8(image: Image.Image, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
 
 
-class FixedSizeImages(Dataset):
+class FixedSizeImages(SkipsUnreadableFiles, Dataset):
     """Items ``(image (3, size, size) uint8, label)`` of lazily decoded images.
 
     Args:
@@ -39,17 +43,22 @@ class FixedSizeImages(Dataset):
             :class:`levyjepa.data.lazy_images.ImageFiles`).
         labels: Their labels (``-1`` when unlabelled).
         size: Side of every returned image.
+        on_error: ``skip`` or ``raise`` for images that do not decode (``None``: in-memory
+            images, which cannot fail).
     """
 
-    def __init__(self, images: Sequence[Image.Image], labels: torch.Tensor, *, size: int) -> None:
+    def __init__(self, images: Sequence[Image.Image], labels: torch.Tensor, *, size: int,
+                 on_error: Optional[str] = None) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"size must be a positive integer, got {size!r}")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels, self.size = images, labels, size
+        self.track_unreadable(len(images), on_error, noun="image")
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return square_uint8(self.images[index], self.size), int(self.labels[index])
+        return self.read_readable(index, lambda item: (square_uint8(self.images[item], self.size),
+                                                       int(self.labels[item])))

@@ -2,7 +2,10 @@
 
 Classes are the sub-folders of the training split, sorted by name (label ``k`` is the ``k``-th),
 each holding at least one image; the test split must use the same class names (it may lack some).
-Files are listed when the source is built and decoded one at a time when an item is read.
+Files are listed when the source is built and decoded one at a time when an item is read. A file
+that does not decode (corrupt, truncated) is, with ``on_error: skip``, reported with a warning
+naming it, counted in ``data/skipped_files`` and replaced by the next readable image; with
+``on_error: raise`` the run stops with one line naming it (:mod:`levyjepa.data.skipped_files`).
 ``../shared/data/imagenette-160`` (Imagenette, ``train/`` and ``val/``) has this layout.
 """
 
@@ -15,6 +18,7 @@ from levyjepa.data.augment_on import check_augment_on, place_augmentation
 from levyjepa.data.encoded_images import EncodedImages
 from levyjepa.data.image_splits import image_splits
 from levyjepa.data.lazy_images import ImageFiles
+from levyjepa.data.skipped_files import check_on_error
 from levyjepa.data.splits import DataSplits
 from levyjepa.errors import ConfigError
 from levyjepa.registry import DATA
@@ -94,6 +98,7 @@ def image_folder(
     augment_on: str = "cpu",
     load_size: int = 160,
     cache: bool = False,
+    on_error: str = "skip",
 ) -> DataSplits:
     """Natural images from a local class-per-folder tree, with the seed's views.
 
@@ -123,8 +128,12 @@ def image_folder(
             the views; :mod:`levyjepa.data.augment_on`).
         load_size: Side of the uint8 images the loader yields with ``augment_on: device``.
         cache: Hold every file's encoded bytes in memory (read once, decoded on access).
+        on_error: ``skip`` (warn, count in ``data/skipped_files``, read the next image) or
+            ``raise`` (stop with one line naming the file) for images that do not decode, in
+            every split.
     """
     check_augment_on(augment_on, load_size)
+    check_on_error(on_error)
     augmentation = dict(
         crop_scale=crop_scale, color_jitter=color_jitter, color_jitter_p=color_jitter_p,
         grayscale_p=grayscale_p, blur_kernel=blur_kernel, blur_sigma=blur_sigma, blur_p=blur_p,
@@ -140,6 +149,7 @@ def image_folder(
         test_paths, test_labels, _ = scan_split(base, test_split, classes)
         test = (images(test_paths), test_labels)
     splits = image_splits(train=(images(paths), labels), test=test, num_classes=len(classes),
-                          size=size, views=views, seed=seed, augmentation=augmentation)
+                          size=size, views=views, seed=seed, augmentation=augmentation,
+                          on_error=on_error)
     return place_augmentation(splits, augment_on=augment_on, load_size=load_size, size=size,
                               views=views, seed=seed, augmentation=augmentation)

@@ -1,4 +1,8 @@
-"""Natural-image splits with the seed's views: ``V`` augmented training views, one test view."""
+"""Natural-image splits with the seed's views: ``V`` augmented training views, one test view.
+
+Every split (training, test and ``train_eval``) applies ``on_error`` to images that do not
+decode (:mod:`levyjepa.data.skipped_files`).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ def image_splits(
     views: int,
     seed: int,
     augmentation: Mapping[str, Any],
+    on_error: str = "skip",
 ) -> DataSplits:
     """Wrap lazily decoded images and their labels into :class:`DataSplits`.
 
@@ -33,6 +38,7 @@ def image_splits(
         views: Training views per image (``V``).
         seed: Seed of the per-(epoch, item) augmentation.
         augmentation: Keyword arguments of :func:`levyjepa.data.transforms.ssl_augmentation`.
+        on_error: ``skip`` or ``raise`` for images that do not decode, in every split.
 
     Returns:
         Training items ``(views (V, 3, size, size), label)``, test items and un-augmented
@@ -43,12 +49,13 @@ def image_splits(
         raise ValueError(f"views must be >= 1, got {views}")
     transform = ssl_augmentation(size, **_tuples(augmentation))
     train_set = MultiViewDataset(train[0], torch.as_tensor(train[1], dtype=torch.int64),
-                                 transform=transform, views=views, seed=seed)
-    train_eval = TransformedDataset(train[0], train_set.labels, transform=center_view(size))
+                                 transform=transform, views=views, seed=seed, on_error=on_error)
+    train_eval = TransformedDataset(train[0], train_set.labels, transform=center_view(size),
+                                    on_error=on_error)
     test_set = None
     if test is not None:
         test_set = TransformedDataset(test[0], torch.as_tensor(test[1], dtype=torch.int64),
-                                      transform=center_view(size))
+                                      transform=center_view(size), on_error=on_error)
     return DataSplits(train=train_set, test=test_set, num_classes=num_classes,
                       train_eval=train_eval)
 

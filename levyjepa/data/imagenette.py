@@ -6,7 +6,8 @@ the Hugging Face hub dataset the seed used is loaded: ``frgfm/imagenette``, conf
 ``160px``, splits ``train`` (9,469 images) and ``validation`` (3,925), through
 ``datasets.load_dataset`` (the optional extra ``pip install 'levyjepa[hub]'``). The dataset is
 defined by a loading script, which ``datasets`` 4 no longer runs; 2.14 to 3.x work. Images are
-decoded one at a time when an item is read.
+decoded one at a time when an item is read; one that does not decode is skipped or stops the
+run as ``on_error`` says (as for ``image_folder``, :mod:`levyjepa.data.skipped_files`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from levyjepa.data.augment_on import check_augment_on, place_augmentation
 from levyjepa.data.image_folder import image_folder
 from levyjepa.data.image_splits import image_splits
 from levyjepa.data.lazy_images import HubImages
+from levyjepa.data.skipped_files import check_on_error
 from levyjepa.data.splits import DataSplits
 from levyjepa.errors import ConfigError
 from levyjepa.registry import DATA
@@ -85,6 +87,7 @@ def imagenette(
     augment_on: str = "cpu",
     load_size: int = 160,
     cache: bool = False,
+    on_error: str = "skip",
 ) -> DataSplits:
     """Imagenette with the seed's views, from a local tree or from the Hugging Face hub.
 
@@ -110,8 +113,11 @@ def imagenette(
         load_size: Side of the uint8 images the loader yields with ``augment_on: device``.
         cache: Hold the encoded files of ``root`` in memory (with ``root`` null the hub's
             Arrow files are memory-mapped already, and ``cache`` is refused).
+        on_error: ``skip`` (warn, count in ``data/skipped_files``, read the next image) or
+            ``raise`` (stop with one line naming the file) for images that do not decode.
     """
     check_augment_on(augment_on, load_size)
+    check_on_error(on_error)
     augmentation = dict(
         crop_scale=crop_scale, color_jitter=color_jitter, color_jitter_p=color_jitter_p,
         grayscale_p=grayscale_p, blur_kernel=blur_kernel, blur_sigma=blur_sigma, blur_p=blur_p,
@@ -119,17 +125,19 @@ def imagenette(
     )
     if root is not None:
         return image_folder(root=root, size=size, views=views, seed=seed, augment_on=augment_on,
-                            load_size=load_size, cache=cache, **augmentation)
+                            load_size=load_size, cache=cache, on_error=on_error,
+                            **augmentation)
     if cache:
         raise ConfigError("data.cache needs data.root (the hub dataset is memory-mapped already)")
     train = load_hub_split(HUB_TRAIN_SPLIT)
     test = load_hub_split(HUB_TEST_SPLIT)
     train_labels = [int(y) for y in train["label"]]
     test_labels = [int(y) for y in test["label"]]
-    splits = image_splits(
-        train=(HubImages(train), train_labels), test=(HubImages(test), test_labels),
+    splits = image_splits(  # an image is named in messages as '<dataset> <split> item <i>'
+        train=(HubImages(train, name=f"{HUB_DATASET} {HUB_TRAIN_SPLIT}"), train_labels),
+        test=(HubImages(test, name=f"{HUB_DATASET} {HUB_TEST_SPLIT}"), test_labels),
         num_classes=hub_num_classes(train, train_labels), size=size, views=views, seed=seed,
-        augmentation=augmentation,
+        augmentation=augmentation, on_error=on_error,
     )
     return place_augmentation(splits, augment_on=augment_on, load_size=load_size, size=size,
                               views=views, seed=seed, augmentation=augmentation)

@@ -3,15 +3,56 @@
 Both behave as sequences of RGB PIL images for :class:`levyjepa.data.views.MultiViewDataset`
 and :class:`levyjepa.data.views.TransformedDataset`. The multi-view dataset reads item ``i``
 once per view, so the last decoded image is kept (one per process or loader worker).
+
+An item that does not decode (a corrupt or truncated file, a file removed since it was listed)
+raises :class:`UnreadableImage`, naming the file and PIL's error; the datasets then skip it or
+stop, as ``data.on_error`` says (:mod:`levyjepa.data.skipped_files`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
+import struct
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Any
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from levyjepa.errors import UnreadableFile
+
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error,
+                 Image.DecompressionBombError)
+"""What PIL raises for files it cannot decode (``OSError``: unidentified, truncated or missing
+files; the others from format plugins on damaged data)."""
+
+
+class UnreadableImage(UnreadableFile):
+    """An image file that does not decode; the message names the file and PIL's error."""
+
+
+@contextmanager
+def decoding(name: str) -> Iterator[None]:
+    """Turn a decoding error of the image ``name`` into :class:`UnreadableImage`."""
+    try:
+        yield
+    except DECODE_ERRORS as err:
+        if isinstance(err, UnidentifiedImageError):
+            cause = "not an image file PIL can identify (UnidentifiedImageError)"
+        else:
+            first = (str(err).strip().splitlines() or [""])[0][:200]
+            cause = f"{type(err).__name__}: {first}"
+        raise UnreadableImage(f"{name}: {cause}") from err
+
+
+def decode_rgb(source: str | IO[bytes], name: str) -> Image.Image:
+    """Open and fully decode ``source`` (a path or a binary file) as RGB.
+
+    Raises:
+        UnreadableImage: naming ``name`` when the data is not a decodable image.
+    """
+    with decoding(name), Image.open(source) as image:
+        return image.convert("RGB")
 
 
 class _LastItemCache:
@@ -54,8 +95,7 @@ class ImageFiles(_LastItemCache):
         return len(self.paths)
 
     def _load(self, index: int) -> Image.Image:
-        with Image.open(self.paths[index]) as image:
-            return image.convert("RGB")
+        return decode_rgb(self.paths[index], self.paths[index])
 
 
 class HubImages(_LastItemCache):
@@ -64,14 +104,17 @@ class HubImages(_LastItemCache):
     Args:
         dataset: A map-style dataset whose rows hold a PIL image under ``column``.
         column: Name of the image column.
+        name: The dataset's name in messages (``<name> item <index>``).
     """
 
-    def __init__(self, dataset: Any, *, column: str = "image") -> None:
+    def __init__(self, dataset: Any, *, column: str = "image", name: str = "hub dataset"
+                 ) -> None:
         super().__init__()
-        self.dataset, self.column = dataset, column
+        self.dataset, self.column, self.name = dataset, column, name
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def _load(self, index: int) -> Image.Image:
-        return self.dataset[index][self.column].convert("RGB")
+        with decoding(f"{self.name} item {index}"):  # rows are decoded when indexed
+            return self.dataset[index][self.column].convert("RGB")

@@ -11,16 +11,17 @@ processes, and a resumed run sees the clips an uninterrupted one would. Test ite
 ``(view, label)`` with one view ``(3, T, size, size)`` from the middle of the video, resized
 and centre-cropped.
 
-**Unreadable files.** A file no backend can read is, with ``on_error="skip"``, reported once per
-process with a ``RuntimeWarning``, marked in :attr:`ClipDataset.unreadable` and replaced by the
-next readable item (so an epoch never stops on a damaged file); with ``on_error="raise"`` the
-error propagates. ``unreadable`` is a 0/1 tensor per item in shared memory, written by the
-loader workers and read by the training loop, which logs its sum as ``data/skipped_files``.
+**Unreadable files.** A file no backend can read is, with ``on_error="skip"``, reported with a
+``RuntimeWarning`` naming it, marked in ``ClipDataset.unreadable`` and replaced by the next
+readable item, with the randomness of the original index (so an epoch never stops on a damaged
+file and the other items are unchanged); with ``on_error="raise"`` the
+:class:`~levyjepa.data.video_sources.UnreadableVideo` propagates (one line on the command line).
+The policy is the images' too: :class:`levyjepa.data.skipped_files.SkipsUnreadableFiles`; the
+training loop logs the count as ``data/skipped_files``.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Optional
 
@@ -35,14 +36,12 @@ from levyjepa.data.clip_sampling import (
     clip_step,
     random_start,
 )
-from levyjepa.data.video_sources import UnreadableVideo, VideoSource
+from levyjepa.data.skipped_files import SkipsUnreadableFiles
+from levyjepa.data.video_sources import VideoSource
 from levyjepa.data.views import item_seed
 
-ON_ERROR = ("skip", "raise")
-"""What a clip dataset does with an unreadable file."""
 
-
-class ClipDataset(Dataset):
+class ClipDataset(SkipsUnreadableFiles, Dataset):
     """Clips of the videos of a :class:`~levyjepa.data.video_sources.VideoSource`.
 
     Args:
@@ -97,16 +96,14 @@ class ClipDataset(Dataset):
         if short_video not in SHORT_VIDEO_POLICIES:
             raise ValueError(f"short_video must be one of {', '.join(SHORT_VIDEO_POLICIES)}; "
                              f"got {short_video!r}")
-        if on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}; got {on_error!r}")
         self.videos = videos
         self.labels = torch.as_tensor(list(labels), dtype=torch.int64)
         self.transform = transform
         self.frames_per_clip, self.frame_step, self.fps = frames_per_clip, frame_step, fps
         self.views, self.independent_starts = views, bool(independent_starts)
-        self.short_video, self.on_error, self.seed = short_video, on_error, seed
-        # Shared memory: written by loader workers (unreadable files) or the loop (epoch).
-        self.unreadable = torch.zeros(len(videos), dtype=torch.uint8).share_memory_()
+        self.short_video, self.seed = short_video, seed
+        self.track_unreadable(len(videos), on_error, noun="video")
+        # in shared memory, so that loader workers see the epoch the loop sets
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     @property
@@ -118,29 +115,12 @@ class ClipDataset(Dataset):
         """Select the epoch whose randomness ``__getitem__`` draws (in every worker)."""
         self._epoch.fill_(epoch)
 
-    @property
-    def skipped_files(self) -> int:
-        """Number of distinct files found unreadable so far (by any worker of this process)."""
-        return int(self.unreadable.sum())
-
     def __len__(self) -> int:
         return len(self.videos)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        n = len(self)
-        for offset in range(n):
-            item = (index + offset) % n
-            if self.unreadable[item]:
-                continue
-            try:
-                return self._clip(item, seed_index=index), int(self.labels[item])
-            except UnreadableVideo as err:
-                if self.on_error == "raise":
-                    raise
-                self.unreadable[item] = 1
-                warnings.warn(f"skipping unreadable video ({self.skipped_files} so far): {err}",
-                              RuntimeWarning, stacklevel=2)
-        raise RuntimeError(f"none of the {n} videos can be read (on_error=skip)")
+        return self.read_readable(
+            index, lambda item: (self._clip(item, seed_index=index), int(self.labels[item])))
 
     def _clip(self, item: int, *, seed_index: int) -> torch.Tensor:
         """The view(s) of ``item``, with the randomness of ``seed_index`` in this epoch."""

@@ -20,14 +20,23 @@ frame of ``eye_makeup_mpeg4_audio.avi`` returns an earlier frame in about one re
 ``backend="auto"`` tries the backends in :data:`AUTO_ORDER` (PyAV, then decord; the figures
 behind the choice are there), skipping those that cannot be imported; when the first cannot
 read a file, the next one is tried before the file is declared unreadable.
+
+Decord's own logging is kept off the terminal: its FFmpeg messages are silenced, and the C++
+``ERROR opening`` line it writes to file descriptor 2 when a file does not open is folded into
+the exception instead, so an unreadable file is reported once, as one line.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -51,6 +60,11 @@ SEEK_FORMATS = ("mov", "mp4", "matroska", "webm")
 
 SEEK_MIN_FRAME = 48
 """PyAV seeks only when the first wanted frame is at least this far in (else decodes from 0)."""
+
+T = TypeVar("T")
+_NATIVE_LOG = re.compile(r"^\[[\d:]+\] \S+:\d+: |^\[[\w,]+ @ 0x[0-9a-f]+\] ")
+"""A line of decord's C++ log (``[12:00:00] file.cc:83: ...``) or FFmpeg's (``[mov @ 0x1f] ..``)."""
+_FD2_LOCK = threading.Lock()  # one redirection of file descriptor 2 at a time per process
 
 
 class VideoReader(Protocol):
@@ -116,6 +130,42 @@ def backend_order(backend: str) -> tuple[str, ...]:
     return (backend,)
 
 
+def _native_log_held(fn: Callable[[], T]) -> T:
+    """``fn()`` with file descriptor 2 sent to a temporary file while it runs.
+
+    If ``fn`` raises, the last line native code logged is added to the error (a
+    ``RuntimeError``, one line) and the other lines are passed on to stderr; if it returns,
+    everything is passed on (nothing written meanwhile, by another thread, is lost).
+    """
+    failure: Exception | None = None
+    with _FD2_LOCK, tempfile.TemporaryFile() as held:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no file descriptor 2 to hold
+            return fn()
+        os.dup2(held.fileno(), 2)
+        try:
+            result = fn()
+        except Exception as err:
+            failure = err
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        lines = held.read().decode(errors="replace").splitlines(keepends=True)
+    native = [line for line in lines if failure is not None and _NATIVE_LOG.match(line)]
+    passed_on = "".join(line for line in lines if line not in native)
+    if passed_on and sys.stderr is not None:
+        sys.stderr.write(passed_on)
+    if failure is None:
+        return result
+    first = (str(failure).strip().splitlines() or [""])[0]
+    detail = f" ({_NATIVE_LOG.sub('', native[-1]).strip()})" if native else ""
+    raise RuntimeError(first + detail) from failure
+
+
 def open_video(path: str, backend: str, *, threads: int = 1) -> VideoReader:
     """Open ``path`` with one backend (``decord`` or ``pyav``).
 
@@ -151,7 +201,9 @@ class DecordReader:
     def __init__(self, path: str, *, threads: int = 1) -> None:
         import decord
 
-        self._reader: Any = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
+        decord.logging.set_level(decord.logging.QUIET)
+        self._reader: Any = _native_log_held(
+            lambda: decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads))
         self.num_frames = len(self._reader)
         self.fps = float(self._reader.get_avg_fps())
 

@@ -4,7 +4,8 @@ A *video source* is indexable by item and loads the frames of item ``i`` that a 
 The plan sees the video's frame count and frame rate (known only once it is open) and returns
 one index array per temporal view; the source returns the frames of each, uint8
 ``(T, H, W, 3)``. Loading opens the file, reads every view's frames in one pass and closes the
-file, so nothing is held open between items and no decoder crosses a fork.
+file, so nothing is held open between items and no decoder crosses a fork. A file no backend can
+read raises :class:`UnreadableVideo`, naming it and each backend's error on one line.
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ from typing import Protocol
 import numpy as np
 
 from levyjepa.data.video_readers import StreamEndedEarly, backend_order, open_video
+from levyjepa.errors import UnreadableFile
 
 ClipPlan = Callable[[int, float], list[np.ndarray]]
 """``(num_frames, fps) -> [indices of view 0, indices of view 1, ...]``."""
 
 
-class UnreadableVideo(Exception):
-    """Every backend failed on a file; the message names the file and each backend's error."""
+class UnreadableVideo(UnreadableFile):
+    """Every backend failed on a file; the message names the file and each backend's error.
+
+    A :class:`levyjepa.errors.ConfigError`: with ``data.on_error=raise`` the command line prints
+    it as one line (see :mod:`levyjepa.data.skipped_files`).
+    """
 
 
 class VideoSource(Protocol):
@@ -99,5 +105,6 @@ class VideoFiles:
                     return read_planned(reader, plan)
             except Exception as err:  # decoders raise many types for damaged files
                 first = (str(err).strip().splitlines() or [""])[0][:200]
+                first = first.replace(f": '{path}'", "").replace(path, "the file")
                 errors.append(f"{backend}: {type(err).__name__}: {first}")
         raise UnreadableVideo(f"{path}: " + "; ".join(errors))

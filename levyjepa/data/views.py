@@ -4,14 +4,21 @@ The random augmentation of item ``i`` in epoch ``e`` is drawn from a generator s
 ``(seed, e, i)``, not from a global random stream. A run therefore sees the same views whatever
 the number of loader workers or processes, and a run resumed mid-epoch sees exactly the views
 the uninterrupted run would have seen.
+
+Items read from files (``on_error`` set) follow :mod:`levyjepa.data.skipped_files`: an
+unreadable image is skipped (``skip``: replaced by the next readable item, with the
+augmentation of the original index) or stops the run (``raise``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Optional
 
 import torch
 from torch.utils.data import Dataset
+
+from levyjepa.data.skipped_files import SkipsUnreadableFiles
 
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
@@ -24,7 +31,7 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
     return x & ((1 << 63) - 1)
 
 
-class MultiViewDataset(Dataset):
+class MultiViewDataset(SkipsUnreadableFiles, Dataset):
     """``V`` independently augmented views of every item of a labelled image dataset.
 
     Args:
@@ -34,6 +41,8 @@ class MultiViewDataset(Dataset):
             seeded per item here).
         views: Number of views ``V``.
         seed: Base seed of the augmentation.
+        on_error: ``skip`` or ``raise`` for images that do not decode (files); ``None`` for
+            in-memory images, which cannot fail (no ``data/skipped_files`` metric).
     """
 
     def __init__(
@@ -44,6 +53,7 @@ class MultiViewDataset(Dataset):
         transform: Callable[[torch.Tensor], torch.Tensor],
         views: int,
         seed: int,
+        on_error: Optional[str] = None,
     ) -> None:
         if views < 1:
             raise ValueError(f"views must be >= 1, got {views}")
@@ -51,6 +61,7 @@ class MultiViewDataset(Dataset):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels
         self.transform, self.views, self.seed = transform, views, seed
+        self.track_unreadable(len(images), on_error, noun="image")
         # in shared memory, so that persistent loader workers see the epoch the loop sets
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
@@ -70,19 +81,24 @@ class MultiViewDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.read_readable(index, lambda item: self._views(item, seed_index=index))
+
+    def _views(self, item: int, *, seed_index: int) -> tuple[torch.Tensor, int]:
+        """The views of image ``item`` with the augmentation of ``seed_index`` in this epoch."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(item_seed(self.seed, self.epoch, index))
-            views = torch.stack([self.transform(self.images[index]) for _ in range(self.views)])
-        return views, int(self.labels[index])
+            torch.manual_seed(item_seed(self.seed, self.epoch, seed_index))
+            views = torch.stack([self.transform(self.images[item]) for _ in range(self.views)])
+        return views, int(self.labels[item])
 
 
-class TransformedDataset(Dataset):
+class TransformedDataset(SkipsUnreadableFiles, Dataset):
     """Deterministic transform of every item (the test split).
 
     Args:
         images: Indexable of images.
         labels: Their labels.
         transform: Deterministic transform of one image.
+        on_error: ``skip``, ``raise`` or ``None``, as for :class:`MultiViewDataset`.
     """
 
     def __init__(
@@ -91,13 +107,16 @@ class TransformedDataset(Dataset):
         labels: torch.Tensor,
         *,
         transform: Callable[[torch.Tensor], torch.Tensor],
+        on_error: Optional[str] = None,
     ) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels, self.transform = images, labels, transform
+        self.track_unreadable(len(images), on_error, noun="image")
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(self.images[index]), int(self.labels[index])
+        return self.read_readable(
+            index, lambda item: (self.transform(self.images[item]), int(self.labels[item])))
