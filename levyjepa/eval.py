@@ -32,7 +32,10 @@ Results go to ``RUN_DIR/eval.json`` (atomically) and a one-line summary is print
 Keys (``key=value``): ``checkpoint`` (a checkpoint folder), ``k``, ``temperature``,
 ``weight_decay``, ``linear_steps``, ``batch_size`` (feature extraction, default 256),
 ``device`` (``auto``, ``cpu``, ``cuda``), ``max_train`` (use the first N training items),
-``pictures`` (``true``/``false``), ``out`` (the JSON file, default ``RUN_DIR/eval.json``).
+``pictures`` (``true``/``false``), ``out`` (the JSON file, default ``RUN_DIR/eval.json``),
+``untrained`` (``true``: evaluate the recipe's freshly initialised encoder instead, seeded by
+the recipe's ``seed``, into ``RUN_DIR/eval_untrained.json``: the baseline a trained encoder
+must beat), ``progress`` (progress bars while features are extracted, default ``true``).
 Any other dotted key overrides the run's recipe, e.g. ``data.root=/elsewhere/imagenette``.
 
 Examples::
@@ -61,6 +64,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
 
 from levyjepa.atomic import atomic_write_json
 from levyjepa.diagnostics import rank_metrics
@@ -81,6 +85,7 @@ __all__ = [
 ]
 
 EVAL_FILE = "eval.json"
+UNTRAINED_EVAL_FILE = "eval_untrained.json"
 
 
 @dataclass
@@ -97,6 +102,8 @@ class EvalConfig:
     max_train: Optional[int] = None
     pictures: bool = True
     out: Optional[str] = None
+    untrained: bool = False  # the recipe's freshly initialised encoder instead (a baseline)
+    progress: bool = True
 
 
 def parse_overrides(items: Sequence[str]) -> tuple[EvalConfig, list[str]]:
@@ -145,6 +152,7 @@ def extract_features(
     device: torch.device,
     prior: Optional[LevySheetPrior] = None,
     step: int = 0,
+    progress: str = "",
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, list[torch.Tensor]]]:
     """Frozen ``emb`` of every item, one view each.
 
@@ -155,6 +163,7 @@ def extract_features(
         device: Where to run the encoder.
         prior: When given, the Epps-Pulley statistic of every item's ``tokens_proj`` per family.
         step: Seeds the prior's channel rotation.
+        progress: Label of a progress bar (empty: none).
 
     Returns:
         Features float32 ``(n, E)`` and labels int64 ``(n,)`` on CPU, and ``family ->`` list of
@@ -164,7 +173,8 @@ def extract_features(
     feats, labels = [], []
     stats: dict[str, list[torch.Tensor]] = {}
     encoder.eval()
-    for x, y in loader:
+    for x, y in tqdm(loader, desc=progress, leave=False, dynamic_ncols=True,
+                     disable=not progress):
         out = encoder(x.unsqueeze(1).to(device))
         feats.append(out.emb.float().cpu())
         labels.append(torch.as_tensor(y).cpu())
@@ -283,7 +293,8 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    run = load_trained(run_dir, checkpoint=settings.checkpoint, overrides=recipe_overrides)
+    run = load_trained(run_dir, checkpoint=settings.checkpoint, overrides=recipe_overrides,
+                       untrained=settings.untrained)
     device = _device(settings.device)
     data_cfg = {k: v for k, v in OmegaConf.to_container(run.cfg.data).items()
                 if k not in DATA_LOADER_KEYS}
@@ -304,9 +315,12 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
     if prior is not None:
         prior = prior.to(device)
     extract = dict(batch_size=settings.batch_size, device=device)
-    train_x, train_y, _ = extract_features(encoder, train_set, **extract)
-    test_x, test_y, ep = extract_features(encoder, splits.test, prior=prior, step=run.step,
-                                          **extract)
+    label = "untrained " if settings.untrained else ""
+    train_x, train_y, _ = extract_features(
+        encoder, train_set, progress=settings.progress and f"{label}train features", **extract)
+    test_x, test_y, ep = extract_features(
+        encoder, splits.test, prior=prior, step=run.step,
+        progress=settings.progress and f"{label}test features", **extract)
     classes = splits.num_classes
     knn = knn_predict(train_x, train_y, test_x, classes=classes, k=settings.k,
                       temperature=settings.temperature)
@@ -317,6 +331,7 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
         "run_dir": str(run_dir),
         "checkpoint": str(run.checkpoint),
         "step": run.step,
+        "untrained": settings.untrained,
         "n_train": len(train_x),
         "n_test": len(test_x),
         "classes": classes,
@@ -330,13 +345,14 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
     }
     if ep:
         result["levy_ep"] = {fam: float(torch.cat(v).mean()) for fam, v in ep.items()}
-    if settings.pictures:
+    if settings.pictures and not settings.untrained:
         from levyjepa.pictures import write_pictures
 
         written = write_pictures(encoder, prior, splits, run_dir, step=run.step)
         result["pictures"] = {k: str(v) for k, v in written.items()}
     result["time_s"] = time.perf_counter() - started
-    out = Path(settings.out) if settings.out else run_dir / EVAL_FILE
+    out = (Path(settings.out) if settings.out
+           else run_dir / (UNTRAINED_EVAL_FILE if settings.untrained else EVAL_FILE))
     atomic_write_json(out, result)
     result["eval_file"] = str(out)
     return result
@@ -345,7 +361,8 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
 def summary_line(result: dict[str, Any]) -> str:
     """The one-line summary printed by ``python -m levyjepa.eval``."""
     knn, lin = result["knn"], result["linear"]
-    parts = [f"eval {result['run_dir']} step {result['step']}",
+    what = "untrained encoder of" if result.get("untrained") else "eval"
+    parts = [f"{what} {result['run_dir']} step {result['step']}",
              f"k-NN top1 {knn['top1']:.4f} (k={knn['k']}, T={knn['temperature']:g})",
              f"linear top1 {lin['top1']:.4f}",
              f"RankMe {result['test_features']['emb_rankme']:.2f}"]

@@ -30,7 +30,8 @@ from levyjepa.errors import ConfigError
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints")
 """Entries whose presence means a folder holds a run."""
 
-RUN_FILES = (*RUN_MARKERS, "eval.json", "pictures", "tensorboard", "wandb", "report.md")
+RUN_FILES = (*RUN_MARKERS, "eval.json", "eval_untrained.json", "first_look.txt", "pictures",
+             "tensorboard", "wandb", "report.md")
 """Everything a run (and ``levyjepa.eval`` / ``report``) writes; ``overwrite=true`` removes
 these and nothing else."""
 

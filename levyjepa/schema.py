@@ -95,6 +95,9 @@ class LogConfig:
     diagnostics_every: int = 50
     # pictures of the token field and its law (levyjepa/pictures.py) at the end of training
     pictures: bool = True
+    # at the end: the trained vs the untrained encoder (linear probe, k-NN), within against its
+    # null level, where the pictures are; printed and written to first_look.txt
+    first_look: bool = False
 
 
 @dataclass

@@ -344,6 +344,12 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
         + (f", test/acc {acc:.4f}" if acc is not None and math.isfinite(acc) else "")
         + f" -> {run_dir}"
     )
+    if cfg.log.first_look and accelerator.is_main_process:
+        from levyjepa.first_look import first_look
+
+        trained_encoder = accelerator.unwrap_model(model).encoder
+        first_look(run_dir, prior=objective.levy, grid=getattr(trained_encoder, "grid", None),
+                   channels=getattr(trained_encoder, "proj_dim", 0), progress=cfg.log.progress)
     return summary
 
 

@@ -99,6 +99,7 @@ def load_trained(
     *,
     checkpoint: Optional[str | Path] = None,
     overrides: Sequence[str] = (),
+    untrained: bool = False,
 ) -> TrainedRun:
     """Rebuild the encoder of a run and load a checkpoint's weights.
 
@@ -106,6 +107,8 @@ def load_trained(
         run_dir: The run directory.
         checkpoint: A checkpoint folder (default: the run's latest complete checkpoint).
         overrides: Dotlist overrides of the run's recipe (e.g. ``data.root=...``).
+        untrained: Keep the freshly initialised weights (seeded by the recipe's ``seed``)
+            instead of loading the checkpoint's: the untrained baseline of the same recipe.
 
     Raises:
         ConfigError: one line naming the missing file or the mismatching key.
@@ -123,8 +126,13 @@ def load_trained(
         raise ConfigError(f"{ckpt}: no {MODEL_FILE} in the checkpoint")
     objective = build_objective(OmegaConf.to_container(cfg.objective))
     with_tokens_proj = objective.reads_tokens
+    torch.manual_seed(cfg.seed)
     encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
                              with_tokens_proj=with_tokens_proj)
+    if untrained:
+        encoder.eval()
+        return TrainedRun(cfg=cfg, encoder=encoder, prior=objective.levy,
+                          with_tokens_proj=with_tokens_proj, checkpoint=ckpt, step=0)
     state = encoder_state(load_file(str(weights)))
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if missing or unexpected:

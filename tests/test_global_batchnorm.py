@@ -109,7 +109,8 @@ TINY = ["data.batch_size=8", "data.workers=0", "data.size=16", "data.train_size=
         "encoder.embed_dim=32", "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2",
         "encoder.emb_dim=32", "encoder.proj_hidden=32", "objective.sigreg.slices=16",
         "log.progress=false", "log.trackers=[]", "log.pictures=false", "log.every=1",
-        "log.diagnostics_every=0", "trainer.max_steps=2", "trainer.eval_every=0",
+        "log.diagnostics_every=0", "log.first_look=false", "trainer.max_steps=2",
+        "trainer.eval_every=0",
         "trainer.cpu_threads=1"]
 
 

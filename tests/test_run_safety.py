@@ -29,7 +29,8 @@ TINY = ["data.batch_size=4", "data.workers=0", "data.size=16", "data.train_size=
         "encoder.embed_dim=32", "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2",
         "encoder.emb_dim=32", "encoder.proj_hidden=32", "objective.sigreg.slices=16",
         "objective.levy=null", "objective.gamma=0", "log.progress=false", "log.trackers=[]",
-        "log.pictures=false", "log.every=1", "log.diagnostics_every=0"]
+        "log.pictures=false", "log.every=1", "log.diagnostics_every=0",
+        "log.first_look=false"]
 
 NAN_PRIOR = textwrap.dedent("""
     import torch

@@ -26,6 +26,7 @@ TINY = ["data.batch_size=4", "data.workers=0", "data.size=16", "data.train_size=
         "encoder.emb_dim=32", "encoder.proj_hidden=32", "objective.sigreg.slices=16",
         "objective.levy.name=levy2d", "objective.gamma=0", "log.progress=false",
         "log.trackers=[]", "log.pictures=false", "log.every=1", "log.diagnostics_every=0",
+        "log.first_look=false",
         "trainer.epochs=2", "optim.weight_decay=0.3", "optim.warmup_epochs=0",
         "optim.net_lr_bs256=0.05"]
 

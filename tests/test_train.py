@@ -38,7 +38,7 @@ TINY_VIT = ["encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32
 def tiny(out_dir: Path, *extra: str, data: Sequence[str] = TINY_SYNTHETIC) -> list[str]:
     # no end-of-run pictures (about 2 s of plotting each); tests/test_pictures.py draws them
     return [*TINY_DATA, *data, *TINY_VIT, f"out_dir={out_dir}", "log.progress=false",
-            "log.trackers=[]", "log.pictures=false", *extra]
+            "log.trackers=[]", "log.pictures=false", "log.first_look=false", *extra]
 
 
 def tiny_data(recipe: Path, image_root: Path, video_root: Path | None = None) -> list[str]:

@@ -1,0 +1,61 @@
+"""The first look at a finished run (``log.first_look``) and the null level of ``within``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from levyjepa import PRIORS
+from levyjepa.first_look import FIRST_LOOK_FILE, within_null_level
+from levyjepa.priors.sheet_sampler import sample_levy_sheet
+from levyjepa.run import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_null_level_is_the_prior_scoring_its_own_fields() -> None:
+    prior = PRIORS.build({"name": "levy2d"})
+    null_8 = within_null_level(prior, (8, 8), 16, fields=128)
+    null_16 = within_null_level(prior, (16, 16), 16, fields=128)
+    # EP under the null is O(1 / increments): 4x the cells, about a quarter of the level
+    assert null_8 is not None and null_16 is not None
+    assert 2.5 < null_8 / null_16 < 6.0, (null_8, null_16)
+    # power: white noise with the sheets' own increment variance scores far above it
+    sheets = sample_levy_sheet((128, 8, 8), 16, sigma=prior.sigma, lam=prior.lam,
+                               jumps=prior.law, generator=torch.Generator().manual_seed(1))
+    step = sheets.diff(dim=1).diff(dim=2).std()
+    noise = torch.randn(128, 8, 8, 16, generator=torch.Generator().manual_seed(2)) * step
+    assert float(prior(noise, step=0)) > 5 * null_8
+
+
+def test_null_level_is_none_for_a_prior_without_a_jump_law() -> None:
+    class Plain(torch.nn.Module):
+        families = ()
+
+    assert within_null_level(Plain(), (8, 8), 4) is None
+
+
+def test_first_look_compares_trained_and_untrained_and_reports_within(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    tiny = ["data.batch_size=8", "data.workers=0", "data.size=16", "data.train_size=32",
+            "data.test_size=16", "data.views=2", "encoder.img_size=16", "encoder.patch_size=4",
+            "encoder.embed_dim=32", "encoder.depth=1", "encoder.num_heads=2",
+            "encoder.pool_heads=2", "encoder.emb_dim=32", "encoder.proj_hidden=32",
+            "objective.sigreg.slices=16", "log.progress=false", "log.trackers=[]",
+            "trainer.max_steps=4", "log.every=1"]
+    assert main([str(ROOT / "recipes" / "quickstart.yaml"), *tiny, f"out_dir={out}"]) == 0
+    text = (out / FIRST_LOOK_FILE).read_text()
+    trained = json.loads((out / "eval.json").read_text())
+    untrained = json.loads((out / "eval_untrained.json").read_text())
+    assert untrained["untrained"] is True and untrained["step"] == 0
+    assert f"{trained['linear']['top1']:.3f}     {untrained['linear']['top1']:.3f}" in text
+    assert "online probe test/acc" in text and "chance 0.100" in text
+    assert "within (Lévy prior on the token field" in text and "at step 1 ->" in text
+    null = float(text.split("->")[1].split(";")[1].split()[0])
+    assert math.isfinite(null) and 0 < null < 1
+    assert "_cf.png" in text and "_token_field.png" in text
+    # the untrained baseline really is another encoder
+    assert trained["test_features"] != untrained["test_features"]
