@@ -59,3 +59,23 @@ def test_first_look_compares_trained_and_untrained_and_reports_within(tmp_path: 
     assert "_cf.png" in text and "_token_field.png" in text
     # the untrained baseline really is another encoder
     assert trained["test_features"] != untrained["test_features"]
+
+
+def test_evaluation_shows_progress_bars(tmp_path: Path, capsys) -> None:
+    """Online evaluation during training and levyjepa.eval both draw a progress bar."""
+    from levyjepa.eval import main as eval_main
+
+    out = tmp_path / "run"
+    tiny = ["data.batch_size=8", "data.workers=0", "data.size=16", "data.train_size=16",
+            "data.test_size=16", "data.views=2", "encoder.img_size=16", "encoder.patch_size=4",
+            "encoder.embed_dim=32", "encoder.depth=1", "encoder.num_heads=2",
+            "encoder.pool_heads=2", "encoder.emb_dim=32", "encoder.proj_hidden=32",
+            "objective.sigreg.slices=16", "log.trackers=[]", "log.pictures=false",
+            "log.first_look=false", "trainer.max_steps=2", "log.progress=true"]
+    assert main([str(ROOT / "recipes" / "quickstart.yaml"), *tiny, f"out_dir={out}"]) == 0
+    assert "test/acc:" in capsys.readouterr().err  # the online probe's evaluation bar
+    assert eval_main([str(out), "pictures=false", "batch_size=4"]) == 0
+    err = capsys.readouterr().err
+    assert "train features:" in err and "test features:" in err
+    assert eval_main([str(out), "pictures=false", "progress=false"]) == 0
+    assert "features:" not in capsys.readouterr().err
