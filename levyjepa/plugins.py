@@ -12,13 +12,20 @@ Two ways in, both importing modules whose import registers components (with
 * A recipe lists importable local modules: ``plugins: [my_priors, lab.encoders]``.
 
 ``examples/plugin/`` is a complete installable example.
+
+A plugin that fails to import (an exception at import time, a missing dependency, a component
+name that is already registered) is reported as one line naming the module, the error and the
+line of the plugin that raised it, before anything is built. Whether a registered prior's
+``forward`` accepts ``(x, *, step)`` is checked with the recipe (:meth:`Registry.check`).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import traceback
 from collections.abc import Iterable
+from pathlib import Path
 
 from levyjepa.errors import ConfigError
 
@@ -47,7 +54,7 @@ def load_entry_point_plugins() -> list[str]:
             dist = ep.dist.name if ep.dist is not None else "unknown distribution"
             raise ConfigError(
                 f"plugin entry point '{ep.name}' ({ep.value}, from {dist}) failed to import: "
-                f"{type(err).__name__}: {err}"
+                f"{describe_import_error(err)}"
             ) from err
         _loaded.add(ep.value)
         loaded.append(ep.name)
@@ -58,7 +65,8 @@ def import_plugin_modules(modules: Iterable[str]) -> None:
     """Import the modules listed under a recipe's ``plugins:`` key.
 
     Raises:
-        ConfigError: naming the module that cannot be imported.
+        ConfigError: naming the module that cannot be found, or that raised while importing
+            (with the error and the plugin's line that raised it).
     """
     for module in modules:
         if module in _loaded:
@@ -66,10 +74,18 @@ def import_plugin_modules(modules: Iterable[str]) -> None:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:
+            if err.name is not None and not (module == err.name
+                                             or module.startswith(f"{err.name}.")):
+                raise ConfigError(f"plugins: module '{module}' failed to import: "
+                                  f"{describe_import_error(err)}; it imports '{err.name}', "
+                                  "which is not installed") from err
             raise ConfigError(
                 f"plugins: cannot import module '{module}' ({err}); it must be importable from "
                 "the current directory or PYTHONPATH"
             ) from err
+        except Exception as err:  # the plugin's own code raised (a clash of names included)
+            raise ConfigError(f"plugins: module '{module}' failed to import: "
+                              f"{describe_import_error(err)}") from err
         _loaded.add(module)
 
 
@@ -77,3 +93,20 @@ def load_plugins(modules: Iterable[str] = ()) -> None:
     """Load installed entry-point plugins, then a recipe's ``plugins:`` modules."""
     load_entry_point_plugins()
     import_plugin_modules(modules)
+
+
+def describe_import_error(err: BaseException) -> str:
+    """One line: the error's type and first line, and the plugin's line that raised it."""
+    lines = str(err).strip().splitlines()
+    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    at = _raising_line(err)
+    return f"{text} (at {at})" if at else text
+
+
+def _raising_line(err: BaseException) -> str | None:
+    """``file:line`` of the innermost frame outside levyjepa and the import machinery."""
+    skip = (Path(__file__).resolve().parent, Path(importlib.__file__).resolve().parent)
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if not f.filename.startswith("<")
+              and not any(Path(f.filename).resolve().is_relative_to(d) for d in skip)]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None

@@ -4,25 +4,35 @@ A recipe is a YAML file. ``base: other.yaml`` (a path relative to the recipe) na
 extends: the child's keys are merged over the base's. A component section (``data``,
 ``encoder``, ``objective.sigreg``, ``objective.levy``) whose ``name`` changes in the child, or in
 an override, is replaced as a whole, so the old component's parameters do not leak into the new
-one. Command-line overrides are OmegaConf dotlist items (``trainer.epochs=3``).
+one; its other keys must be given again, and a missing one is reported (all of them at once)
+with a note that the section was replaced. The loader keys of ``data`` (``data.batch_size`` and
+``data.workers``, :data:`levyjepa.schema.DATA_LOADER_KEYS`) configure the loader, not the data
+source, so they are kept across such a replacement. Command-line overrides are OmegaConf dotlist
+items (``trainer.epochs=3``).
 
 Every file is checked against :class:`levyjepa.schema.Recipe` as it is read, so a misspelt key
-or a wrong type is reported with the file it is in; every component section is checked against
-the registered component's constructor once the recipe's plugins are imported.
+or a wrong type is reported with the file it is in (a YAML syntax error or a duplicate key with
+its line and column); every component section is checked against the registered component's
+constructor once the recipe's plugins are imported, and the data against the encoder: the
+views the data source makes must be what the encoder takes (``data.size`` and
+``encoder.img_size``, ``data.frames_per_clip`` and ``encoder.num_frames``).
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from levyjepa.errors import ConfigError
+from levyjepa.registry import MissingParameters, Registry
 from levyjepa.schema import (
     DATA_LOADER_KEYS,
     DEVICES,
@@ -39,6 +49,13 @@ COMPONENT_SECTIONS: dict[str, str] = {
     "objective.sigreg": "PRIORS",
     "objective.levy": "PRIORS",
 }
+
+# What the data source makes and what the encoder takes: (data key, encoder key) pairs of
+# parameters that must agree when both components have them.
+FIT_KEYS: tuple[tuple[str, str], ...] = (("size", "img_size"), ("frames_per_clip", "num_frames"))
+
+# Replaced component sections: dotted key -> (old name, new name).
+Replaced = dict[str, tuple[Any, Any]]
 
 
 def load_recipe(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> DictConfig:
@@ -57,26 +74,32 @@ def load_recipe(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
     from levyjepa.plugins import load_plugins
 
     path = Path(path)
-    cfg = _load_file(path, chain=())
+    replaced: Replaced = {}
+    cfg = _load_file(path, chain=(), replaced=replaced)
     for item in overrides:  # one at a time, so an error names the override at fault
-        cfg = _merge(cfg, _parse_override(item), origin=f"{path}: override '{item}'")
+        cfg = _merge(cfg, _parse_override(item), origin=f"{path}: override '{item}'",
+                     replaced=replaced)
     if cfg.name is None:
         cfg.name = path.stem
     try:
         OmegaConf.resolve(cfg)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"{path}: {_describe(err)}") from None
+    except OmegaConfBaseException as err:  # e.g. ${data.size} after data was replaced
+        notes = [_replaced_note(where, names) for where, names in replaced.items()
+                 if f"'{where}." in str(err)]
+        raise ConfigError(f"{path}: {_describe(err)}{''.join(notes[:1])}") from None
     load_plugins(list(cfg.plugins))
-    check_recipe(cfg, origin=str(path))
+    check_recipe(cfg, origin=str(path), replaced=replaced)
     return cfg
 
 
-def check_recipe(cfg: DictConfig, *, origin: str) -> None:
-    """Check values the schema's types cannot express, and every component section.
+def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = None) -> None:
+    """Check values the schema's types cannot express, every component section, and the fit.
 
     Args:
         cfg: A merged recipe.
         origin: The recipe file, named in messages.
+        replaced: Component sections replaced while merging (their old and new names), noted in
+            the message about their missing keys.
     """
     import levyjepa
 
@@ -122,9 +145,7 @@ def check_recipe(cfg: DictConfig, *, origin: str) -> None:
     data = OmegaConf.to_container(cfg.data)
     assert isinstance(data, dict)
     for key, kind in DATA_LOADER_KEYS.items():
-        if key not in data:
-            fail(f"data.{key} is required")
-        value = data[key]
+        value = data.get(key, 0 if key == "workers" else 1)  # a missing key: reported below
         if not isinstance(value, kind) or isinstance(value, bool) or value < (key != "workers"):
             fail(f"data.{key} must be a {'non-negative' if key == 'workers' else 'positive'} "
                  f"{kind.__name__}, got {value!r}")
@@ -133,16 +154,99 @@ def check_recipe(cfg: DictConfig, *, origin: str) -> None:
         if section is None and where == "objective.levy":
             continue
         section = OmegaConf.to_container(section) if section is not None else {}
+        loader_missing = []
         if where == "data":
             section = {k: v for k, v in section.items() if k not in DATA_LOADER_KEYS}
+            loader_missing = [k for k in DATA_LOADER_KEYS if k not in data]
         registry = getattr(levyjepa, registry_name)
+        note = _replaced_note(where, (replaced or {}).get(where))
         try:
             registry.check(section, where=where)
+        except MissingParameters as err:
+            if loader_missing:
+                name = section["name"]
+                missing = ", ".join(f"{where}.{k}" for k in [*err.missing, *loader_missing])
+                fail(f"{where}: {registry.kind} '{name}' needs {missing}; valid parameters: "
+                     f"{err.valid}{note}")
+            fail(f"{err}{note}")
         except ConfigError as err:
             fail(str(err))
+        if loader_missing:
+            fail(f"{where}: the loader needs {', '.join(f'data.{k}' for k in loader_missing)}"
+                 f"{note}")
+    problem = _fit_problem(cfg, levyjepa.DATA, levyjepa.ENCODERS)
+    if problem:
+        fail(problem)
 
 
-def _load_file(path: Path, chain: tuple[Path, ...]) -> DictConfig:
+def _replaced_note(where: str, names: tuple[Any, Any] | None) -> str:
+    if names is None:
+        return ""
+    return (f" (the {where} section was replaced because its name changed from '{names[0]}' "
+            f"to '{names[1]}'; its other keys must be given again)")
+
+
+def _effective(registry: Registry, section: Mapping[str, Any]) -> dict[str, Any]:
+    """The section's values over the registered component's constructor defaults."""
+    params = registry.parameters(section["name"])
+    values = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    return {**values, **section}
+
+
+def _fit_problem(cfg: DictConfig, data_registry: Registry, encoder_registry: Registry
+                 ) -> str | None:
+    """Why the data source's views cannot be the encoder's input, or ``None``.
+
+    Keys are paired by name (:data:`FIT_KEYS`), so plugins following the built-ins' names are
+    checked too; images against clips is checked between built-in components only.
+    """
+    data_section = OmegaConf.to_container(cfg.data)
+    encoder_section = OmegaConf.to_container(cfg.encoder)
+    assert isinstance(data_section, dict) and isinstance(encoder_section, dict)
+    data = _effective(data_registry, data_section)
+    enc = _effective(encoder_registry, encoder_section)
+    data_name, enc_name = data["name"], enc["name"]
+
+    def shown(section: str, key: str) -> str:
+        values, given, registry = ((data, data_section, data_registry) if section == "data"
+                                   else (enc, encoder_section, encoder_registry))
+        default = "" if key in given else f" (the default of {registry.kind} '{values['name']}')"
+        return f"{section}.{key}={values[key]}{default}"
+
+    builtin = all(r.get(n).__module__.startswith("levyjepa.")
+                  for r, n in ((data_registry, data_name), (encoder_registry, enc_name)))
+    clips, takes_clips = "frames_per_clip" in data, "num_frames" in enc
+    if builtin and clips != takes_clips:
+        fitting = [n for n in encoder_registry.names()
+                   if ("num_frames" in encoder_registry.parameters(n)) == clips]
+        made, taken = ("clips", "images") if clips else ("images", "clips")
+        return (f"encoder: encoder '{enc_name}' takes {taken} but data source '{data_name}' "
+                f"makes {made}; encoders for {made}: {', '.join(fitting) or 'none'}")
+    for data_key, enc_key in FIT_KEYS:
+        if data_key not in data or enc_key not in enc:
+            continue
+        made, taken = data[data_key], enc[enc_key]
+        if not (_positive_int(made) and _positive_int(taken)) or made == taken:
+            continue  # a value that is not a positive integer is its component's to refuse
+        unit = " px views" if data_key == "size" else "-frame clips"
+        return (f"{shown('data', data_key)} does not match {shown('encoder', enc_key)}: the "
+                f"data source makes {made}{unit} and the encoder takes {taken}{unit}; set "
+                f"encoder.{enc_key}={made} (or data.{data_key}={taken})")
+    if "tubelet_size" in enc:  # a tubelet embedding tiles the clip exactly or fails
+        for size_key, tile_key in (("num_frames", "tubelet_size"), ("img_size", "patch_size")):
+            size, tile = enc.get(size_key), enc.get(tile_key)
+            if _positive_int(size) and _positive_int(tile) and size % tile:
+                return (f"{shown('encoder', size_key)} is not a multiple of "
+                        f"{shown('encoder', tile_key)}: the tubelets would not tile the clip; "
+                        f"use a multiple of {tile}")
+    return None
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _load_file(path: Path, chain: tuple[Path, ...], replaced: Replaced) -> DictConfig:
     """Read one recipe file and its bases, each validated against the schema."""
     if not path.is_file():
         raise ConfigError(f"recipe file not found: {path}")
@@ -152,6 +256,8 @@ def _load_file(path: Path, chain: tuple[Path, ...]) -> DictConfig:
         raise ConfigError(f"{path}: 'base' inheritance cycle: {cycle}")
     try:
         raw = OmegaConf.load(path)
+    except yaml.MarkedYAMLError as err:  # syntax errors and OmegaConf's duplicate keys
+        raise ConfigError(_yaml_error(path, err)) from None
     except Exception as err:  # YAML syntax errors come in several exception types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"{path}: not a valid YAML recipe: {first}") from None
@@ -159,11 +265,60 @@ def _load_file(path: Path, chain: tuple[Path, ...]) -> DictConfig:
         raise ConfigError(f"{path}: a recipe must be a YAML mapping, got a list")
     base = raw.pop("base", None)
     if base is None:
-        return _merge(OmegaConf.structured(Recipe), raw, origin=str(path))
+        return _merge(OmegaConf.structured(Recipe), raw, origin=str(path), replaced=replaced)
     if not isinstance(base, str):
         raise ConfigError(f"{path}: 'base' must be a file name, got {base!r}")
-    parent = _load_file(path.parent / base, chain=(*chain, resolved))
-    return _merge(parent, raw, origin=str(path))
+    parent = _load_file(path.parent / base, chain=(*chain, resolved), replaced=replaced)
+    return _merge(parent, raw, origin=str(path), replaced=replaced)
+
+
+def _yaml_error(path: Path, err: yaml.MarkedYAMLError) -> str:
+    """One line: ``file:line:column:`` and the problem (a duplicate key by its dotted name)."""
+    mark = err.problem_mark or err.context_mark
+    if mark is None:
+        return f"{path}: not a valid YAML recipe: {err.problem or err.context or err}"
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}"
+    problem = str(err.problem or err.context)
+    if problem.startswith("found duplicate key"):
+        key, first = _duplicate_key(path, mark) or (problem.split()[-1], None)
+        earlier = f" (first on line {first})" if first else ""
+        return f"{where}: duplicate key '{key}'{earlier}; a key may appear once per mapping"
+    lines = path.read_text(errors="replace").splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    if line[mark.column:mark.column + 1] == "\t":
+        problem = f"a tab character ({problem}); YAML indents with spaces, not tabs"
+    context = (f" ({err.context} at line {err.context_mark.line + 1}, column "
+               f"{err.context_mark.column + 1})" if err.context and err.context_mark
+               and err.problem_mark and err.context_mark.line != mark.line else "")
+    return f"{where}: not a valid YAML recipe: {problem}{context}"
+
+
+def _duplicate_key(path: Path, mark: Any) -> tuple[str, int | None] | None:
+    """The dotted name of the key at ``mark`` and the line of its first occurrence."""
+    try:
+        root = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+
+    def walk(node: yaml.Node, prefix: str) -> tuple[str, int | None] | None:
+        items: list[tuple[Any, yaml.Node]] = []
+        if isinstance(node, yaml.MappingNode):
+            items = node.value
+        elif isinstance(node, yaml.SequenceNode):
+            items = [(None, item) for item in node.value]
+        first: dict[Any, int] = {}
+        for index, (key, value) in enumerate(items):
+            name = f"{prefix}{index if key is None else key.value}"
+            if key is not None:
+                if (key.start_mark.line, key.start_mark.column) == (mark.line, mark.column):
+                    return name, first.get(key.value)
+                first.setdefault(key.value, key.start_mark.line + 1)
+            found = walk(value, f"{name}.")
+            if found:
+                return found
+        return None
+
+    return walk(root, "") if root is not None else None
 
 
 def _parse_override(item: str) -> DictConfig:
@@ -175,8 +330,13 @@ def _parse_override(item: str) -> DictConfig:
         raise ConfigError(f"override {item!r}: {_describe(err)}") from None
 
 
-def _merge(cfg: DictConfig, update: DictConfig, *, origin: str) -> DictConfig:
-    """Merge ``update`` over ``cfg``, replacing component sections whose name changes."""
+def _merge(cfg: DictConfig, update: DictConfig, *, origin: str, replaced: Replaced
+           ) -> DictConfig:
+    """Merge ``update`` over ``cfg``, replacing component sections whose name changes.
+
+    A replaced section keeps only its loader keys (``data.batch_size``, ``data.workers``);
+    ``replaced`` records its old and new names.
+    """
     for where in COMPONENT_SECTIONS:
         new = OmegaConf.select(update, where)
         old = OmegaConf.select(cfg, where)
@@ -184,9 +344,14 @@ def _merge(cfg: DictConfig, update: DictConfig, *, origin: str) -> DictConfig:
             isinstance(new, DictConfig)
             and isinstance(old, DictConfig)
             and "name" in new
+            and old.get("name") is not None
             and new.get("name") != old.get("name")
         ):
-            OmegaConf.update(cfg, where, {}, merge=False)
+            replaced[where] = (old.get("name"), new.get("name"))
+            raw = OmegaConf.to_container(old, resolve=False)  # interpolations kept as written
+            assert isinstance(raw, dict)
+            kept = {k: raw[k] for k in DATA_LOADER_KEYS if k in raw} if where == "data" else {}
+            OmegaConf.update(cfg, where, kept, merge=False)
     try:
         merged = OmegaConf.merge(cfg, update)
     except OmegaConfBaseException as err:

@@ -13,7 +13,9 @@ Unknown names fail with the known names and the closest match; unknown or ill-ty
 arguments fail naming the argument, the component and its valid parameters. Parameters are
 checked against the constructor's signature and type hints, so a component's ``__init__`` is
 its schema. Parameters that the runner supplies (``register(name, runtime=(...))``, passed to
-``build``) are not a recipe's to set.
+``build``) are not a recipe's to set. A registry made with ``call=`` also checks, when a section
+is checked, that the component's ``forward`` can be called the way the runner calls it (a prior:
+``forward(x, *, step)``), naming the module that defined it.
 """
 
 from __future__ import annotations
@@ -32,15 +34,27 @@ T = TypeVar("T")
 _NO_HINT = object()
 
 
+class MissingParameters(ConfigError):
+    """A section lacks required parameters; :attr:`missing` names them all."""
+
+    def __init__(self, message: str, *, missing: Sequence[str], valid: str) -> None:
+        super().__init__(message)
+        self.missing, self.valid = list(missing), valid
+
+
 class Registry:
     """Named factories of one kind of component.
 
     Args:
         kind: What the registry holds, used in messages (``"encoder"``, ``"prior"``, ...).
+        call: How the runner calls a built component's ``forward``: argument names, positional
+            ones before ``"*"``, keyword ones after (``("x", "*", "step")``); ``None``: not
+            checked. Class factories (and functions annotated to return a class) are checked.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, call: Sequence[str] | None = None) -> None:
         self.kind = kind
+        self.call = None if call is None else tuple(call)
         self._entries: dict[str, Callable[..., Any]] = {}
         self._runtime: dict[str, frozenset[str]] = {}
 
@@ -61,9 +75,11 @@ class Registry:
         def decorator(obj: T) -> T:
             if name in self._entries:
                 existing = self._entries[name]
+                owner = existing.__module__
+                builtin = ", a built-in" if owner.partition(".")[0] == "levyjepa" else ""
                 raise ValueError(
                     f"{self.kind} '{name}' is already registered (by "
-                    f"{existing.__module__}.{existing.__qualname__}); choose another name"
+                    f"{owner}.{existing.__qualname__}{builtin}); choose another name"
                 )
             if not callable(obj):
                 raise TypeError(f"{self.kind} '{name}': only callables can be registered")
@@ -168,10 +184,14 @@ class Registry:
             and p.name not in self._runtime[name]  # the runner's to give
         ]
         if missing:
-            raise ConfigError(
+            raise MissingParameters(
                 f"{at}{self.kind} '{name}' needs parameter(s) {', '.join(missing)}; "
-                f"valid parameters: {valid}"
+                f"valid parameters: {valid}", missing=missing, valid=valid,
             )
+        problem = _call_problem(factory, self.call) if self.call is not None else None
+        if problem:
+            raise ConfigError(f"{at}{self.kind} '{name}' (from module '{factory.__module__}'): "
+                              f"{problem}")
         return name, kwargs
 
     def build(self, section: Mapping[str, Any], *, where: str = "", **runtime: Any) -> Any:
@@ -197,6 +217,46 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+def _call_problem(factory: Callable[..., Any], call: tuple[str, ...]) -> str | None:
+    """Why ``factory``'s products cannot be called as ``call`` says, or ``None``.
+
+    The method checked is the class's ``forward`` (``__call__`` without one); a class that
+    inherits ``nn.Module``'s placeholder forward, or a factory function without a class return
+    annotation, is not checked.
+    """
+    cls = factory
+    if not inspect.isclass(cls):
+        try:
+            cls = typing.get_type_hints(factory).get("return")
+        except Exception:  # unresolvable annotations: nothing to check
+            return None
+        if not inspect.isclass(cls):
+            return None
+    attr = "forward" if hasattr(cls, "forward") else "__call__"
+    method = getattr(cls, attr)
+    if getattr(method, "__name__", "") == "_forward_unimplemented":
+        return None
+    try:
+        sig = inspect.signature(method)
+    except (TypeError, ValueError):  # builtins without a signature
+        return None
+    params = list(sig.parameters.values())
+    if inspect.isfunction(method) and not isinstance(inspect.getattr_static(cls, attr),
+                                                     staticmethod):
+        params = params[1:]  # self
+    star = call.index("*") if "*" in call else len(call)
+    positional, keywords = call[:star], call[star + 1:]
+    shown = sig.replace(parameters=[p.replace(annotation=inspect.Parameter.empty)
+                                    for p in sig.parameters.values()],
+                        return_annotation=inspect.Signature.empty)
+    try:
+        sig.replace(parameters=params).bind(*positional, **dict.fromkeys(keywords))
+    except TypeError as err:
+        called = ", ".join([*positional, *(f"{k}=..." for k in keywords)])
+        return f"{cls.__qualname__}.{attr}{shown} cannot be called as {attr}({called}): {err}"
+    return None
 
 
 def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
@@ -247,10 +307,10 @@ def _type_name(expected: Any) -> str:
     return str(expected).replace("typing.", "")
 
 
-ENCODERS = Registry("encoder")
+ENCODERS = Registry("encoder", call=("views",))
 """Encoders: ``(N, V, C, H, W)`` views to :class:`levyjepa.encoders.EncoderOutput`."""
 
-PRIORS = Registry("prior")
+PRIORS = Registry("prior", call=("x", "*", "step"))
 """Distributional priors: a tensor of embeddings (and the global step) to a scalar loss."""
 
 DATA = Registry("data source")

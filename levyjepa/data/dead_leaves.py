@@ -95,14 +95,30 @@ _CHUNK_PIXELS = 1 << 19
 
 
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int, or raise naming ``name`` and the valid range."""
+    """Return ``value`` as an int, or raise a ``ValueError`` naming ``name`` and the range."""
     valid = f">= {low}" if high is None else f"in {low}..{high}"
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"render_shapes: {name} must be an integer {valid}, got {value!r}")
+        raise ValueError(f"{name} must be an integer {valid}, got {value!r}")
     value = int(value)
     if value < low or (high is not None and value > high):
-        raise ConfigError(f"render_shapes: {name} must be {valid}, got {value}")
+        raise ValueError(f"{name} must be {valid}, got {value}")
     return value
+
+
+def check_image_args(*, size: object, classes: object, leaves: object, rotation: object,
+                     instances: object) -> None:
+    """Refuse an image parameter of :func:`render_shapes` (the ones a data source exposes).
+
+    Raises:
+        ValueError: naming the parameter and its valid range.
+    """
+    _check_int("size", size, 8)
+    _check_int("classes", classes, 2, len(SHAPE_CLASSES))
+    _check_int("leaves", leaves, 0)
+    _check_int("instances", instances, 1)
+    if (isinstance(rotation, bool) or not isinstance(rotation, (int, float))
+            or not 0.0 <= rotation <= 1.0):
+        raise ValueError(f"rotation must be a number in [0, 1], got {rotation!r}")
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -517,17 +533,17 @@ def render_shapes(
     Raises:
         ConfigError: A ``ValueError`` naming the invalid argument and its valid range.
     """
-    count = _check_int("count", count, 0)
-    size = _check_int("size", size, 8)
-    start = _check_int("start", start, 0)
-    classes = _check_int("classes", classes, 2, len(SHAPE_CLASSES))
-    leaves = _check_int("leaves", leaves, 0)
-    instances = _check_int("instances", instances, 1)
+    try:
+        count = _check_int("count", count, 0)
+        start = _check_int("start", start, 0)
+        check_image_args(size=size, classes=classes, leaves=leaves, rotation=rotation,
+                         instances=instances)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+    except ValueError as err:
+        raise ConfigError(f"render_shapes: {err}") from None
+    size, classes, leaves, instances = int(size), int(classes), int(leaves), int(instances)
     grid = math.isqrt(instances - 1) + 1  # the smallest square layout with a cell per shape
-    if not 0.0 <= rotation <= 1.0:
-        raise ConfigError(f"rotation must be in [0, 1], got {rotation!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ConfigError(f"render_shapes: seed must be an integer, got {seed!r}")
     seed = int(seed) % (1 << 64)  # the hash works on unsigned 64-bit words
 
     images = torch.empty((count, 3, size, size), dtype=torch.uint8)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from levyjepa.data.dead_leaves import render_shapes
+from levyjepa.data.dead_leaves import check_image_args, render_shapes
 from levyjepa.data.splits import DataSplits
 from levyjepa.data.transforms import eval_transform, light_augmentation
 from levyjepa.data.views import MultiViewDataset, TransformedDataset
@@ -42,10 +42,19 @@ def synthetic_shapes(
         instances: Shapes of the image's class per image (smaller when there are more).
         seed: Seed of the images and of their augmentation.
         crop_scale: Area range of the random resized crop.
+
+    Raises:
+        ValueError: naming the invalid parameter and its valid range (before any rendering).
     """
-    if train_size < 1 or test_size < 0:
-        raise ValueError(f"train_size must be >= 1 and test_size >= 0, got {train_size}, "
-                         f"{test_size}")
+    for name, value, low in (("train_size", train_size, 1), ("test_size", test_size, 0),
+                             ("views", views, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    check_image_args(size=size, classes=classes, leaves=leaves, rotation=rotation,
+                     instances=instances)
+    if len(crop_scale) != 2 or not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
+        raise ValueError(f"crop_scale must be [low, high] with 0 < low <= high <= 1, got "
+                         f"{list(crop_scale)}")
     images, labels = render_shapes(train_size, size=size, seed=seed, classes=classes,
                                    leaves=leaves, rotation=rotation, instances=instances)
     train = MultiViewDataset(images, labels, views=views, seed=seed,

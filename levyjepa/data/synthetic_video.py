@@ -170,11 +170,14 @@ def synthetic_video(
         color_jitter: Brightness, contrast, saturation and hue strengths.
         color_jitter_p: Probability of the colour jitter.
         grayscale_p: Probability of grey views.
+
+    Raises:
+        ValueError: naming the invalid parameter and its valid range.
     """
-    if isinstance(train_size, bool) or not isinstance(train_size, int) or train_size < 1:
-        raise ValueError(f"train_size must be an integer >= 1, got {train_size!r}")
-    if isinstance(test_size, bool) or not isinstance(test_size, int) or test_size < 0:
-        raise ValueError(f"test_size must be an integer >= 0, got {test_size!r}")
+    for name, value, low in (("train_size", train_size, 1), ("test_size", test_size, 0),
+                             ("video_frames", video_frames, 1), ("size", size, 8)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     render = dict(seed=seed, size=size, frames=video_frames, video_fps=video_fps,
                   classes=classes, jump_prob=jump_prob)
     clip = dict(frames_per_clip=frames_per_clip, frame_step=frame_step, fps=fps,
