@@ -64,6 +64,7 @@ def test_print_config_shows_the_seed_setting(recipe: str,
         "levy": {"name": "levy2d", "jumps": "laplace", "alpha": 1.0, "sigma": 0.125,
                  "lam": lam},
         "probe_classes": 100,
+        "within_in_loss": True,  # the seed's gamma = 0 graph (tests/test_seed_fidelity.py)
     }
     assert OmegaConf.to_container(cfg.optim) == {
         "net_lr_bs256": net_lr, "probe_lr_bs256": 1e-3, "weight_decay": 0.05,

@@ -66,7 +66,8 @@ def test_changing_a_component_name_replaces_the_section(tmp_path: Path, base: Pa
 
 def test_overrides_apply_last_and_are_typed(base: Path) -> None:
     cfg = load_recipe(base, ["trainer.epochs=2", "objective.sigreg.slices=8", "data.size=24",
-                             "trainer.max_steps=5", "log.trackers=[tensorboard]"])
+                             "encoder.img_size=24", "trainer.max_steps=5",
+                             "log.trackers=[tensorboard]"])
     assert cfg.trainer.epochs == 2 and cfg.trainer.max_steps == 5
     assert cfg.objective.sigreg.slices == 8 and cfg.data.size == 24
     assert list(cfg.log.trackers) == ["tensorboard"]

@@ -56,10 +56,16 @@ def test_within_in_loss_decays_the_token_projector_by_the_adamw_factor_and_nothi
             torch.testing.assert_close(seed[key], plain[key] * factor, rtol=1e-6, atol=1e-9)
         else:
             assert torch.equal(seed[key], plain[key]), key
-    # every logged number, test/acc included, but within: it reads the decayed projector
+    # every logged number, test/acc included, is the same, but within (it reads the decayed
+    # projector) and the gradient norm (the projector's zero gradients change the order of its
+    # float sum: equal to rounding)
     for a, b in zip(plain_events, seed_events):
         assert a.keys() == b.keys()
-        assert all(a[k] == b[k] for k in a if k != "train/within"), (a, b)
+        skip = ("train/within", "train/grad_norm")
+        assert all(a[k] == b[k] for k in a if k not in skip), [
+            (k, a[k], b[k]) for k in a if a[k] != b[k]]
+        if "train/grad_norm" in a:
+            assert b["train/grad_norm"] == pytest.approx(a["train/grad_norm"], rel=1e-6)
     within = [(a["train/within"], b["train/within"]) for a, b in zip(plain_events, seed_events)
               if "train/within" in a]
     assert within[0][0] == within[0][1] and within[-1][0] != within[-1][1]

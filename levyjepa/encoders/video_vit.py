@@ -61,6 +61,9 @@ class VideoViTEncoder(nn.Module):
         emb_dim: Width ``E`` of the pooled embedding.
         pool_heads: Heads of the attention pool.
         proj_hidden: Hidden width of both projectors.
+        tokens_proj_hidden: Hidden width of the token projector alone (``None``: ``proj_hidden``,
+            as in the seed). It runs on every token, so on small CPU runs it dominates the
+            step unless it is narrower than the pooled projector.
         proj_dim: Output width ``K`` of both projectors.
         with_tokens_proj: Build and run the token projector (set by the runner).
 
@@ -85,6 +88,7 @@ class VideoViTEncoder(nn.Module):
         emb_dim: int = 512,
         pool_heads: int = 6,
         proj_hidden: int = 2048,
+        tokens_proj_hidden: Optional[int] = None,
         proj_dim: int = 16,
         with_tokens_proj: bool = True,
     ) -> None:
@@ -97,7 +101,8 @@ class VideoViTEncoder(nn.Module):
         heads = heads if num_heads is None else num_heads
         for name, value in (("embed_dim", width), ("depth", blocks), ("num_heads", heads),
                             ("emb_dim", emb_dim), ("pool_heads", pool_heads),
-                            ("proj_hidden", proj_hidden), ("proj_dim", proj_dim)):
+                            ("proj_hidden", proj_hidden), ("proj_dim", proj_dim),
+                            ("tokens_proj_hidden", tokens_proj_hidden or proj_hidden)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if width % heads:
@@ -125,7 +130,8 @@ class VideoViTEncoder(nn.Module):
                                       heads=pool_heads)
         self.proj = projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
         self.tokens_proj = (
-            projector(width, proj_hidden, proj_dim, nn.LayerNorm) if with_tokens_proj else None
+            projector(width, tokens_proj_hidden or proj_hidden, proj_dim, nn.LayerNorm)
+            if with_tokens_proj else None
         )
 
     def forward_tokens(self, clips: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,9 @@ class ViTEncoder(nn.Module):
         emb_dim: Width ``E`` of the pooled embedding.
         pool_heads: Heads of the attention pool.
         proj_hidden: Hidden width of both projectors.
+        tokens_proj_hidden: Hidden width of the token projector alone (``None``: ``proj_hidden``,
+            as in the seed). It runs on every token, so on small CPU runs it dominates the
+            step unless it is narrower than the pooled projector.
         proj_dim: Output width ``K`` of both projectors.
         with_tokens_proj: Build and run the token projector (set by the runner: only when a
             term of the objective reads ``tokens_proj``).
@@ -62,10 +65,13 @@ class ViTEncoder(nn.Module):
         emb_dim: int = 512,
         pool_heads: int = 6,
         proj_hidden: int = 2048,
+        tokens_proj_hidden: Optional[int] = None,
         proj_dim: int = 16,
         with_tokens_proj: bool = True,
     ) -> None:
         super().__init__()
+        if tokens_proj_hidden is not None and tokens_proj_hidden < 1:
+            raise ValueError(f"tokens_proj_hidden must be >= 1, got {tokens_proj_hidden}")
         overrides = {
             k: v
             for k, v in dict(
@@ -99,7 +105,8 @@ class ViTEncoder(nn.Module):
                                       heads=pool_heads)
         self.proj = projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
         self.tokens_proj = (
-            projector(width, proj_hidden, proj_dim, nn.LayerNorm) if with_tokens_proj else None
+            projector(width, tokens_proj_hidden or proj_hidden, proj_dim, nn.LayerNorm)
+            if with_tokens_proj else None
         )
 
     def forward(self, views: torch.Tensor) -> EncoderOutput:
