@@ -41,7 +41,7 @@ Any other dotted key overrides the run's recipe, e.g. ``data.root=/elsewhere/ima
 Examples::
 
     python -m levyjepa.eval runs/quickstart-20260101-120000
-    python -m levyjepa.eval runs/image_levy2d k=200 temperature=0.1 data.root=../shared/data/x
+    python -m levyjepa.eval runs/image_levy2d k=200 temperature=0.1 data.root=path/to/imagenette-160
 
 Errors are printed as one line, exit status 2.
 """

@@ -1,6 +1,6 @@
 """The training objective: LeJEPA (invariance + SIGReg) plus a Lévy prior on the token field.
 
-SPEC section 2, with the seed's knob names::
+docs/method.md, the objective, with the seed's knob names::
 
     inv      = mean_{v,n,k} (proj[v,n,k] - mean_v proj[v,n,k])^2
     lejepa   = gamma * within + lamb * sigreg + kappa * (1 - lamb) * inv

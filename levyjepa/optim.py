@@ -1,4 +1,4 @@
-"""Optimiser and learning-rate schedule of the seed experiments (SPEC section 7).
+"""Optimiser and learning-rate schedule of the seed experiments (docs/seed_experiments.md).
 
 AdamW with two parameter groups, each learning rate scaled by ``sqrt(batch / 256)`` from its
 value at batch 256 (the square-root rule for adaptive optimisers; Malladi et al., "On the SDEs

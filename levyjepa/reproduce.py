@@ -1,4 +1,5 @@
-"""Reproduce the seed's four image runs (SPEC section 8) and compare them with its results.
+"""Reproduce the seed's four image runs (docs/seed_experiments.md) and compare them with its
+results.
 
 Usage::
 
@@ -22,10 +23,10 @@ Examples::
     python -m levyjepa.reproduce --out runs/reproduce
     # the same on a local copy, 100 epochs each
     python -m levyjepa.reproduce --out runs/repro100 trainer.epochs=100 \\
-        data.root=../shared/data/imagenette-160
+        data.root=path/to/imagenette-160
     # a tiny CPU check of the whole pipeline (2 steps per run, a small ViT at 32 px)
     python -m levyjepa.reproduce --out /tmp/repro trainer.max_steps=2 \\
-        data.root=../shared/data/imagenette-160 data.size=32 data.batch_size=16 data.workers=0 \\
+        data.root=path/to/imagenette-160 data.size=32 data.batch_size=16 data.workers=0 \\
         encoder.img_size=32 encoder.patch_size=8 encoder.embed_dim=64 encoder.depth=1 \\
         encoder.num_heads=2 encoder.pool_heads=2 encoder.emb_dim=64 encoder.proj_hidden=128 \\
         objective.sigreg.slices=32 log.trackers=[] log.every=1
@@ -127,7 +128,7 @@ def _setting(result: Optional[RunResult], key: str, seed_value: float,
 
 def results_table(results: Mapping[str, Optional[RunResult]],
                   seed_runs: Sequence[SeedRun] = SEED_RUNS) -> str:
-    """The seed's table (SPEC section 8) with the measured numbers beside the seed's.
+    """The seed's table (docs/seed_experiments.md) with the measured numbers beside the seed's.
 
     Args:
         results: ``recipe -> RunResult`` (``None`` or missing: not run yet).
@@ -208,7 +209,7 @@ def write_results(out_dir: Path, *, command: Optional[str] = None) -> tuple[Path
     """
     results = {run.recipe: read_run(out_dir / run.recipe) for run in SEED_RUNS}
     text = [
-        "# Reproduction of the seed's image experiments (SPEC section 8)",
+        "# Reproduction of the seed's image experiments (docs/seed_experiments.md)",
         "",
         f"Seed: {SEED_EPOCHS} epochs per run on one GPU, final values of the seed's logs. "
         "Measured: the last logged value of each metric in the run directories below "

@@ -1,7 +1,8 @@
 """A run's metrics: ``metrics.jsonl`` plus the experiment trackers, main process only.
 
 Every event is one JSON object per line, ``{"step": ..., "epoch": ..., "<name>": value, ...}``,
-with the metric names of SPEC section 2 (``train/inv``, ``train/sigreg``, ``train/within``,
+with the metric names of docs/method.md, the objective (``train/inv``, ``train/sigreg``,
+``train/within``,
 ``train/lejepa_loss``, ``train/orig_lejepa_loss``, ``train/probe_loss``, ``train/lr``,
 ``test/acc``). The same values go to the trackers chosen in the recipe (``wandb``, offline
 unless ``log.wandb_mode`` says otherwise, and ``tensorboard``) through Accelerate.

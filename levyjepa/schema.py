@@ -23,7 +23,7 @@ WANDB_MODES = ("offline", "online", "disabled")
 
 @dataclass
 class ObjectiveConfig:
-    """The LeJEPA objective with the Lévy prior (SPEC section 2).
+    """The LeJEPA objective with the Lévy prior (docs/method.md, the objective).
 
     ``lejepa = gamma * within + lamb * sigreg + kappa * (1 - lamb) * inv``; the online probe's
     cross-entropy is added on top, on detached embeddings.

@@ -1,4 +1,4 @@
-"""The seed experiments' documented results (SPEC section 8; logs in ``../shared/seeds/000_*``).
+"""The seed experiments' documented results (docs/seed_experiments.md).
 
 Each run trained for 800 epochs on one GPU (ViT-S/8, Imagenette 160 px, batch 96, ``V = 4``,
 ``lamb = 0.02``, ``proj_dim = 16``); the metrics are the final values of its wandb summary,

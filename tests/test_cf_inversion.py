@@ -15,7 +15,8 @@ from levyjepa.priors.levy_sheet import LevySheet2D
 from levyjepa.priors.sheet_sampler import sample_levy_sheet
 from levyjepa.priors.stencils import axis_2d, diagonal_2d
 
-SEED_LAW = {"alpha": 1.0, "sigma": 0.125, "lam": 2.0}  # Laplace jumps, SPEC section 4
+# Laplace jumps (docs/method.md, Lévy-sheet prior)
+SEED_LAW = {"alpha": 1.0, "sigma": 0.125, "lam": 2.0}
 
 
 def test_standard_normal_is_recovered() -> None:

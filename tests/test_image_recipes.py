@@ -1,6 +1,7 @@
-"""The four image recipes resolve to exactly the seed's setting (SPEC sections 6-8).
+"""The four image recipes resolve to exactly the seed's setting (docs/seed_experiments.md).
 
-Expected values are written out here from SPEC and the seed's logs, independently of the
+Expected values are written out here from docs/seed_experiments.md and the seed's logs,
+independently of the
 recipes and of :mod:`levyjepa.seed_results`.
 """
 
@@ -23,14 +24,14 @@ from levyjepa.seed_results import SEED_EPOCHS, SEED_RUNS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# SPEC section 8: recipe -> (gamma, kappa, levy lam, net_lr_bs256)
+# docs/seed_experiments.md: recipe -> (gamma, kappa, levy lam, net_lr_bs256)
 SPEC8 = {
     "image_baseline": (0.0, 1.0, 2.0, 5e-4),
     "image_levy2d": (1.0, 1.0, 2.0, 5e-4),
     "image_noinv_baseline": (0.0, 0.0, 1.0, 5e-5),
     "image_noinv_levy2d": (1.0, 0.0, 1.0, 5e-5),
 }
-TRAIN_IMAGES = 9469  # Imagenette 160px train split (SPEC section 7)
+TRAIN_IMAGES = 9469  # Imagenette 160px train split (docs/seed_experiments.md)
 
 
 def printed_config(recipe: str, capsys: pytest.CaptureFixture[str]) -> DictConfig:
@@ -111,7 +112,8 @@ def test_seed_encoder_from_the_recipe_has_the_seed_parameter_count(
 
 
 def expected_lr(step: int, *, base: float, floor: float, warmup: int, total: int) -> float:
-    """SPEC section 7, written out: linear from 0.01 x base over one epoch, cosine to floor."""
+    """docs/seed_experiments.md, written out: linear from 0.01 x base over one epoch, cosine to
+    floor."""
     if step < warmup:
         return base * (0.01 + 0.99 * step / warmup)
     return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * (step - warmup)

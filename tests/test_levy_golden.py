@@ -1,4 +1,5 @@
-"""Golden values of the Lévy-sheet priors (SPEC sections 4-5), derived independently.
+"""Golden values of the Lévy-sheet priors (docs/method.md, Lévy-sheet priors), derived
+independently.
 
 Every expected value here is computed in the test from the formulas, with NumPy/SciPy only
 (closed forms, Brent's method, Gauss-Laguerre, explicit loops); the package's helpers are never
@@ -32,7 +33,7 @@ from levyjepa.registry import Registry
 
 
 def ref_mixing(jumps: str, u: np.ndarray, **p: float) -> np.ndarray:
-    """Closed forms of SPEC section 4's table (direct, not in log space)."""
+    """Closed forms of docs/method.md, Lévy-sheet prior table (direct, not in log space)."""
     u = np.abs(np.asarray(u, dtype=np.float64))
     if jumps == "laplace":
         return p["alpha"] ** 2 / (p["alpha"] ** 2 + u**2)
@@ -123,12 +124,13 @@ def ref_ep(z: np.ndarray, u: np.ndarray, w: np.ndarray, phi: np.ndarray) -> np.n
 
 
 def test_quadrature_constants_of_the_seed_setting() -> None:
-    """alpha=1, sigma=0.125, lam=2: u_max, c, nodes and weights (independent and SPEC's)."""
+    """alpha=1, sigma=0.125, lam=2: u_max, c, nodes and weights (independent and the documented
+    ones)."""
     sigma, lam, alpha = 0.125, 2.0, 1.0
     u_max, c, nodes, weights = ref_quadrature(
         lambda u: ref_log_cf(u, sigma, lam, "laplace", alpha=alpha)
     )
-    # SPEC section 4, to the quoted precision.
+    # docs/method.md, Lévy-sheet prior, to the quoted precision.
     assert u_max == pytest.approx(16.0310, abs=5e-5)
     assert c == pytest.approx(0.623792, abs=5e-7)
     np.testing.assert_allclose(nodes[:3], [0.132477, 0.699192, 1.723613], atol=5e-7)
@@ -367,7 +369,7 @@ def test_constant_field_gives_the_closed_form() -> None:
 
 
 def test_epps_pulley_matches_numpy_and_spec_reference_values() -> None:
-    """EP against the formula, and SPEC's quoted magnitudes: z ~ N(0,1), 3 rows of 200, A=1:
+    """EP against the formula, and the documented magnitudes: z ~ N(0,1), 3 rows of 200, A=1:
     about 0.07-0.10; z ~ 0.1 N(0,1), A=2: about 1.85."""
     _, _, u, w = ref_quadrature(lambda v: ref_log_cf(v, 0.125, 2.0, "laplace", alpha=1.0))
     phi_1 = np.exp(ref_log_cf(u, 0.125, 2.0, "laplace", alpha=1.0))

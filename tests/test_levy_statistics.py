@@ -110,7 +110,8 @@ def test_diagonal_family_null_expectation_with_overlapping_diamonds(
 
 
 def test_an_axis_sheet_is_not_a_sample_of_the_diagonal_family() -> None:
-    """A property of the model (SPEC section 4), documented: on a sheet made of axis-aligned
+    """A property of the model (docs/method.md, Lévy-sheet prior), documented: on a sheet made of
+    axis-aligned
     cells the 45-degree stencil sums strips of cells reaching the grid's edge, not a diamond,
     so its statistic is far above the diagonal family's null level (and grows with the grid)."""
     prior = LevySheet2D(rotate=False)

@@ -1,4 +1,5 @@
-"""Stencils recover cell increments of sheets built by cumulative sums (SPEC sections 4-5).
+"""Stencils recover cell increments of sheets built by cumulative sums (docs/method.md, Lévy-sheet
+priors).
 
 Sheets are built here with NumPy from known i.i.d. increments; the axis-aligned 2D stencil and
 the 3D ``2x2x2`` stencil must return exactly those increments, and the 45-degree stencils must

@@ -1,7 +1,8 @@
 """The example plugin's ``stable_sheet2d``: a Lévy-type prior given only by its log CF.
 
 Its quadrature, target CF and loss are checked against independent NumPy/SciPy computations of
-SPEC section 4, its Gaussian special case against :class:`LevySheetPrior` given the Gaussian log
+docs/method.md, Lévy-sheet prior, its Gaussian special case against :class:`LevySheetPrior` given
+the Gaussian log
 CF directly, and it is built from a recipe and trained for two steps.
 """
 
@@ -47,7 +48,8 @@ def stable_log_cf(u: np.ndarray, stability: float, scale: float, sigma: float) -
 
 
 def reference_quadrature(log_cf, points: int = 17) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """SPEC section 4: ``log phi_1(u_max) = -4``, ``c = 10 / u_max``, 17-point Gauss-Laguerre."""
+    """docs/method.md, Lévy-sheet prior: ``log phi_1(u_max) = -4``, ``c = 10 / u_max``, 17-point
+    Gauss-Laguerre."""
     u_max = brentq(lambda u: log_cf(u) + 4.0, 0.0, 1e4, xtol=1e-13)
     c = 10.0 / u_max
     x, omega = laggauss(points)
@@ -55,7 +57,7 @@ def reference_quadrature(log_cf, points: int = 17) -> tuple[float, float, np.nda
 
 
 def reference_within(field: np.ndarray, log_cf) -> float:
-    """The SPEC section 4 statistic from scratch (no rotation), float64.
+    """The docs/method.md, Lévy-sheet prior statistic from scratch (no rotation), float64.
 
     Channels ``0, 2, ...`` take the axis stencil (cell area 1), ``1, 3, ...`` the 45-degree
     stencil (area 2); ``EP_b = 2 sum_i w_i ((mean cos(u_i z) - phi(u_i))^2 + mean sin(u_i z)^2)``

@@ -1,4 +1,4 @@
-"""Priors on 2 CPU processes equal one process on the concatenated batch (SPEC section 3).
+"""Priors on 2 CPU processes equal one process on the concatenated batch (docs/method.md, SIGReg).
 
 One ``torchrun --standalone --nproc_per_node 2`` launch (gloo, one thread per process) runs this
 file as a script for every spec at once; each rank takes its slice of a deterministic global

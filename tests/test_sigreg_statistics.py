@@ -1,6 +1,6 @@
-"""SIGReg (SPEC section 3): golden values, calibration under the null, and power.
+"""SIGReg (docs/method.md, SIGReg): golden values, calibration under the null, and power.
 
-The reference below is written from the SPEC formula in NumPy float64; only the random
+The reference below is written from the formula of docs/method.md in NumPy float64; only the random
 directions are drawn with torch, because the prior must draw exactly those (a generator seeded by
 the global step, ``torch.randn(K, M)``, columns normalised to unit length).
 """
@@ -37,7 +37,7 @@ def directions(step: int, k: int, m: int) -> np.ndarray:
 def sigreg_numpy(
     x: np.ndarray, step: int, *, slices: int = 256, knots: int = 17, t_max: float = 3.0
 ) -> float:
-    """SPEC section 3 in float64 on ``x`` of shape ``(V, N, K)``."""
+    """docs/method.md, SIGReg in float64 on ``x`` of shape ``(V, N, K)``."""
     _, n, k = x.shape
     t = t_max * np.arange(knots) / (knots - 1)
     phi = np.exp(-0.5 * t**2)

@@ -1,4 +1,5 @@
-"""The ``video_vit`` encoder: output contract (SPEC section 1), validation, and the ``levy3d``
+"""The ``video_vit`` encoder: output contract (docs/method.md, shapes), validation, and the
+``levy3d``
 prior of ``recipes/video_levy3d.yaml`` reading its token field."""
 
 from __future__ import annotations

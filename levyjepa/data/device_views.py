@@ -1,4 +1,4 @@
-"""The seed's training views (SPEC section 7) made in batch on the training device.
+"""The seed's training views (docs/seed_experiments.md) made in batch on the training device.
 
 With ``data.augment_on: device`` the loader only decodes: it yields 8-bit images of one fixed
 size, and :class:`DeviceViews` turns each batch ``(N, 3, H, W)`` into ``V`` views per image

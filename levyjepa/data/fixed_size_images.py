@@ -4,7 +4,7 @@ With ``data.augment_on: device`` a loader worker only decodes: every image is br
 ``size x size`` (shorter side resized to ``size`` with PIL's bilinear filter, then the central
 square cut; an image already of that size is left as it is) and returned as a uint8 tensor, so a
 batch stacks into ``(N, 3, size, size)`` and goes to the GPU as bytes, four times smaller than
-float views. The local Imagenette copy (``../shared/data/imagenette-160``) is square 160 px, so
+float views. A local Imagenette 160 px copy is square 160 px, so
 there nothing is cut; for non-square images the random crops are drawn inside the central square.
 Images that do not decode follow ``on_error`` (:mod:`levyjepa.data.skipped_files`).
 """

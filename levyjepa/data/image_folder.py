@@ -6,7 +6,7 @@ Files are listed when the source is built and decoded one at a time when an item
 that does not decode (corrupt, truncated) is, with ``on_error: skip``, reported with a warning
 naming it, counted in ``data/skipped_files`` and replaced by the next readable image; with
 ``on_error: raise`` the run stops with one line naming it (:mod:`levyjepa.data.skipped_files`).
-``../shared/data/imagenette-160`` (Imagenette, ``train/`` and ``val/``) has this layout.
+a local Imagenette 160 px copy (Imagenette, ``train/`` and ``val/``) has this layout.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def image_folder(
 
     Training items are ``V`` views of :func:`levyjepa.data.transforms.ssl_augmentation`, test
     items one view of :func:`levyjepa.data.transforms.center_view`. The defaults are the seed
-    experiments' (SPEC section 7).
+    experiments' (docs/seed_experiments.md).
 
     Args:
         root: Root folder of the tree.

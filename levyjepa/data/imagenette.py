@@ -1,7 +1,7 @@
 """``imagenette``: the seed experiments' data (Imagenette, 10 ImageNet classes, 160 px).
 
 With ``root`` set, a local class-per-folder copy is read like :mod:`levyjepa.data.image_folder`
-(``root/train`` and ``root/val``; ``../shared/data/imagenette-160`` is one). With ``root`` null,
+(``root/train`` and ``root/val``; a local Imagenette 160 px copy is one). With ``root`` null,
 the Hugging Face hub dataset the seed used is loaded: ``frgfm/imagenette``, configuration
 ``160px``, splits ``train`` (9,469 images) and ``validation`` (3,925), through
 ``datasets.load_dataset`` (the optional extra ``pip install 'levyjepa[hub]'``). The dataset is

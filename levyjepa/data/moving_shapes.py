@@ -1,7 +1,8 @@
 """Procedural labelled videos: a shape moving over a textured, slowly panning background.
 
 The label is the shape's class (:data:`MOVING_SHAPES`). The shape's path is Lévy-like, the
-motion the 2D + time Lévy prior describes (SPEC section 5): a smooth drift whose velocity wanders
+motion the 2D + time Lévy prior describes (docs/method.md, Lévy prior in 2D + time): a smooth drift
+whose velocity wanders
 a little from frame to frame (Brownian velocity), punctuated by rare jumps, where the shape
 leaps a random distance in a random direction between two frames (a compound Poisson process:
 a jump happens at each frame with probability ``jump_prob``). It bounces off the frame's edges

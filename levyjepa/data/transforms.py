@@ -78,7 +78,7 @@ def ssl_augmentation(
     solarize_p: float = 0.1,
     flip_p: float = 0.5,
 ) -> v2.Compose:
-    """The seed experiments' training view of a natural image (SPEC section 7).
+    """The seed experiments' training view of a natural image (docs/seed_experiments.md).
 
     RandomResizedCrop, colour jitter, grayscale, Gaussian blur, solarisation and a horizontal
     flip on the 8-bit image (a PIL image or a uint8 tensor ``(C, H, W)``), then conversion to

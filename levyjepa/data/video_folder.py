@@ -12,7 +12,7 @@ Files are recognised by :data:`VIDEO_EXTENSIONS` (any case). Nothing is decoded 
 is built; each item is decoded when it is read, in the loader worker that reads it, with the
 ``backend`` chosen (``auto``: see :mod:`levyjepa.data.video_readers`). Clip sampling, views,
 augmentation and the handling of short and unreadable files are those of
-:class:`levyjepa.data.video_clips.ClipDataset`. ``../shared/data/videos`` (five unlabelled clips:
+:class:`levyjepa.data.video_clips.ClipDataset`. Our test set of real clips (five unlabelled clips:
 H.264 MP4 at 28, 30 and 29.97 fps, a 32-frame clip, MPEG-4 part 2 AVI with audio) reads with
 either backend.
 """

@@ -6,7 +6,7 @@ are used (inside each data-loader worker, per item) and closed at once: a decode
 never shared across forked processes.
 
 - ``decord`` (``decord.VideoReader``): builds a frame index when opened and seeks to the nearest
-  key frame for each batch of indices. On the four MP4 clips of ``../shared/data/videos`` its
+  key frame for each batch of indices. On the four MP4 clips of our real test clips its
   frames equal those of a sequential PyAV decode in every read tried.
 - ``pyav`` (FFmpeg through PyAV): decodes sequentially and counts frames, which is always right,
   even for AVI files with packed B-frames whose timestamps come out of order. For MP4/MOV and
@@ -46,7 +46,7 @@ BACKENDS = ("decord", "pyav")
 AUTO_ORDER = ("pyav", "decord")
 """Order in which ``backend="auto"`` tries the backends. The two decode the shared clips at the
 same speed, so the exact one comes first: ``benchmarks/decode.py`` on the five clips of
-``../shared/data/videos`` (16 frames every 4th from a random start, one file opened per clip;
+our five real test clips (16 frames every 4th from a random start, one file opened per clip;
 2-core CPU shared with other jobs, load average 1-5; medians of 3 interleaved rounds) measured
 the decoding cost in one process at 78.6 and 87.3 CPU ms per clip for decord against 76.3 and
 85.2 for PyAV (12.5 clips/s, 200 frames/s, each), and wall-clock rates that put either ahead by

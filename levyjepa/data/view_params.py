@@ -1,4 +1,5 @@
-"""Per-view random parameters of the seed's augmentation (SPEC section 7), drawn for a batch.
+"""Per-view random parameters of the seed's augmentation (docs/seed_experiments.md), drawn for a
+batch.
 
 :func:`sample_view_params` draws, for every view of every image of a batch, the same random
 quantities that :func:`levyjepa.data.transforms.ssl_augmentation` draws for one view, with the

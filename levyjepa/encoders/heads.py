@@ -12,7 +12,7 @@ class AttentionPoolHead(nn.Module):
     """Attention pooling of a token grid, then ``LayerNorm`` and a linear map to ``emb``.
 
     The seed experiments replace LeJEPA's class-token readout with this head so that the
-    embedding the probe reads depends on the final patch tokens (SPEC section 6).
+    embedding the probe reads depends on the final patch tokens (docs/seed_experiments.md).
 
     Args:
         width: Token width ``D``.

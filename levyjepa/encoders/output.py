@@ -1,4 +1,4 @@
-"""The output contract every encoder honours (SPEC section 1)."""
+"""The output contract every encoder honours (docs/method.md, shapes)."""
 
 from __future__ import annotations
 

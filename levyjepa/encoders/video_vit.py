@@ -8,7 +8,8 @@ learned positional embedding over the token grid ``(T', H', W')``, and standard 
 Transformer blocks (timm's ``Block``) in which every token attends to every other token of the
 clip, then a final LayerNorm. There is no class token.
 
-The heads are those of the image encoder (SPEC section 6): attention pooling over all tokens to
+The heads are those of the image encoder (docs/seed_experiments.md): attention pooling over all
+tokens to
 ``emb`` (timm's ``AttentionPool2d`` over the grid with time folded into the height axis, which
 is exact because its positional table is a free parameter per token), a BatchNorm MLP projector
 to ``proj`` and a LayerNorm MLP projector per token to ``tokens_proj``, the field the 2D + time

@@ -1,8 +1,9 @@
 """Image encoder: any timm Vision Transformer with the seed's pooling and projector heads.
 
 Reference: A. Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Image
-Recognition at Scale", ICLR 2021. The heads follow the Lévy-JEPA seed experiments (SPEC
-section 6): attention pooling over the patch tokens (class token excluded) to ``emb``, a
+Recognition at Scale", ICLR 2021. The heads follow the Lévy-JEPA seed experiments
+(docs/seed_experiments.md): attention pooling over the patch tokens (class token excluded) to
+``emb``, a
 BatchNorm MLP projector to ``proj`` and a LayerNorm MLP projector applied to every token to
 ``tokens_proj``.
 """

@@ -1,4 +1,4 @@
-"""Jump laws of the compound Poisson part of a Lévy sheet (SPEC section 4).
+"""Jump laws of the compound Poisson part of a Lévy sheet (docs/method.md, Lévy-sheet prior).
 
 A jump is a Gaussian scale mixture ``sqrt(tau) * v`` with ``v ~ N(0, I_K)`` and ``tau ~ rho``.
 Projected on any unit direction it is ``sqrt(tau) * g`` with ``g ~ N(0, 1)``, whose

@@ -1,6 +1,7 @@
 """Characteristic function of a Lévy sheet's cell increments and its Epps-Pulley quadrature.
 
-SPEC section 4. For the model ``Z = sigma * W + J`` (``W`` a Brownian sheet, ``J`` a compound
+docs/method.md, Lévy-sheet prior. For the model ``Z = sigma * W + J`` (``W`` a Brownian sheet,
+``J`` a compound
 Poisson sheet of intensity ``lam`` with jumps ``sqrt(tau) v``, ``tau ~ rho``) the increment over
 a cell of area (or volume) ``A``, projected on any unit direction, has::
 
@@ -108,7 +109,7 @@ def find_u_max(log_cf: LogCF, *, level: float = -4.0, max_doublings: int = 64) -
 def laguerre_quadrature(
     log_cf: LogCF, *, points: int = 17, level: float = -4.0, decay: float = 10.0
 ) -> Quadrature:
-    """The Epps-Pulley quadrature of SPEC section 4 for a log CF per unit cell.
+    """The Epps-Pulley quadrature of docs/method.md, Lévy-sheet prior for a log CF per unit cell.
 
     Args:
         log_cf: ``u -> log phi_1(u)`` (float64 arrays).

@@ -1,6 +1,7 @@
 """Lévy-sheet priors on the patch-token field: ``levy2d`` (images) and ``levy3d`` (video).
 
-SPEC sections 4 and 5. The token field ``tokens_proj`` ``(B, *grid, K)`` is asked to look like a
+docs/method.md, Lévy-sheet priors. The token field ``tokens_proj`` ``(B, *grid, K)`` is asked to
+look like a
 Lévy sheet: its cell increments (mixed finite differences, :mod:`levyjepa.priors.stencils`)
 should be i.i.d. with the sheet's characteristic function (:mod:`levyjepa.priors.levy_cf`).
 Per step, on a batch of fields:
@@ -59,7 +60,7 @@ nominal law. On a sheet built from axis-aligned cells (cumulative sums along the
 with a variance growing with the position. Conversely, on a sheet built from 45-degree cells the
 axis-aligned stencil is not a cell increment. :func:`levyjepa.priors.sheet_sampler.
 sample_levy_sheet` draws either orientation, and the tests check each family on the sheet it
-describes. The statistic here is the seed's, as SPEC section 4 states it.
+describes. The statistic here is the seed's, as docs/method.md, Lévy-sheet prior states it.
 """
 
 from __future__ import annotations
@@ -314,7 +315,8 @@ def _levy_log_cf(
 
 @PRIORS.register("levy2d")
 class LevySheet2D(_JumpDiffusionSheet):
-    """Lévy-sheet prior on an image token field ``(B, H', W', K)`` (SPEC section 4).
+    """Lévy-sheet prior on an image token field ``(B, H', W', K)`` (docs/method.md, Lévy-sheet
+    prior).
 
     ``log phi_1(u) = -sigma^2 u^2 / 2 + lam (M(u) - 1)`` with ``M`` the jump law's mixing
     transform (:mod:`levyjepa.priors.jump_laws`); axis-aligned cells of area 1 and 45-degree
@@ -365,7 +367,8 @@ class LevySheet2D(_JumpDiffusionSheet):
 
 @PRIORS.register("levy3d")
 class LevySheet3D(_JumpDiffusionSheet):
-    """Lévy-sheet prior on a video token field ``(B, T', H', W', K)`` (SPEC section 5).
+    """Lévy-sheet prior on a video token field ``(B, T', H', W', K)`` (docs/method.md, Lévy prior
+    in 2D + time).
 
     Same law as :class:`LevySheet2D`; ``2x2x2`` cells of volume ``time_scale`` and 45-degree x
     time cells of volume ``2 * time_scale``.

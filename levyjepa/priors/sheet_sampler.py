@@ -1,6 +1,7 @@
 """Sample Lévy sheets: fields whose stencil increments follow a Lévy prior's law.
 
-SPEC section 4's model ``Z = sigma * W + J`` on a grid. Each cell of size ``A`` (area in 2D,
+docs/method.md, Lévy-sheet prior model ``Z = sigma * W + J`` on a grid. Each cell of size ``A``
+(area in 2D,
 volume in 2D + time) receives an independent increment in ``R^K``::
 
     sigma * sqrt(A) * xi  +  sum_{m <= N} sqrt(tau_m) * v_m,     N ~ Poisson(lam * A)

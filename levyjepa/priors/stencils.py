@@ -1,4 +1,5 @@
-"""Finite-difference stencils that turn a sheet into its cell increments (SPEC sections 4-5).
+"""Finite-difference stencils that turn a sheet into its cell increments (docs/method.md,
+Lévy-sheet priors).
 
 A Lévy sheet ``G(x, y) = Z([0, x] x [0, y])`` is the cumulative measure of i.i.d. cell
 increments; the mixed difference over a cell recovers that cell's increment. Fields are
