@@ -76,6 +76,8 @@ class Registry:
             if name in self._entries:
                 existing = self._entries[name]
                 owner = existing.__module__
+                if _rerun_as_main(obj, existing):  # python -m on a module that registers
+                    return obj
                 builtin = ", a built-in" if owner.partition(".")[0] == "levyjepa" else ""
                 raise ValueError(
                     f"{self.kind} '{name}' is already registered (by "
@@ -257,6 +259,22 @@ def _call_problem(factory: Callable[..., Any], call: tuple[str, ...]) -> str | N
         called = ", ".join([*positional, *(f"{k}=..." for k in keywords)])
         return f"{cls.__qualname__}.{attr}{shown} cannot be called as {attr}({called}): {err}"
     return None
+
+
+def _rerun_as_main(obj: Any, existing: Any) -> bool:
+    """Whether ``obj`` is ``existing`` defined again because its module runs as ``__main__``.
+
+    ``python -m levyjepa.data.synthetic_video`` imports the package (which registers the
+    module's components) and then executes the module once more as ``__main__``; that second
+    definition is the same component, not a clash, and the first one stays registered.
+    """
+    import sys
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return (getattr(obj, "__module__", None) == "__main__" and spec is not None
+            and spec.name == existing.__module__
+            and getattr(obj, "__qualname__", None) == existing.__qualname__)
 
 
 def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
