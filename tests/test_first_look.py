@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import torch
+from tiny_overrides import tiny_quickstart
 
 from levyjepa import PRIORS
 from levyjepa.first_look import FIRST_LOOK_FILE, within_null_level
@@ -40,12 +41,9 @@ def test_null_level_is_none_for_a_prior_without_a_jump_law() -> None:
 
 def test_first_look_compares_trained_and_untrained_and_reports_within(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    tiny = ["data.batch_size=8", "data.workers=0", "data.size=16", "data.train_size=32",
-            "data.test_size=16", "data.views=2", "encoder.img_size=16", "encoder.patch_size=4",
-            "encoder.embed_dim=32", "encoder.depth=1", "encoder.num_heads=2",
-            "encoder.pool_heads=2", "encoder.emb_dim=32", "encoder.proj_hidden=32",
-            "objective.sigreg.slices=16", "log.progress=false", "log.trackers=[]",
-            "trainer.max_steps=4", "log.every=1"]
+    tiny = tiny_quickstart(batch=8, train=32, test=16,
+                           extra=["trainer.max_steps=4", "log.pictures=true",
+                                  "log.first_look=true"])
     assert main([str(ROOT / "recipes" / "quickstart.yaml"), *tiny, f"out_dir={out}"]) == 0
     text = (out / FIRST_LOOK_FILE).read_text()
     trained = json.loads((out / "eval.json").read_text())
@@ -66,12 +64,7 @@ def test_evaluation_shows_progress_bars(tmp_path: Path, capsys) -> None:
     from levyjepa.eval import main as eval_main
 
     out = tmp_path / "run"
-    tiny = ["data.batch_size=8", "data.workers=0", "data.size=16", "data.train_size=16",
-            "data.test_size=16", "data.views=2", "encoder.img_size=16", "encoder.patch_size=4",
-            "encoder.embed_dim=32", "encoder.depth=1", "encoder.num_heads=2",
-            "encoder.pool_heads=2", "encoder.emb_dim=32", "encoder.proj_hidden=32",
-            "objective.sigreg.slices=16", "log.trackers=[]", "log.pictures=false",
-            "log.first_look=false", "trainer.max_steps=2", "log.progress=true"]
+    tiny = tiny_quickstart(batch=8, test=16, extra=["trainer.max_steps=2", "log.progress=true"])
     assert main([str(ROOT / "recipes" / "quickstart.yaml"), *tiny, f"out_dir={out}"]) == 0
     assert "test/acc:" in capsys.readouterr().err  # the online probe's evaluation bar
     assert eval_main([str(out), "pictures=false", "batch_size=4"]) == 0

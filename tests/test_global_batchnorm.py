@@ -20,6 +20,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from tiny_overrides import tiny_quickstart
 from torch import nn
 
 from levyjepa.global_batchnorm import GlobalBatchNorm1d, convert_to_global_batchnorm
@@ -104,14 +105,8 @@ def _losses(run_dir: Path) -> list[dict]:
     return [e for e in events if "train/inv" in e]
 
 
-TINY = ["data.batch_size=8", "data.workers=0", "data.size=16", "data.train_size=32",
-        "data.test_size=8", "data.views=2", "encoder.img_size=16", "encoder.patch_size=4",
-        "encoder.embed_dim=32", "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2",
-        "encoder.emb_dim=32", "encoder.proj_hidden=32", "objective.sigreg.slices=16",
-        "log.progress=false", "log.trackers=[]", "log.pictures=false", "log.every=1",
-        "log.diagnostics_every=0", "log.first_look=false", "trainer.max_steps=2",
-        "trainer.eval_every=0",
-        "trainer.cpu_threads=1"]
+TINY = tiny_quickstart(batch=8, train=32, extra=["trainer.max_steps=2", "trainer.eval_every=0",
+                                                 "trainer.cpu_threads=1"])
 
 
 def _train(out: Path, processes: int, *extra: str) -> list[dict]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_overrides import tiny_quickstart
 
 from levyjepa.checkpoint import list_checkpoints
 from levyjepa.nonfinite import NonFiniteError, check_finite_state
@@ -24,13 +25,7 @@ from levyjepa.run import main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "recipes" / "quickstart.yaml")
-TINY = ["data.batch_size=4", "data.workers=0", "data.size=16", "data.train_size=16",
-        "data.test_size=8", "data.views=2", "encoder.img_size=16", "encoder.patch_size=4",
-        "encoder.embed_dim=32", "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2",
-        "encoder.emb_dim=32", "encoder.proj_hidden=32", "objective.sigreg.slices=16",
-        "objective.levy=null", "objective.gamma=0", "log.progress=false", "log.trackers=[]",
-        "log.pictures=false", "log.every=1", "log.diagnostics_every=0",
-        "log.first_look=false"]
+TINY = tiny_quickstart(extra=["objective.levy=null", "objective.gamma=0"])
 
 NAN_PRIOR = textwrap.dedent("""
     import torch

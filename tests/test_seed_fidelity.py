@@ -14,21 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_overrides import tiny_quickstart
 
 from levyjepa.checkpoint import list_checkpoints
 from levyjepa.recipe import load_recipe
 from levyjepa.run import main
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["data.batch_size=4", "data.workers=0", "data.size=16", "data.train_size=12",
-        "data.test_size=8", "data.views=2", "encoder.img_size=16", "encoder.patch_size=4",
-        "encoder.embed_dim=32", "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2",
-        "encoder.emb_dim=32", "encoder.proj_hidden=32", "objective.sigreg.slices=16",
-        "objective.levy.name=levy2d", "objective.gamma=0", "log.progress=false",
-        "log.trackers=[]", "log.pictures=false", "log.every=1", "log.diagnostics_every=0",
-        "log.first_look=false",
-        "trainer.epochs=2", "optim.weight_decay=0.3", "optim.warmup_epochs=0",
-        "optim.net_lr_bs256=0.05"]
+TINY = tiny_quickstart(train=12, extra=[
+    "objective.levy.name=levy2d", "objective.gamma=0", "trainer.epochs=2",
+    "optim.weight_decay=0.3", "optim.warmup_epochs=0", "optim.net_lr_bs256=0.05"])
 
 
 def _run(out: Path, within_in_loss: bool) -> tuple[dict[str, torch.Tensor], list[dict]]:
