@@ -377,6 +377,23 @@ def _render_chunk(
     the ``(head, trig, cell)`` of every foreground shape, painted in order, each in its cell of
     a ``grid x grid`` layout.
     """
+    img = render_background(head, leaf, size)
+    for head_j, trig_j, cell_j in shapes:
+        img = _paint_shape(img, head_j, trig_j, labels, size, grid, cell_j)
+    return shade_and_quantise(img, head, trig, size)
+
+
+def render_background(head: np.ndarray, leaf: np.ndarray, size: int) -> torch.Tensor:
+    """The dead leaves background of each image, before shading.
+
+    Args:
+        head: Per-image uniforms ``(n, _HEAD)`` from :func:`_draw_params` (the base colour).
+        leaf: Per-leaf uniforms ``(n, leaves, _LEAF)`` from :func:`_draw_params`.
+        size: Side of the images in pixels.
+
+    Returns:
+        Float tensor ``(3, n, size * size)`` in ``[0, 1]``, channels first, pixels row-major.
+    """
     n, leaves = leaf.shape[0], leaf.shape[1]
     f32 = torch.float32
     # Pixel centres in pixel units.
@@ -424,14 +441,28 @@ def _render_chunk(
     xs = pix.repeat(size)  # x of each flattened pixel
     ys = pix.repeat_interleave(size)
     slope = per_pixel[3] * xs + per_pixel[4] * ys
-    bg = per_pixel[:3].add_(slope).clamp_(0.0, 1.0)  # (3, n, size * size)
+    return per_pixel[:3].add_(slope).clamp_(0.0, 1.0)  # (3, n, size * size)
 
-    # ---- foreground shapes, in painter's order -------------------------------------------------
-    img = bg
-    for head_j, trig_j, cell_j in shapes:
-        img = _paint_shape(img, head_j, trig_j, labels, size, grid, cell_j)
 
-    # ---- shade, quantise ---------------------------------------------------------------------
+def shade_and_quantise(
+    img: torch.Tensor, head: np.ndarray, trig: np.ndarray, size: int
+) -> torch.Tensor:
+    """Apply each image's shading ramp to ``img`` (in place) and round it to uint8.
+
+    Args:
+        img: Float tensor ``(3, n, size * size)`` in ``[0, 1]``, as from
+            :func:`render_background`.
+        head: Per-image uniforms ``(n, _HEAD)`` (the shading amplitude).
+        trig: ``(n, 4)`` from :func:`_draw_params` (columns 2 and 3: the shading direction).
+        size: Side of the images in pixels.
+
+    Returns:
+        uint8 tensor ``(n, 3, size, size)`` (a channels-first view).
+    """
+    n, f32 = head.shape[0], torch.float32
+    pix = torch.arange(size, dtype=f32) + 0.5
+    xs = pix.repeat(size)  # x of each flattened pixel
+    ys = pix.repeat_interleave(size)
     # Mild multiplicative shading ramp along a random direction through the image centre.
     amp = _SHADING * head[:, _H_SHADE] / size
     sx = torch.from_numpy(amp * trig[:, 2]).to(f32)[:, None]
