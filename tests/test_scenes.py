@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from levyjepa.data import scenes as sc
 from levyjepa.data.dead_leaves import render_shapes
 from levyjepa.data.scenes import SceneDataset, Scenes, render_scenes
 from levyjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -17,13 +18,11 @@ from levyjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
-    """Run single-threaded (small renders on a shared machine)."""
-    threads = torch.get_num_threads()
+    """Run single-threaded (small renders on a shared machine); pytest runs the teardown."""
+    saved = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    yield
+    torch.set_num_threads(saved)
 
 
 def _colour_map_agrees(scenes: Scenes, instances: torch.Tensor) -> bool:
@@ -88,6 +87,18 @@ def test_pixel_colour_equals_instance_colour_exactly_where_the_map_says() -> Non
         for b in range(24):  # and fails in every single scene
             one = Scenes(*(None if t is None else t[b : b + 1] for t in s))
             assert not _colour_map_agrees(one, moved[b : b + 1])
+
+
+def test_background_pixels_equal_to_a_shape_colour_are_moved() -> None:
+    # Rare in real scenes (shape colours are saturated, the background muted), so forced here:
+    # colours (254, 7, 7), (255, 7, 7) and (253, 7, 7) with the last one inactive.
+    colours = torch.tensor([[[254, 7, 7], [255, 7, 7], [253, 7, 7]]], dtype=torch.uint8)
+    active = torch.tensor([[True, True, False]])
+    img = torch.tensor([[[254, 255, 253, 0], [7, 7, 7, 7], [7, 7, 7, 7]]], dtype=torch.uint8)
+    sc._avoid_colours(img, colours, active)
+    # 254 -> 253 (255 is taken), 255 -> 253, and the others are left alone.
+    assert img[0, 0].tolist() == [253, 253, 253, 0] and (img[0, 1:] == 7).all()
+    assert not sc._clashes(img, colours, active).any()
 
 
 def test_occlusion_later_shape_wins_in_map_and_pixels() -> None:
@@ -215,3 +226,12 @@ def test_bad_count_and_dataset_arguments() -> None:
         SceneDataset(-1)
     with pytest.raises(ValueError, match="first"):
         SceneDataset(2, first=3)
+
+
+def test_golden_hash() -> None:
+    # Pins the scenes of seed 0: a change of layout, colours or background shows up here (update
+    # the digest deliberately, saying why, when the generator is meant to change).
+    digest = hashlib.sha256()
+    for tensor in render_scenes(16, size=32, seed=0)[:5]:
+        digest.update(tensor.numpy().tobytes())
+    assert digest.hexdigest() == "d1a0cb46b7e4b109be405d1df60915a4c863351e1a57faf970bd33811137c681"

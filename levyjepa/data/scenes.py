@@ -11,14 +11,15 @@ the earlier ones. Along with the image come two maps of the same pixels:
 
 The maps are exact by construction. Each shape's mask is evaluated once, at the pixel centres
 (a hard, non anti-aliased mask), and that one mask paints both the pixels and the maps. Shapes
-are painted after shading and rounding, in one flat uint8 colour, so a pixel of instance ``j``
+are painted after shading and rounding, in one flat uint8 colour (of a few random saturated
+candidates, the farthest from the background under the shape), so a pixel of instance ``j``
 has exactly colour ``colours[j - 1]``. The converse holds too: the colours of one scene are
 distinct, and a background pixel that happens to equal one of them is moved by a few levels of
 red, so ``image == colours[j - 1]`` exactly where ``instances == j``.
 
 Everything is a pure function of ``(seed, index, size, classes, shapes, leaves, rotation)``,
-with the counter-based random streams of :mod:`levyjepa.data.dead_leaves`; the work per pixel
-is elementwise, so a slice of a batch equals the batch of that slice bit for bit.
+with the counter-based random streams of :mod:`levyjepa.data.dead_leaves`; the pixel work is
+elementwise or exact integer sums, so a slice of a batch equals that slice rendered alone.
 
 Example:
     >>> scenes = render_scenes(4, size=32, seed=0)
@@ -57,12 +58,13 @@ _STREAM = 0x5CE7E5
 _RADIUS_MIN = 0.14
 _RADIUS_MAX = 0.3
 # Layout of the per-scene uniforms: the number of shapes, one sort key per class, then a block
-# of _SLOT values per shape slot (centre x, y, radius, angle, red, green, blue). Fixed offsets,
-# so slot j does not depend on the largest number of shapes.
+# of _SLOT values per shape slot (centre x, y, radius, angle, then _CANDIDATES RGB colours).
+# Fixed offsets, so slot j does not depend on the largest number of shapes.
+_CANDIDATES = 8
 _U_COUNT = 0
 _U_CLASS = 1
 _U_SLOT = _U_CLASS + len(SHAPE_CLASSES)
-_SLOT = 7
+_SLOT = 4 + 3 * _CANDIDATES
 # Offsets of the red level tried, in order, for a background pixel equal to a shape's colour.
 _NUDGES = tuple(d * s for d in range(1, len(SHAPE_CLASSES) + 2) for s in (1, -1))
 
@@ -96,8 +98,8 @@ def _layout(
 
     Returns:
         ``labels`` int64 ``(n, S)`` (-1 where unused), ``centre`` ``(n, S, 2)`` and ``radius``
-        ``(n, S)`` in pixels, ``trig`` ``(n, S, 2)`` (cos, sin of the angle) and ``colours``
-        uint8 ``(n, S, 3)``, distinct within a scene (0 where unused).
+        ``(n, S)`` in pixels, ``trig`` ``(n, S, 2)`` (cos, sin of the angle) and ``levels``
+        int64 ``(n, S, _CANDIDATES, 3)``, the candidate colours (uint8 levels).
     """
     lo, hi = shapes
     keys = _keys(seed, _STREAM, np.arange(first, first + count, dtype=np.uint64))
@@ -115,16 +117,41 @@ def _layout(
     angles = (2.0 * math.pi * rotation * slot[..., 3]).ravel().tolist()
     trig = np.array([(math.cos(a), math.sin(a)) for a in angles]).reshape(count, hi, 2)
     # Saturated colours (pushed towards the faces of the RGB cube), rounded to uint8 levels.
-    rgb = np.clip((slot[..., 4:7] - 0.5) * 2.0 + 0.5, 0.02, 0.98)
-    colours = np.floor(rgb * 255.0 + 0.5).astype(np.int64)
-    for j in range(1, hi):  # make colour j differ from the earlier ones (rarely needed)
-        for _ in range(j + 1):
+    rgb = np.clip((slot[..., 4:] - 0.5) * 2.0 + 0.5, 0.02, 0.98)
+    levels = np.floor(rgb * 255.0 + 0.5).astype(np.int64).reshape(count, hi, _CANDIDATES, 3)
+    return labels, centre, radius, trig, levels
+
+
+def _pick_colours(
+    img: torch.Tensor, masks: list[torch.Tensor], levels: np.ndarray, active: np.ndarray
+) -> np.ndarray:
+    """Each shape's colour: the candidate farthest from the background under its mask.
+
+    Args:
+        img: Background, uint8 ``(n, 3, P)``.
+        masks: Per slot, the full mask bool ``(n, P)``.
+        levels: Candidate colours int64 ``(n, S, _CANDIDATES, 3)``.
+        active: Whether each slot holds a shape, bool ``(n, S)``.
+
+    Returns:
+        uint8 ``(n, S, 3)``, distinct within a scene (0 for the unused slots).
+    """
+    n, slots = active.shape
+    colours = np.zeros((n, slots, 3), dtype=np.int64)
+    weights = torch.stack(masks, dim=2).to(torch.float64)  # (n, P, S)
+    # Sums of integers below 2^53 in float64: exact in any order, whatever the batch or threads.
+    total = torch.bmm(img.to(torch.float64), weights).numpy()  # (n, 3, S)
+    mean = total / np.maximum(weights.sum(dim=1).numpy(), 1.0)[:, None, :]
+    for j in range(slots):
+        diff = levels[:, j] - mean[:, None, :, j]
+        dist = diff[..., 0] ** 2 + diff[..., 1] ** 2 + diff[..., 2] ** 2  # no reduction
+        colours[:, j] = levels[np.arange(n), j, dist.argmax(axis=1)]
+        for _ in range(j + 1):  # make colour j differ from the earlier ones (rarely needed)
             clash = (colours[:, j : j + 1] == colours[:, :j]).all(axis=2).any(axis=1)
             if not clash.any():
                 break
             colours[clash, j, 0] = (colours[clash, j, 0] + 1) % 256
-    colours = np.where(active[..., None], colours, 0).astype(np.uint8)
-    return labels, centre, radius, trig, colours
+    return np.where(active[..., None], colours, 0).astype(np.uint8)
 
 
 def _masks(
@@ -186,21 +213,20 @@ def _render_chunk(
     rotation: float, size: int, want_masks: bool,
 ) -> Scenes:
     """Render scenes ``first .. first + count - 1`` in one go (see :func:`render_scenes`)."""
-    labels, centre, radius, trig, colours = _layout(
+    labels, centre, radius, trig, levels = _layout(
         first, count, seed, classes, shapes, rotation, size)
     head, bg_trig, leaf = _draw_params(first, count, seed, leaves)
     bg = render_background(head, leaf, size)
     img = shade_and_quantise(bg, head, bg_trig, size).reshape(count, 3, size * size)
+    full = [_masks(labels[:, j], centre[:, j], radius[:, j], trig[:, j], size)
+            for j in range(shapes[1])]
+    col = torch.from_numpy(_pick_colours(img, full, levels, labels >= 0))
     active = torch.from_numpy(labels >= 0)
-    col = torch.from_numpy(colours)
     _avoid_colours(img, col, active)
     inst = torch.zeros((count, size * size), dtype=torch.int64)
-    full = []
-    for j in range(shapes[1]):
-        mask = _masks(labels[:, j], centre[:, j], radius[:, j], trig[:, j], size)
+    for j, mask in enumerate(full):
         inst.masked_fill_(mask, j + 1)  # the same mask paints the map and the pixels
         img = torch.where(mask[:, None, :], col[:, j, :, None], img)
-        full.append(mask)
     # Semantic map: look up 1 + class of each pixel's instance (0 for the background).
     lut = torch.cat([torch.zeros((count, 1), dtype=torch.int64),
                      torch.from_numpy(labels + 1)], dim=1)
