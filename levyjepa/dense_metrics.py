@@ -1,16 +1,10 @@
-"""Dense-evaluation metrics (issue 13): segmentation, DAVIS video segmentation, TAP-Vid tracking.
+"""Dense-evaluation metrics (issue 13), pure functions on CPU tensors.
 
-Pure functions on CPU tensors, no model code:
-
-* semantic segmentation: :func:`confusion_matrix` (accumulate over a test set), then
-  :func:`segmentation_scores` (mIoU as in PASCAL VOC, Everingham et al., IJCV 2010) and the
-  random-predictor floor :func:`chance_miou`;
-* video object segmentation: :func:`region_j`, :func:`boundary_map`, :func:`boundary_f`,
-  :func:`video_j_and_f` (Perazzi et al., "A Benchmark Dataset and Evaluation Methodology for Video
-  Object Segmentation", CVPR 2016; Pont-Tuset et al., "The 2017 DAVIS Challenge on Video Object
-  Segmentation", arXiv 1704.00675);
-* point tracking: :func:`delta_avg`, :func:`occlusion_accuracy` (Doersch et al., "TAP-Vid: A
-  Benchmark for Tracking Any Point in a Video", NeurIPS 2022).
+Semantic segmentation (mIoU as in PASCAL VOC, Everingham et al., IJCV 2010); DAVIS J and F
+(Perazzi et al., "A Benchmark Dataset and Evaluation Methodology for Video Object Segmentation",
+CVPR 2016; Pont-Tuset et al., "The 2017 DAVIS Challenge on Video Object Segmentation", arXiv
+1704.00675); TAP-Vid point tracking (Doersch et al., "TAP-Vid: A Benchmark for Tracking Any Point
+in a Video", NeurIPS 2022).
 """
 
 from __future__ import annotations
@@ -38,16 +32,12 @@ def confusion_matrix(
         ``(C, C)`` int64 tensor, row = ground truth, column = prediction. Sum the matrices of the
         batches of a test set, then call :func:`segmentation_scores` once.
     """
-    if pred.shape != target.shape:
-        raise ValueError(f"pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
-    if classes < 1:
-        raise ValueError(f"classes must be >= 1, got {classes}")
+    if pred.shape != target.shape or classes < 1:
+        raise ValueError(f"shapes {pred.shape} vs {target.shape}, classes {classes} (need >= 1)")
     keep = target != ignore_index
-    p = pred[keep].long()
-    t = target[keep].long()
-    for name, v in (("pred", p), ("target", t)):
-        if v.numel() and (v.min() < 0 or v.max() >= classes):
-            raise ValueError(f"{name} labels must lie in [0, {classes}) outside ignore_index")
+    p, t = pred[keep].long(), target[keep].long()
+    if p.numel() and (min(p.min(), t.min()) < 0 or max(p.max(), t.max()) >= classes):
+        raise ValueError(f"labels must lie in [0, {classes}) outside ignore_index")
     counts = torch.bincount(t * classes + p, minlength=classes * classes)
     return counts.reshape(classes, classes).cpu()
 
@@ -71,19 +61,14 @@ def segmentation_scores(confusion: torch.Tensor) -> dict:
     if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
         raise ValueError(f"confusion must be square (C, C), got {tuple(confusion.shape)}")
     cm = confusion.double()
-    total = cm.sum()
-    if total <= 0:
+    if (total := cm.sum()) <= 0:
         raise ValueError("confusion matrix is empty: no labeled pixels were counted")
     tp = cm.diagonal()
     union = cm.sum(0) + cm.sum(1) - tp  # TP + FP + FN
     present = union > 0
     iou = torch.where(present, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
-    return {
-        "miou": float(iou[present].mean()),
-        "pixel_acc": float(tp.sum() / total),
-        "iou": [float(v) for v in iou],
-        "present": [bool(v) for v in present],
-    }
+    out = {"miou": float(iou[present].mean()), "pixel_acc": float(tp.sum() / total)}
+    return {**out, "iou": iou.tolist(), "present": present.tolist()}
 
 
 def chance_miou(class_frequencies: Sequence[float] | torch.Tensor) -> float:
@@ -110,8 +95,7 @@ def chance_miou(class_frequencies: Sequence[float] | torch.Tensor) -> float:
     p = torch.as_tensor(class_frequencies, dtype=torch.float64).flatten()
     if p.numel() == 0 or (p < 0).any() or p.sum() <= 0:
         raise ValueError("class_frequencies must be non-negative with a positive sum")
-    p = p / p.sum()
-    p = p[p > 0]
+    p = (p / p.sum())[p > 0]
     return float((p / (2 - p)).mean())
 
 
@@ -139,8 +123,7 @@ def boundary_map(mask: torch.Tensor) -> torch.Tensor:
     nearest pixel inside it (edge replication), so the image border itself is never a boundary.
     This is the DAVIS XOR rule, which also marks the background pixel just left of / above an
     object: requiring the pixel itself to be foreground would drop the objects' left and top edges.
-    An ``h x w`` rectangle away from the border gives the ring of the ``(h+1) x (w+1)`` rectangle
-    that starts one row above and one column left of it: ``2 (h + w)`` pixels.
+    An ``h x w`` rectangle off the border gives a ring of ``2 (h + w)`` pixels, one up and left.
 
     Args:
         mask: ``(H, W)`` boolean (or 0/1) mask.
@@ -173,14 +156,11 @@ def boundary_f(pred_mask: torch.Tensor, gt_mask: torch.Tensor, *, bound_th: floa
         F in ``[0, 1]``: 1.0 when neither map has a boundary pixel, 0.0 when only one has.
     """
     a, b = _as_mask(pred_mask, gt_mask)
-    h, w = a.shape
-    r = int(bound_th) if bound_th >= 1 else math.ceil(bound_th * math.hypot(h, w))
+    r = int(bound_th) if bound_th >= 1 else math.ceil(bound_th * math.hypot(*a.shape))
     pb, gb = boundary_map(a), boundary_map(b)
     n_p, n_g = int(pb.sum()), int(gb.sum())
-    if n_p == 0 and n_g == 0:
-        return 1.0
     if n_p == 0 or n_g == 0:
-        return 0.0
+        return float(n_p == n_g)  # both empty: 1.0, one empty: 0.0
     precision = int((pb & _dilate(gb, r)).sum()) / n_p
     recall = int((gb & _dilate(pb, r)).sum()) / n_g
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
@@ -211,42 +191,27 @@ def video_j_and_f(
         void_label: Ground-truth label of void pixels, or ``None``.
 
     Returns:
-        ``{"j_mean", "f_mean", "j_and_f"}`` floats, plus ``"objects"`` (the ids scored) and
-        ``"j_per_object"``, ``"f_per_object"`` lists.
+        ``j_mean``, ``f_mean``, ``j_and_f`` floats; ``objects`` (ids), ``j_per_object``,
+        ``f_per_object`` lists.
     """
     if pred_masks.shape != gt_masks.shape or gt_masks.ndim != 3:
-        raise ValueError(
-            f"need (T, H, W) maps of one shape, got {tuple(pred_masks.shape)} and "
-            f"{tuple(gt_masks.shape)}"
-        )
-    first = gt_masks[0]
-    ids = [int(i) for i in torch.unique(first) if i > 0 and (void_label is None or i != void_label)]
+        raise ValueError(f"need two (T, H, W) maps, got {pred_masks.shape}, {gt_masks.shape}")
+    ids = [i for i in torch.unique(gt_masks[0]).tolist() if 0 < i != void_label]
     if not ids:
         raise ValueError("the ground truth's first frame has no object (no id > 0)")
     t = gt_masks.shape[0]
     frames = range(1, t - 1) if exclude_first_last else range(t)
     if len(frames) == 0:
         raise ValueError(f"no frame left to score in a clip of {t} frames")
+    valid = gt_masks != void_label if void_label is not None else torch.ones_like(gt_masks) > 0
     j_obj, f_obj = [], []
     for k in ids:
-        js, fs = [], []
-        for f in frames:
-            valid = gt_masks[f] != void_label if void_label is not None else True
-            p = (pred_masks[f] == k) & valid
-            g = (gt_masks[f] == k) & valid
-            js.append(region_j(p, g))
-            fs.append(boundary_f(p, g, bound_th=bound_th))
-        j_obj.append(sum(js) / len(js))
-        f_obj.append(sum(fs) / len(fs))
+        pairs = [((pred_masks[f] == k) & valid[f], (gt_masks[f] == k) & valid[f]) for f in frames]
+        j_obj.append(sum(region_j(p, g) for p, g in pairs) / len(pairs))
+        f_obj.append(sum(boundary_f(p, g, bound_th=bound_th) for p, g in pairs) / len(pairs))
     j_mean, f_mean = sum(j_obj) / len(ids), sum(f_obj) / len(ids)
-    return {
-        "j_mean": j_mean,
-        "f_mean": f_mean,
-        "j_and_f": (j_mean + f_mean) / 2,
-        "objects": ids,
-        "j_per_object": j_obj,
-        "f_per_object": f_obj,
-    }
+    res = {"j_mean": j_mean, "f_mean": f_mean, "j_and_f": (j_mean + f_mean) / 2}
+    return {**res, "objects": ids, "j_per_object": j_obj, "f_per_object": f_obj}
 
 
 def delta_avg(
@@ -261,13 +226,11 @@ def delta_avg(
 ) -> float:
     """TAP-Vid position accuracy ``<delta^x_avg>`` of one video (Doersch et al., NeurIPS 2022).
 
-    For each threshold ``d``, the fraction of evaluated points whose predicted position lies
-    strictly within ``d`` pixels (``||pred - gt|| < d``, as in the TAP-Vid code) of the ground
-    truth; the result is the mean over thresholds. Evaluated points are those visible in the
-    ground truth, minus each track's query frame when ``query_frame`` is given. Thresholds are in
-    pixels of a ``reference x reference`` frame: coordinates are rescaled per axis by
-    ``reference / W`` and ``reference / H``, which for a square frame is the same as scaling the
-    thresholds by ``frame_size / reference``.
+    For each threshold ``d``, the fraction of evaluated points with ``||pred - gt|| < d`` (strict,
+    as in the TAP-Vid code), averaged over thresholds; evaluated points are the ground-truth
+    visible ones minus each track's query frame (if given). Thresholds are pixels of a
+    ``reference``-sized square frame: ``x`` is rescaled by ``reference / W``, ``y`` by
+    ``reference / H``, i.e. thresholds scale by ``frame_size / reference`` for square frames.
 
     Args:
         pred_tracks: ``(N, T, 2)`` predicted ``(x, y)`` pixel positions.
@@ -282,10 +245,7 @@ def delta_avg(
         ``<delta^x_avg>`` in ``[0, 1]``.
     """
     if pred_tracks.shape != gt_tracks.shape or gt_tracks.ndim != 3 or gt_tracks.shape[-1] != 2:
-        raise ValueError(
-            f"tracks must both be (N, T, 2), got {tuple(pred_tracks.shape)} and "
-            f"{tuple(gt_tracks.shape)}"
-        )
+        raise ValueError(f"need two (N, T, 2) tracks, got {pred_tracks.shape}, {gt_tracks.shape}")
     evaluated = _evaluated(visible.bool(), query_frame, gt_tracks.shape[:2])
     if not evaluated.any():
         raise ValueError("no visible point to evaluate")
@@ -308,28 +268,25 @@ def occlusion_accuracy(
     Returns:
         Accuracy in ``[0, 1]`` over all (non-query) points, visible or not.
     """
-    if pred_visible.shape != visible.shape or visible.ndim != 2:
-        raise ValueError(f"need two (N, T) maps, got {tuple(pred_visible.shape)}, {visible.shape}")
-    evaluated = _evaluated(torch.ones_like(visible, dtype=torch.bool), query_frame, visible.shape)
+    evaluated = _evaluated(torch.ones_like(visible.bool()), query_frame, pred_visible.shape)
     correct = pred_visible.bool() == visible.bool()
     return float(correct[evaluated].double().mean())
 
 
 def _evaluated(visible: torch.Tensor, query_frame: torch.Tensor | None, shape) -> torch.Tensor:
     """``(N, T)`` points to score: ``visible`` minus each track's query frame."""
-    if visible.shape != shape:
+    if visible.shape != shape or len(shape) != 2:
         raise ValueError(f"visibility must be (N, T) = {tuple(shape)}, got {tuple(visible.shape)}")
     if query_frame is None:
         return visible
-    frames = torch.arange(shape[1])[None, :]
-    return visible & (frames != torch.as_tensor(query_frame).long().reshape(-1, 1))
+    return visible & (torch.arange(shape[1]) != torch.as_tensor(query_frame).reshape(-1, 1))
 
 
 def _as_mask(*masks: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Boolean ``(H, W)`` views of masks of one shape."""
     out = tuple(torch.as_tensor(m).bool() for m in masks)
     if any(m.ndim != 2 or m.shape != out[0].shape for m in out):
-        raise ValueError(f"masks must be (H, W) of one shape, got {[tuple(m.shape) for m in out]}")
+        raise ValueError(f"masks must be (H, W) of one shape, got {[m.shape for m in out]}")
     return out
 
 
@@ -339,5 +296,4 @@ def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
         return mask
     offs = torch.arange(-radius, radius + 1)
     disk = (offs[:, None] ** 2 + offs[None, :] ** 2 <= radius**2).float()
-    hit = F.conv2d(mask[None, None].float(), disk[None, None], padding=radius)
-    return hit[0, 0] > 0
+    return F.conv2d(mask[None, None].float(), disk[None, None], padding=radius)[0, 0] > 0

@@ -211,3 +211,22 @@ def test_occlusion_accuracy():
     assert occlusion_accuracy(pred, vis) == pytest.approx(6 / 8)
     # query frames 1 and 0 dropped: the (0, 1) miss and a (1, 0) hit leave 5 of 6
     assert occlusion_accuracy(pred, vis, query_frame=torch.tensor([1, 0])) == pytest.approx(5 / 6)
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError):
+        confusion_matrix(torch.zeros(2, 2), torch.zeros(2, 3), classes=2)
+    with pytest.raises(ValueError):
+        segmentation_scores(torch.zeros(3, 3, dtype=torch.long))  # nothing counted
+    with pytest.raises(ValueError):
+        region_j(torch.zeros(4, 4), torch.zeros(4, 5))
+    clip = torch.ones(2, 8, 8, dtype=torch.long)
+    with pytest.raises(ValueError):
+        video_j_and_f(clip, clip)  # two frames: nothing left once first and last are dropped
+    with pytest.raises(ValueError):
+        video_j_and_f(clip * 0, clip * 0, exclude_first_last=False)  # no object
+    gt, hidden = tracks(), torch.zeros(4, 6, dtype=torch.bool)
+    with pytest.raises(ValueError):
+        delta_avg(gt, gt, hidden, frame_size=256)  # no visible point
+    with pytest.raises(ValueError):
+        occlusion_accuracy(hidden[:, :5], hidden)
