@@ -1,7 +1,7 @@
 """Linear semantic-segmentation probe on frozen patch features (issue 13).
 
 The protocol is the "linear" one of DINOv2 (Oquab et al., "DINOv2: Learning Robust Visual
-Features without Supervision", TMLR 2024, arXiv 2304.07193) and DINOv3 (Siméoni et al.,
+Features without Supervision", arXiv 2304.07193, 2023) and DINOv3 (Siméoni et al.,
 "DINOv3", arXiv 2508.10104, 2025): a BatchNorm and a 1x1 convolution (a per-patch linear map) on
 the frozen patch tokens, the logits bilinearly upsampled to the label resolution, pixel-wise
 cross-entropy, AdamW with lr 1e-3 and weight decay 1e-3 (DINOv3's linear config), a fixed number
@@ -70,7 +70,8 @@ def fit_linear_segmentation(
 
     Each step draws ``batch_size`` images with replacement from a generator seeded by ``seed``;
     the initialisation and dropout use the global RNG inside a forked, seeded scope (the caller's
-    RNG state is left untouched), so the same inputs and seed give the same head on CPU.
+    CPU and, on a CUDA ``device``, CUDA RNG states are left untouched), so the same inputs and
+    seed give the same head on CPU (on a GPU up to its nondeterministic kernels).
 
     Args:
         train_feats: Float ``(n, H', W', D)`` frozen token grids.
@@ -105,7 +106,7 @@ def fit_linear_segmentation(
     device = torch.device(device)
     size = tuple(train_maps.shape[-2:])
     picker = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         head = LinearSegmentationHead(train_feats.shape[-1], classes, dropout=dropout).to(device)
         opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
