@@ -1,49 +1,6 @@
-"""Offline evaluation of a trained encoder: k-NN and linear probe on frozen features.
+"""``python -m levyjepa.eval``: settings, the evaluation of a run, the command line.
 
-Usage::
-
-    python -m levyjepa.eval RUN_DIR [key=value ...]
-
-Rebuilds the encoder from ``RUN_DIR/config.yaml``, loads the latest checkpoint's weights (or
-``checkpoint=PATH``), extracts the frozen pooled embeddings ``emb`` of the training split
-(un-augmented: the test transform applied to the training items, ``DataSplits.train_eval``) and
-of the test split, one view per image (or clip), and measures:
-
-- **k-NN** (the weighted k-NN protocol of Z. Wu, Y. Xiong, S. X. Yu and D. Lin, "Unsupervised
-  feature learning via non-parametric instance discrimination", CVPR 2018, as used by
-  M. Caron et al., "Emerging properties in self-supervised vision transformers" (DINO),
-  ICCV 2021): features are L2-normalised; each test feature takes the ``k`` training features
-  of highest cosine similarity ``s_i``; neighbour ``i`` votes for its label with weight
-  ``exp(s_i / temperature)``; the class with the largest total wins. Defaults ``k = 20``,
-  ``temperature = 0.07``.
-- **Linear probe**: features are standardised with the training split's mean and standard
-  deviation; a multinomial logistic regression ``W x + b`` minimises the mean cross-entropy
-  plus ``weight_decay / 2 * ||W||^2`` (bias not decayed) with full-batch L-BFGS (strong Wolfe
-  line search, at most ``linear_steps`` iterations, from zero). Defaults
-  ``weight_decay = 1e-4``, ``linear_steps = 300``. No hyper-parameter is tuned on the test split.
-
-It also reports the effective rank of the test features (RankMe, participation ratio, smallest
-per-dimension std; :mod:`levyjepa.diagnostics`) and, when the run has a Lévy-sheet prior, the
-mean Epps-Pulley statistic per orientation family of the test images' token fields
-``tokens_proj`` against the prior's law (the channel rotation seeded by the checkpoint's
-step); and draws the pictures of :mod:`levyjepa.pictures` into ``RUN_DIR/pictures``.
-Results go to ``RUN_DIR/eval.json`` (atomically) and a one-line summary is printed.
-
-Keys (``key=value``): ``checkpoint`` (a checkpoint folder), ``k``, ``temperature``,
-``weight_decay``, ``linear_steps``, ``batch_size`` (feature extraction, default 256),
-``device`` (``auto``, ``cpu``, ``cuda``), ``max_train`` (use the first N training items),
-``pictures`` (``true``/``false``), ``out`` (the JSON file, default ``RUN_DIR/eval.json``),
-``untrained`` (``true``: evaluate the recipe's freshly initialised encoder instead, seeded by
-the recipe's ``seed``, into ``RUN_DIR/eval_untrained.json``: the baseline a trained encoder
-must beat), ``progress`` (progress bars while features are extracted, default ``true``).
-Any other dotted key overrides the run's recipe, e.g. ``data.root=/elsewhere/imagenette``.
-
-Examples::
-
-    python -m levyjepa.eval runs/quickstart-20260101-120000
-    python -m levyjepa.eval runs/image_levy2d k=200 temperature=0.1 data.root=path/to/imagenette-160
-
-Errors are printed as one line, exit status 2.
+See :mod:`levyjepa.eval` for the protocols and the keys.
 """
 
 from __future__ import annotations
@@ -59,30 +16,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm.auto import tqdm
+from torch.utils.data import Subset
 
 from levyjepa.atomic import atomic_write_json
 from levyjepa.diagnostics import rank_metrics
 from levyjepa.errors import ConfigError
-from levyjepa.priors.cf_diagnostics import cf_diagnostics
+from levyjepa.eval.classification import accuracy, knn_predict, linear_probe
+from levyjepa.eval.features import extract_features
 from levyjepa.priors.levy_sheet import LevySheetPrior
 from levyjepa.registry import DATA
 from levyjepa.schema import DATA_LOADER_KEYS
-
-__all__ = [
-    "EVAL_FILE",
-    "EvalConfig",
-    "evaluate_run",
-    "extract_features",
-    "knn_predict",
-    "linear_probe",
-    "main",
-]
 
 EVAL_FILE = "eval.json"
 UNTRAINED_EVAL_FILE = "eval_untrained.json"
@@ -143,138 +88,12 @@ def parse_overrides(items: Sequence[str]) -> tuple[EvalConfig, list[str]]:
     return settings, recipe
 
 
-@torch.no_grad()
-def extract_features(
-    encoder: nn.Module,
-    dataset: Dataset,
-    *,
-    batch_size: int,
-    device: torch.device,
-    prior: Optional[LevySheetPrior] = None,
-    step: int = 0,
-    progress: str = "",
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, list[torch.Tensor]]]:
-    """Frozen ``emb`` of every item, one view each.
-
-    Args:
-        encoder: The encoder, in eval mode.
-        dataset: Items ``(x, label)``, ``x`` ``(C, H, W)`` or a clip ``(C, T, H, W)``.
-        batch_size: Items per forward.
-        device: Where to run the encoder.
-        prior: When given, the Epps-Pulley statistic of every item's ``tokens_proj`` per family.
-        step: Seeds the prior's channel rotation.
-        progress: Label of a progress bar (empty: none).
-
-    Returns:
-        Features float32 ``(n, E)`` and labels int64 ``(n,)`` on CPU, and ``family ->`` list of
-        per-batch statistics ``(B,)`` (empty without a prior).
-    """
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
-    feats, labels = [], []
-    stats: dict[str, list[torch.Tensor]] = {}
-    encoder.eval()
-    for x, y in tqdm(loader, desc=progress, leave=False, dynamic_ncols=True,
-                     disable=not progress):
-        out = encoder(x.unsqueeze(1).to(device))
-        feats.append(out.emb.float().cpu())
-        labels.append(torch.as_tensor(y).cpu())
-        if prior is not None and out.tokens_proj is not None:
-            for fam in cf_diagnostics(prior, out.tokens_proj.float(), step=step):
-                stats.setdefault(fam.name, []).append(fam.statistic)
-    return torch.cat(feats), torch.cat(labels).long(), stats
-
-
-def knn_predict(
-    train_feats: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_feats: torch.Tensor,
-    *,
-    classes: int,
-    k: int = 20,
-    temperature: float = 0.07,
-    chunk: int = 1024,
-) -> torch.Tensor:
-    """Weighted k-NN on cosine similarity (Wu et al., 2018; DINO, Caron et al., 2021).
-
-    Args:
-        train_feats: ``(n, E)``.
-        train_labels: ``(n,)`` in ``[0, classes)``.
-        test_feats: ``(m, E)``.
-        classes: Number of classes.
-        k: Neighbours (capped at ``n``).
-        temperature: Vote weight ``exp(similarity / temperature)``.
-        chunk: Test rows per similarity block.
-
-    Returns:
-        Predicted labels ``(m,)``.
-    """
-    train = F.normalize(train_feats.float(), dim=1)
-    k = min(k, len(train))
-    preds = []
-    for start in range(0, len(test_feats), chunk):
-        test = F.normalize(test_feats[start:start + chunk].float(), dim=1)
-        sims, idx = (test @ train.T).topk(k, dim=1)
-        votes = torch.zeros(len(test), classes)
-        votes.scatter_add_(1, train_labels[idx], (sims / temperature).exp())
-        preds.append(votes.argmax(1))
-    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
-
-
-def linear_probe(
-    train_feats: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_feats: torch.Tensor,
-    *,
-    classes: int,
-    weight_decay: float = 1e-4,
-    steps: int = 300,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logistic regression on standardised frozen features, full-batch L-BFGS.
-
-    Args:
-        train_feats: ``(n, E)``.
-        train_labels: ``(n,)``.
-        test_feats: ``(m, E)``.
-        classes: Number of classes.
-        weight_decay: L2 penalty ``weight_decay / 2 * ||W||^2`` added to the mean cross-entropy.
-        steps: Maximum L-BFGS iterations.
-
-    Returns:
-        Predicted labels of the training ``(n,)`` and test ``(m,)`` features.
-    """
-    x = train_feats.double()
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
-    x = (x - mean) / std
-    weight = torch.zeros(x.shape[1], classes, dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=steps, history_size=20,
-                            line_search_fn="strong_wolfe", tolerance_grad=1e-9,
-                            tolerance_change=1e-12)
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(x @ weight + bias, train_labels)
-        loss = loss + 0.5 * weight_decay * weight.square().sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
-    with torch.no_grad():
-        test = (test_feats.double() - mean) / std
-        return (x @ weight + bias).argmax(1), (test @ weight + bias).argmax(1)
-
-
 def _device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda but no CUDA device is available")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
-
-
-def _accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((pred == labels).double().mean()) if len(labels) else float("nan")
 
 
 def evaluate_run(run_dir: str | Path, settings: EvalConfig,
@@ -337,10 +156,10 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
         "classes": classes,
         "emb_dim": int(train_x.shape[1]),
         "knn": {"k": min(settings.k, len(train_x)), "temperature": settings.temperature,
-                "top1": _accuracy(knn, test_y)},
+                "top1": accuracy(knn, test_y)},
         "linear": {"weight_decay": settings.weight_decay, "steps": settings.linear_steps,
-                   "train_top1": _accuracy(lin_train, train_y),
-                   "top1": _accuracy(lin_test, test_y)},
+                   "train_top1": accuracy(lin_train, train_y),
+                   "top1": accuracy(lin_test, test_y)},
         "test_features": {k: float(v) for k, v in rank_metrics(test_x, "emb").items()},
     }
     if ep:
@@ -392,7 +211,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     print(summary_line(result))
     return 0 if math.isfinite(result["knn"]["top1"]) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
