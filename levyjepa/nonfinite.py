@@ -24,9 +24,6 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-ON_NONFINITE = ("stop", "skip")
-"""Values of ``trainer.on_nonfinite``."""
-
 
 class NonFiniteError(RuntimeError):
     """Training met a non-finite loss or gradient, or a state that must not be saved."""
@@ -56,14 +53,15 @@ def check_finite_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer)
     Raises:
         NonFiniteError: naming how many tensors are non-finite and the first few of them.
     """
-    bad = [name for name, t in model.state_dict().items()
-           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
-    total_bad_state = 0
-    for state in optimizer.state.values():
-        for value in state.values():
-            if (isinstance(value, torch.Tensor) and value.is_floating_point()
-                    and not bool(torch.isfinite(value).all())):
-                total_bad_state += 1
+    weights = {name: t for name, t in model.state_dict().items() if t.is_floating_point()}
+    moments = [v for state in optimizer.state.values() for v in state.values()
+               if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    tensors = [*weights.values(), *moments]
+    if not tensors:
+        return
+    finite = torch.stack([t.isfinite().all().to(tensors[0].device) for t in tensors]).tolist()
+    bad = [name for name, ok in zip(weights, finite) if not ok]
+    total_bad_state = finite[len(weights):].count(False)
     if bad or total_bad_state:
         shown = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
         raise NonFiniteError(

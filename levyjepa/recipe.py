@@ -36,6 +36,7 @@ from levyjepa.registry import MissingParameters, Registry
 from levyjepa.schema import (
     DATA_LOADER_KEYS,
     DEVICES,
+    ON_NONFINITE,
     PRECISIONS,
     TRACKERS,
     WANDB_MODES,
@@ -109,6 +110,7 @@ def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = No
     choices = {
         "trainer.precision": (cfg.trainer.precision, PRECISIONS),
         "trainer.device": (cfg.trainer.device, DEVICES),
+        "trainer.on_nonfinite": (cfg.trainer.on_nonfinite, ON_NONFINITE),
         "log.wandb_mode": (cfg.log.wandb_mode, WANDB_MODES),
     }
     for key, (value, valid) in choices.items():

@@ -19,6 +19,7 @@ PRECISIONS = ("bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
 TRACKERS = ("wandb", "tensorboard")
 WANDB_MODES = ("offline", "online", "disabled")
+ON_NONFINITE = ("stop", "skip")  # trainer.on_nonfinite (levyjepa/nonfinite.py)
 
 
 @dataclass

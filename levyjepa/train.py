@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from levyjepa.atomic import atomic_write_json, atomic_write_text
-from levyjepa.checkpoint import load_checkpoint, save_checkpoint
+from levyjepa.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from levyjepa.data.loader_options import loader_options
 from levyjepa.data.sampling import EpochShuffleSampler
 from levyjepa.data.skipped_files import skipped_files_metric
@@ -38,7 +38,6 @@ from levyjepa.errors import ConfigError
 from levyjepa.global_batchnorm import convert_to_global_batchnorm
 from levyjepa.model import Pretrainer
 from levyjepa.nonfinite import (
-    ON_NONFINITE,
     NonFiniteError,
     finite_flags,
     grad_total_norm,
@@ -75,9 +74,6 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
     precision = "bf16" if cfg.trainer.precision == "bf16" and not on_cpu else "no"
     if cfg.resume == "auto" and cfg.out_dir is None:
         raise ConfigError("resume=auto needs out_dir=... (the run directory to continue)")
-    if cfg.trainer.on_nonfinite not in ON_NONFINITE:
-        raise ConfigError(f"trainer.on_nonfinite: {cfg.trainer.on_nonfinite!r} is not one of "
-                          f"{', '.join(ON_NONFINITE)}")
     state = PartialState(cpu=on_cpu)  # the process group, before agreeing on the run directory
     out_dir = [cfg.out_dir or f"runs/{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"]
     broadcast_object_list(out_dir)  # every process writes into the main process's folder
@@ -384,8 +380,6 @@ def _log_step(runlog: RunLog, terms: dict[str, torch.Tensor], lr: float, *, step
 
 
 def _stop_message(bad: list[str], step: int, run_dir: Path) -> str:
-    from levyjepa.checkpoint import list_checkpoints
-
     found = list_checkpoints(run_dir)
     last = (f"the last good checkpoint is {found[-1].name}" if found
             else "no checkpoint was written yet")

@@ -126,9 +126,10 @@ def load_trained(
         raise ConfigError(f"{ckpt}: no {MODEL_FILE} in the checkpoint")
     objective = build_objective(OmegaConf.to_container(cfg.objective))
     with_tokens_proj = objective.reads_tokens
-    torch.manual_seed(cfg.seed)
-    encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
-                             with_tokens_proj=with_tokens_proj)
+    with torch.random.fork_rng(devices=[]):  # the recipe's initial weights; caller's RNG kept
+        torch.manual_seed(cfg.seed)
+        encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
+                                 with_tokens_proj=with_tokens_proj)
     if untrained:
         encoder.eval()
         return TrainedRun(cfg=cfg, encoder=encoder, prior=objective.levy,
