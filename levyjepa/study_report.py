@@ -1,0 +1,253 @@
+"""The report of a two-arm study (:mod:`levyjepa.study`): statistics, ``study.md``, ``study.png``.
+
+:func:`summarize` turns the study's runs (one entry per arm and seed, with the metrics and
+baselines of its ``eval.json``) into per-metric statistics (:mod:`levyjepa.study_stats`);
+:func:`study_markdown` and :func:`plot_study` write them, atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from levyjepa.atomic import atomic_write_bytes, atomic_write_text
+from levyjepa.study_stats import paired_difference, t_interval, verdict
+
+__all__ = ["BASELINE_LABELS", "plot_study", "study_markdown", "summarize"]
+
+BASELINE_LABELS = {"untrained": "untrained", "pixels": "raw pixels"}
+"""How each kind of baseline of ``eval.json`` is labelled (other kinds: their own name)."""
+
+_ARM_COLOURS = ("tab:blue", "tab:orange")
+_BASELINE_COLOURS = {"untrained": "tab:gray", "pixels": "tab:green"}
+
+
+def _num(value: Optional[float]) -> str:
+    """Four significant digits; ``—`` when missing or not finite."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:.4g}"
+
+
+def _values(runs: Sequence[dict[str, Any]], arm: str, seeds: Sequence[int],
+            metric: str) -> list[Optional[float]]:
+    """The metric of ``arm`` per seed (``None`` where that run is not there yet)."""
+    by_seed = {r["seed"]: r["metrics"].get(metric) for r in runs if r["arm"] == arm}
+    return [by_seed.get(seed) for seed in seeds]
+
+
+def summarize(study: dict[str, Any]) -> dict[str, Any]:
+    """The statistics of a study's runs so far.
+
+    Args:
+        study: ``arms`` (each with a ``name``), ``seeds`` and ``runs`` (each with ``arm``,
+            ``seed``, ``metrics``, ``baselines``, ``train_s``, ``eval_s``).
+
+    Returns:
+        ``metrics`` (the slash keys found in every run, sorted), ``missing_metrics`` (found in
+        some runs only), ``total_run_s`` (the wall time of all runs) and ``results``: per
+        metric, per arm its per-seed ``values`` and t interval, the paired ``difference`` B - A
+        (seeds where both arms ran) with its per-seed ``values``, the ``verdict``, and the
+        ``baselines`` (kind -> arm -> mean across seeds).
+    """
+    runs, seeds = study["runs"], study["seeds"]
+    name_a, name_b = (arm["name"] for arm in study["arms"])
+    found = [set(r["metrics"]) for r in runs]
+    metrics = sorted(set.intersection(*found)) if found else []
+    results: dict[str, Any] = {}
+    for metric in metrics:
+        entry: dict[str, Any] = {"arms": {}}
+        per_arm = {name: _values(runs, name, seeds, metric) for name in (name_a, name_b)}
+        for name, values in per_arm.items():
+            present = [v for v in values if v is not None]
+            entry["arms"][name] = {"values": values, **t_interval(present).as_dict()}
+        pairs = [(a, b) for a, b in zip(per_arm[name_a], per_arm[name_b])
+                 if a is not None and b is not None]
+        differences, interval = paired_difference([a for a, _ in pairs], [b for _, b in pairs])
+        entry["difference"] = {"values": [b - a if a is not None and b is not None else None
+                                          for a, b in zip(per_arm[name_a], per_arm[name_b])],
+                               **interval.as_dict()}
+        entry["verdict"] = verdict(interval, name_b=name_b)
+        baselines: dict[str, dict[str, list[float]]] = {}
+        for run in runs:
+            for kind, values in run["baselines"].items():
+                if metric in values:
+                    baselines.setdefault(kind, {}).setdefault(run["arm"], []).append(values[metric])
+        entry["baselines"] = {kind: {arm: math.fsum(v) / len(v) for arm, v in by_arm.items()}
+                              for kind, by_arm in baselines.items()}
+        results[metric] = entry
+    times = [r[k] for r in runs for k in ("train_s", "eval_s") if r.get(k) is not None]
+    return {"metrics": metrics, "missing_metrics": sorted(set.union(*found) - set(metrics))
+            if found else [], "results": results, "total_run_s": math.fsum(times)}
+
+
+def _interval_text(entry: dict[str, Any]) -> str:
+    """``mean [low, high]``, or ``mean (n=1)`` when the interval is undefined."""
+    if entry["low"] is None or entry["high"] is None:
+        return f"{_num(entry['mean'])} (n={entry['n']}, interval undefined)"
+    return f"{_num(entry['mean'])} [{_num(entry['low'])}, {_num(entry['high'])}]"
+
+
+def _compact(entry: dict[str, Any]) -> str:
+    """Like :func:`_interval_text`, shorter when undefined (for a panel's title)."""
+    if entry["low"] is None or entry["high"] is None:
+        return f"{_num(entry['mean'])} (n={entry['n']})"
+    return _interval_text(entry)
+
+
+def _arm_heading(arm: dict[str, Any]) -> str:
+    return f"{arm['name']} ({arm['label']})"
+
+
+def _metric_section(study: dict[str, Any], metric: str) -> list[str]:
+    entry = study["results"][metric]
+    arms = study["arms"]
+    name_a, name_b = (arm["name"] for arm in arms)
+    header = ["seed", *(_arm_heading(arm) for arm in arms), f"{name_b} - {name_a}"]
+    lines = [f"### {metric}", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for i, seed in enumerate(study["seeds"]):
+        cells = [str(seed), *(_num(entry["arms"][a["name"]]["values"][i]) for a in arms),
+                 _num(entry["difference"]["values"][i])]
+        lines.append("| " + " | ".join(cells) + " |")
+    cells = ["mean [95% CI]", *(_interval_text(entry["arms"][a["name"]]) for a in arms),
+             _interval_text(entry["difference"])]
+    lines += ["| " + " | ".join(cells) + " |", "", f"Verdict: {entry['verdict']}.", ""]
+    for kind, by_arm in entry["baselines"].items():
+        values = ", ".join(f"{arm} {_num(v)}" for arm, v in by_arm.items())
+        lines.append(f"- baseline {BASELINE_LABELS.get(kind, kind)} (mean across seeds): "
+                     f"{values}")
+    return lines + ([""] if entry["baselines"] else [])
+
+
+def _within(where: str, report: Path) -> str:
+    """``where`` relative to the report's folder when it lies inside it."""
+    try:
+        return str(Path(where).relative_to(report.parent))
+    except ValueError:
+        return where
+
+
+def study_markdown(study: dict[str, Any], path: Path) -> str:
+    """Write ``study.md`` (atomically) and return its text.
+
+    Args:
+        study: The study with its :func:`summarize` fields.
+        path: The file to write.
+    """
+    arms, seeds = study["arms"], study["seeds"]
+    name_a, name_b = (arm["name"] for arm in arms)
+    text = [f"# Study: does {_arm_heading(arms[1])} beat {_arm_heading(arms[0])}?", "",
+            f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}) per arm, paired by seed. "
+            "Per arm: mean and 95% Student t interval across seeds (n - 1 degrees of freedom). "
+            f"{name_b} - {name_a}: the per-seed difference, its mean and its own t interval; "
+            "the verdict reads that interval (\"no detectable difference\" when it contains 0).",
+            "", "Command:", "", "```bash", study["command"], "```", "", "Arms:", ""]
+    for arm in arms:
+        extra = " ".join(f"`{o}`" for o in arm["overrides"])
+        text.append(f"- {arm['name']}: `{arm['recipe']}`" + (f", with {extra}" if extra else ""))
+    if study["overrides"]:
+        text.append("- both: " + " ".join(f"`{o}`" for o in study["overrides"]))
+    text.append("- evaluation: " + " ".join(f"`{o}`" for o in study["eval"]))
+    text += ["", "## Summary", ""]
+    if not study["metrics"]:
+        text += ["No metric yet.", ""]
+    else:
+        header = ["metric", *(f"{_arm_heading(a)} mean [95% CI]" for a in arms),
+                  f"{name_b} - {name_a} [95% CI]", "verdict"]
+        text += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        for metric in study["metrics"]:
+            entry = study["results"][metric]
+            cells = [metric, *(_interval_text(entry["arms"][a["name"]]) for a in arms),
+                     _interval_text(entry["difference"]), _short(entry["verdict"])]
+            text.append("| " + " | ".join(cells) + " |")
+        text.append("")
+    if study["missing_metrics"]:
+        text += [f"Not in every run, left out: {', '.join(study['missing_metrics'])}.", ""]
+    text += ["## Per metric", ""]
+    for metric in study["metrics"]:
+        text += _metric_section(study, metric)
+    text += ["## Runs", "", "Folders relative to this file's.", "",
+             "| arm | seed | run folder | training s | evaluation s | log |",
+             "|---|---|---|---|---|---|"]
+    for run in study["runs"]:
+        done = " (earlier, skipped now)" if run["skipped"] else ""
+        text.append(f"| {run['arm']} | {run['seed']} | `{_within(run['run_dir'], path)}`{done} | "
+                    f"{_num(run['train_s'])} | {_num(run['eval_s'])} | "
+                    f"`{_within(run['log'], path)}` |")
+    text += ["", f"Wall time of all runs: {study['total_run_s']:.1f} s; of this invocation: "
+             f"{study.get('wall_s', 0.0):.1f} s. Plot: `study.png`; every value: `study.json`.",
+             ""]
+    joined = "\n".join(text)
+    atomic_write_text(path, joined)
+    return joined
+
+
+def _short(text: str) -> str:
+    """The verdict without its interval (for a panel's title)."""
+    return text.rsplit(" (", 1)[0] if text.endswith("])") else text
+
+
+def plot_study(study: dict[str, Any], path: Path) -> None:
+    """Write ``study.png`` (atomically): one panel per metric.
+
+    In each panel, every seed's value is a dot per arm (a seed's two dots joined by a thin
+    line), the arm's mean ± its 95% interval an error bar beside the dots, and each baseline a
+    dashed horizontal line over the arm it belongs to. Matplotlib's Agg canvas is used directly.
+    """
+    from matplotlib.figure import Figure
+
+    metrics, arms = study["metrics"], study["arms"]
+    columns = max(1, min(4, len(metrics)))
+    rows = max(1, math.ceil(len(metrics) / columns))
+    fig = Figure(figsize=(3.6 * columns, 3.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    if not metrics:
+        axes[0].text(0.5, 0.5, "no results yet", ha="center", va="center")
+        axes[0].set_axis_off()
+    for ax, metric in zip(axes, metrics):
+        entry = study["results"][metric]
+        per_arm = [entry["arms"][a["name"]]["values"] for a in arms]
+        for a, b in zip(*per_arm):
+            if a is not None and b is not None:
+                ax.plot([0, 1], [a, b], color="0.6", linewidth=0.8, zorder=1)
+        for x, (arm, values) in enumerate(zip(arms, per_arm)):
+            present = [v for v in values if v is not None]
+            ax.scatter([x] * len(present), present, color=_ARM_COLOURS[x], s=28, zorder=3,
+                       label="seeds" if x == 0 else None)
+            stats = entry["arms"][arm["name"]]
+            if stats["mean"] is not None:
+                err = ([[stats["mean"] - stats["low"]], [stats["high"] - stats["mean"]]]
+                       if stats["low"] is not None else None)
+                ax.errorbar([x + 0.18], [stats["mean"]], yerr=err, fmt="D", color="black",
+                            markersize=5, capsize=4, zorder=4,
+                            label="mean ± 95% CI" if x == 0 else None)
+        for kind, by_arm in entry["baselines"].items():
+            label: Optional[str] = BASELINE_LABELS.get(kind, kind)
+            for x, arm in enumerate(arms):
+                if arm["name"] in by_arm:
+                    ax.hlines(by_arm[arm["name"]], x - 0.35, x + 0.35, linestyles="dashed",
+                              colors=_BASELINE_COLOURS.get(kind, "tab:purple"), label=label)
+                    label = None
+        ax.set_xticks([0, 1], [f"{a['name']}\n({a['label']})" for a in arms])
+        ax.set_xlim(-0.5, 1.5)
+        name_a, name_b = (a["name"] for a in arms)
+        title = [metric, _short(entry["verdict"])]
+        if entry["difference"]["n"]:
+            title.append(f"{name_b} - {name_a}: {_compact(entry['difference'])}")
+        ax.set_title("\n".join(title), fontsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+    for ax in axes[len(metrics):] if metrics else ():
+        ax.set_axis_off()
+    legend: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    if legend:
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center",
+                   ncols=len(legend), fontsize=8)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    atomic_write_bytes(path, buffer.getvalue())
