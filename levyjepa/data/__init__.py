@@ -8,6 +8,8 @@ A data source is registered in :data:`levyjepa.DATA`; the recipe's ``data`` sect
 from levyjepa.data import (  # noqa: F401  (importing registers the sources)
     image_folder,
     imagenette,
+    scene_images,
+    scene_video,
     synthetic_shapes,
     synthetic_video,
     video_folder,

@@ -18,16 +18,12 @@ from typing import Any, Optional
 import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from torch.utils.data import Subset
 
 from levyjepa.atomic import atomic_write_json
-from levyjepa.diagnostics import rank_metrics
 from levyjepa.errors import ConfigError
-from levyjepa.eval.classification import accuracy, knn_predict, linear_probe
-from levyjepa.eval.features import extract_features
+from levyjepa.eval.dense_features import FEATURES
+from levyjepa.eval.tasks import DENSE_KEYS, classification, dense, parse_tasks
 from levyjepa.priors.levy_sheet import LevySheetPrior
-from levyjepa.registry import DATA
-from levyjepa.schema import DATA_LOADER_KEYS
 
 EVAL_FILE = "eval.json"
 UNTRAINED_EVAL_FILE = "eval_untrained.json"
@@ -49,6 +45,15 @@ class EvalConfig:
     out: Optional[str] = None
     untrained: bool = False  # the recipe's freshly initialised encoder instead (a baseline)
     progress: bool = True
+    task: Any = "classification"  # one or several of TASKS: task=segmentation,tracking
+    features: str = "tokens"  # dense tasks: tokens | tokens_proj
+    baselines: bool = True  # dense tasks: also the untrained encoder and raw pixels
+    seg_train: int = 512  # probe-training scenes
+    seg_test: int = 256  # test scenes
+    seg_iterations: int = 4000  # AdamW steps of the segmentation probe (batch 16)
+    clips: int = 16  # test clips of propagation and tracking
+    clip_frames: int = 16  # their length for an image encoder (a video encoder: num_frames)
+    trackers: bool = True  # log the dense pictures to the recipe's trackers
 
 
 def parse_overrides(items: Sequence[str]) -> tuple[EvalConfig, list[str]]:
@@ -81,10 +86,16 @@ def parse_overrides(items: Sequence[str]) -> tuple[EvalConfig, list[str]]:
               "linear_steps": settings.linear_steps >= 1,
               "batch_size": settings.batch_size >= 1,
               "device": settings.device in ("auto", "cpu", "cuda"),
-              "max_train": settings.max_train is None or settings.max_train >= 1}
+              "max_train": settings.max_train is None or settings.max_train >= 1,
+              "features": settings.features in FEATURES,
+              "seg_train": settings.seg_train >= 1, "seg_test": settings.seg_test >= 1,
+              "seg_iterations": settings.seg_iterations >= 1, "clips": settings.clips >= 1,
+              "clip_frames": settings.clip_frames >= 3}
     for key, ok in checks.items():
         if not ok:
-            raise ConfigError(f"{key}={getattr(settings, key)!r} is out of range")
+            valid = f"; valid: {', '.join(FEATURES)}" if key == "features" else ""
+            raise ConfigError(f"{key}={getattr(settings, key)!r} is out of range{valid}")
+    parse_tasks(settings.task)
     return settings, recipe
 
 
@@ -98,12 +109,16 @@ def _device(name: str) -> torch.device:
 
 def evaluate_run(run_dir: str | Path, settings: EvalConfig,
                  recipe_overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Evaluate a run's encoder; writes ``eval.json`` (and pictures) and returns its content.
+    """Evaluate a run's encoder on the tasks of ``settings.task``; writes ``eval.json``.
 
     Args:
         run_dir: The run directory.
         settings: Evaluation settings.
         recipe_overrides: Dotlist overrides of the run's recipe.
+
+    Returns:
+        The content of ``eval.json`` plus ``eval_file``: metrics under ``task/metric`` keys,
+        the dense baselines under ``baselines``, each task's parameters under its name.
 
     Raises:
         ConfigError: one line naming the run, file or key at fault.
@@ -112,62 +127,51 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    tasks = parse_tasks(settings.task)
     run = load_trained(run_dir, checkpoint=settings.checkpoint, overrides=recipe_overrides,
                        untrained=settings.untrained)
     device = _device(settings.device)
-    data_cfg = {k: v for k, v in OmegaConf.to_container(run.cfg.data).items()
-                if k not in DATA_LOADER_KEYS}
-    splits = DATA.build(data_cfg, where="data")
-    name = data_cfg.get("name")
-    if not splits.num_classes:
-        raise ConfigError(f"data '{name}' is unlabelled: k-NN and the linear probe need labels")
-    if splits.test is None or not len(splits.test):
-        raise ConfigError(f"data '{name}' has no test split to evaluate on")
-    if splits.train_eval is None:
-        raise ConfigError(f"data '{name}' provides no un-augmented training split "
-                          "(DataSplits.train_eval)")
-    train_set = splits.train_eval
-    if settings.max_train is not None and settings.max_train < len(train_set):
-        train_set = Subset(train_set, range(settings.max_train))
-    encoder = run.encoder.to(device)
-    prior = run.prior if isinstance(run.prior, LevySheetPrior) else None
-    if prior is not None:
-        prior = prior.to(device)
-    extract = dict(batch_size=settings.batch_size, device=device)
-    label = "untrained " if settings.untrained else ""
-    train_x, train_y, _ = extract_features(
-        encoder, train_set, progress=settings.progress and f"{label}train features", **extract)
-    test_x, test_y, ep = extract_features(
-        encoder, splits.test, prior=prior, step=run.step,
-        progress=settings.progress and f"{label}test features", **extract)
-    classes = splits.num_classes
-    knn = knn_predict(train_x, train_y, test_x, classes=classes, k=settings.k,
-                      temperature=settings.temperature)
-    lin_train, lin_test = linear_probe(train_x, train_y, test_x, classes=classes,
-                                       weight_decay=settings.weight_decay,
-                                       steps=settings.linear_steps)
-    result: dict[str, Any] = {
-        "run_dir": str(run_dir),
-        "checkpoint": str(run.checkpoint),
-        "step": run.step,
-        "untrained": settings.untrained,
-        "n_train": len(train_x),
-        "n_test": len(test_x),
-        "classes": classes,
-        "emb_dim": int(train_x.shape[1]),
-        "knn": {"k": min(settings.k, len(train_x)), "temperature": settings.temperature,
-                "top1": accuracy(knn, test_y)},
-        "linear": {"weight_decay": settings.weight_decay, "steps": settings.linear_steps,
-                   "train_top1": accuracy(lin_train, train_y),
-                   "top1": accuracy(lin_test, test_y)},
-        "test_features": {k: float(v) for k, v in rank_metrics(test_x, "emb").items()},
-    }
-    if ep:
-        result["levy_ep"] = {fam: float(torch.cat(v).mean()) for fam, v in ep.items()}
-    if settings.pictures and not settings.untrained:
-        from levyjepa.pictures import write_pictures
+    result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint),
+                              "step": run.step, "untrained": settings.untrained,
+                              "tasks": list(tasks)}
+    splits = None
+    if "classification" in tasks:
+        result.update(classification(run, settings, device))
+        splits = result.pop("_splits")
+    dense_tasks = tuple(t for t in tasks if t != "classification")
+    figures: dict[str, bytes] = {}
+    if dense_tasks:
+        encoders = {"untrained" if settings.untrained else "trained": run.encoder}
+        if settings.baselines and not settings.untrained:
+            encoders["untrained"] = load_trained(run_dir, checkpoint=settings.checkpoint,
+                                                 overrides=recipe_overrides,
+                                                 untrained=True).encoder
+        try:
+            scores, details = dense(run, encoders, settings, dense_tasks, device)
+        except ValueError as err:  # a protocol refusing this run's data or encoder
+            raise ConfigError(f"{run_dir}: task={','.join(dense_tasks)}: {err}") from None
+        evaluated = next(iter(encoders))
+        result.update(scores.pop(evaluated))
+        if settings.baselines:
+            result["baselines"] = scores
+        for task, info in details.items():
+            result[task] = {k: v for k, v in info.items() if k != "examples"}
+        if settings.pictures:
+            from levyjepa.eval.dense_pictures import dense_figures
 
-        written = write_pictures(encoder, prior, splits, run_dir, step=run.step)
+            figures = dense_figures(details, title=f"{run_dir.name}, step {run.step}")
+    if settings.pictures and not settings.untrained:
+        written = {}
+        if splits is not None:
+            from levyjepa.pictures import write_pictures
+
+            written = write_pictures(run.encoder, _levy(run), splits, run_dir, step=run.step)
+        if figures:
+            from levyjepa.eval.dense_pictures import write_dense_pictures
+
+            written.update(write_dense_pictures(figures, run_dir, step=run.step,
+                                                trackers=run.cfg.log.trackers
+                                                if settings.trackers else ()))
         result["pictures"] = {k: str(v) for k, v in written.items()}
     result["time_s"] = time.perf_counter() - started
     out = (Path(settings.out) if settings.out
@@ -177,14 +181,23 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
     return result
 
 
+def _levy(run) -> Optional[LevySheetPrior]:
+    return run.prior if isinstance(run.prior, LevySheetPrior) else None
+
+
 def summary_line(result: dict[str, Any]) -> str:
     """The one-line summary printed by ``python -m levyjepa.eval``."""
-    knn, lin = result["knn"], result["linear"]
     what = "untrained encoder of" if result.get("untrained") else "eval"
-    parts = [f"{what} {result['run_dir']} step {result['step']}",
-             f"k-NN top1 {knn['top1']:.4f} (k={knn['k']}, T={knn['temperature']:g})",
-             f"linear top1 {lin['top1']:.4f}",
-             f"RankMe {result['test_features']['emb_rankme']:.2f}"]
+    parts = [f"{what} {result['run_dir']} step {result['step']}"]
+    if "knn" in result:
+        knn, lin = result["knn"], result["linear"]
+        parts += [f"k-NN top1 {knn['top1']:.4f} (k={knn['k']}, T={knn['temperature']:g})",
+                  f"linear top1 {lin['top1']:.4f}",
+                  f"RankMe {result['test_features']['emb_rankme']:.2f}"]
+    base = result.get("baselines", {})
+    for key in dense_keys(result):
+        extra = ", ".join(f"{name} {vals[key]:.3f}" for name, vals in base.items() if key in vals)
+        parts.append(f"{key} {result[key]:.3f}" + (f" ({extra})" if extra else ""))
     if "levy_ep" in result:
         parts.append("EP " + " ".join(f"{k} {v:.4g}" for k, v in result["levy_ep"].items()))
     return " | ".join(parts) + f" -> {result['eval_file']}"
@@ -194,7 +207,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Evaluate a run; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m levyjepa.eval",
-        description="k-NN and linear-probe evaluation of a run's encoder (writes eval.json).",
+        description="Evaluate a run's frozen encoder: classification and dense tasks "
+                    "(writes eval.json).",
     )
     parser.add_argument("run_dir", help="a run directory (with config.yaml and checkpoints/)")
     parser.add_argument("overrides", nargs="*", help="key=value settings or recipe overrides")
@@ -210,4 +224,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"levyjepa: error: {err}", file=sys.stderr)
         return 2
     print(summary_line(result))
-    return 0 if math.isfinite(result["knn"]["top1"]) else 1
+    values = [result["knn"]["top1"]] if "knn" in result else []
+    values += [result[k] for k in dense_keys(result)]
+    return 0 if all(math.isfinite(v) for v in values) else 1
+
+
+def dense_keys(result: dict[str, Any]) -> list[str]:
+    """The dense ``task/metric`` keys of an evaluation result, in task order."""
+    return [f"{task}/{name}" for task, names in DENSE_KEYS.items() for name in names
+            if f"{task}/{name}" in result]

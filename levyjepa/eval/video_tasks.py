@@ -1,0 +1,123 @@
+"""``task=propagation`` and ``task=tracking``: dense video protocols on generated clips.
+
+Both read generated clips with exact ground truth (:mod:`levyjepa.data.scene_clips`: several
+shapes moving along Lévy-like paths, occluding each other, leaving and re-entering the frame,
+with per-frame instance maps and point tracks). They are the run's own clips when it was trained
+on ``scene_video`` (same parameters, the source's disjoint test range), otherwise default clips
+at the encoder's input size. A clip is ``frames`` long (a video encoder's ``num_frames``); a
+video encoder's field has one time step per tubelet, so its ground truth is taken at the first
+frame of every tubelet (:func:`levyjepa.eval.dense_features.clip_field`).
+
+* propagation: :func:`levyjepa.eval.propagation.propagate_masks` from frame 0's instance map,
+  DAVIS 2017 J, F and J&F (:func:`levyjepa.dense_metrics.video_j_and_f`);
+* tracking: :func:`levyjepa.eval.tracking.track_points` from frame 0's query points, TAP-Vid's
+  ``delta_avg`` and occlusion accuracy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from levyjepa.data.scene_video import TEST_START, SceneClipVideos
+from levyjepa.eval.dense_features import clip_field, is_video_encoder, patch_size_of
+
+# Parameters of the scene_video source that shape the clips (the rest are about sampling).
+_CLIP_KEYS = ("seed", "classes", "jump_prob", "objects", "points")
+
+
+def evaluation_clips(data_cfg: dict, *, size: int, frames: int, count: int) -> list:
+    """The ``count`` test clips (with ground truth) the video protocols score.
+
+    Args:
+        data_cfg: The run's ``data`` section (its own clips when ``name`` is ``scene_video``).
+        size: The encoder's input side.
+        frames: Frames per clip.
+        count: Number of clips.
+    """
+    own = data_cfg.get("name") == "scene_video"
+    params = {k: data_cfg[k] for k in _CLIP_KEYS if own and k in data_cfg}
+    if "objects" in params:
+        params["objects"] = tuple(params["objects"])
+    videos = SceneClipVideos(count=count, start=TEST_START, size=size, frames=frames, **params)
+    return [videos.ground_truth(i) for i in range(count)]
+
+
+def clip_frames_for(encoder: nn.Module, default: int) -> int:
+    """Clip length the protocols use: a video encoder's ``num_frames``, else ``default``."""
+    if is_video_encoder(encoder):
+        return int(encoder.patch_embed.input_size[1])
+    return default
+
+
+def run_video_tasks(
+    encoders: dict[str, nn.Module],
+    clips: list,
+    *,
+    tasks: tuple[str, ...],
+    size: int,
+    features: str = "tokens",
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Score propagation and/or tracking for every feature source (raw pixels added).
+
+    Args:
+        encoders: ``source -> encoder``.
+        clips: Clips of :func:`evaluation_clips`.
+        tasks: A subset of ``("propagation", "tracking")``.
+        size: Frame side.
+        features: ``tokens`` or ``tokens_proj``.
+        device: Where the encoders run.
+
+    Returns:
+        ``{"propagation": {source: {"j_mean", "f_mean", "j_and_f"}}, "tracking": {source:
+        {"delta_avg", "occlusion_acc"}}, "patch", "clips", "frames", "examples"}``; the
+        examples (clip 0: its frames, truth and every source's predicted masks and tracks) feed
+        the pictures.
+    """
+    from levyjepa.eval.dense_features import pixel_field
+    from levyjepa.eval.propagation import evaluate_propagation, propagate_masks
+    from levyjepa.eval.tracking import evaluate_tracking, track_points
+
+    fields: dict[str, list[torch.Tensor]] = {}
+    frame_index: dict[str, list[torch.Tensor]] = {}
+    patch = None
+    for name, encoder in encoders.items():
+        encoder = encoder.to(device)
+        pairs = [clip_field(encoder, torch.as_tensor(c.frames), which=features, device=device)
+                 for c in clips]
+        fields[name] = [f for f, _ in pairs]
+        frame_index[name] = [i for _, i in pairs]
+        patch = patch or patch_size_of(fields[name][0], size)
+    first = next(iter(frame_index))
+    fields["pixels"] = [
+        pixel_field(torch.as_tensor(c.frames).permute(0, 3, 1, 2)[idx], patch_size=patch)
+        for c, idx in zip(clips, frame_index[first])]
+    frame_index["pixels"] = frame_index[first]
+    out: dict[str, Any] = {"patch": patch, "clips": len(clips),
+                           "frames": int(len(frame_index[first][0]))}
+    examples: dict[str, Any] = {"frames": clips[0].frames[frame_index[first][0].numpy()],
+                                "masks": {}, "tracks": {}}
+    for task in tasks:
+        out[task] = {}
+    for name, feats in fields.items():
+        idx = frame_index[name]
+        masks = [torch.as_tensor(c.instances)[i] for c, i in zip(clips, idx)]
+        if "propagation" in tasks:
+            res = evaluate_propagation(feats, masks, patch=patch)
+            out["propagation"][name] = {k: float(res[k]) for k in ("j_mean", "f_mean",
+                                                                   "j_and_f")}
+            examples["masks"][name] = propagate_masks(feats[0], masks[0][0], patch=patch)
+        if "tracking" in tasks:
+            tracks = [torch.as_tensor(c.tracks)[:, i] for c, i in zip(clips, idx)]
+            visible = [torch.as_tensor(c.visible)[:, i] for c, i in zip(clips, idx)]
+            res = evaluate_tracking(feats, tracks, visible, patch=patch, frame_size=size)
+            out["tracking"][name] = {k: float(v) for k, v in res.items()
+                                     if k in ("delta_avg", "occlusion_acc")}
+            examples["tracks"][name] = track_points(feats[0], tracks[0][:, 0], patch=patch)
+            examples["truth_tracks"], examples["truth_visible"] = tracks[0], visible[0]
+        examples["truth_masks"] = masks[0]
+    out["examples"] = examples
+    return out
