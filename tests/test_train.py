@@ -30,6 +30,8 @@ IMAGE_SOURCES = ("image_folder", "imagenette")
 # plus data.root and data.test_root: generated clips written to .mp4 (the video_tree fixture)
 TINY_VIDEO = ["data.size=16", "data.views=2", "data.frames_per_clip=4", "data.frame_step=2"]
 VIDEO_SOURCES = ("video_folder",)
+TINY_SCENES = ["data.size=32", "data.train_size=16", "data.test_size=8", "data.views=2",
+               "encoder.img_size=32", "encoder.patch_size=8"]
 TINY_VIT = ["encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32",
             "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
             "encoder.proj_hidden=32", "objective.sigreg.slices=16"]
@@ -37,7 +39,8 @@ TINY_VIT = ["encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32
 
 def tiny(out_dir: Path, *extra: str, data: Sequence[str] = TINY_SYNTHETIC) -> list[str]:
     # no end-of-run pictures (about 2 s of plotting each); tests/test_pictures.py draws them
-    return [*TINY_DATA, *data, *TINY_VIT, f"out_dir={out_dir}", "log.progress=false",
+    encoder = [d for d in data if d.startswith("encoder.")]  # a source's own size wins
+    return [*TINY_DATA, *data, *TINY_VIT, *encoder, f"out_dir={out_dir}", "log.progress=false",
             "log.trackers=[]", "log.pictures=false", "log.first_look=false", *extra]
 
 
@@ -49,6 +52,8 @@ def tiny_data(recipe: Path, image_root: Path, video_root: Path | None = None) ->
         return [f"data.root={image_root}", *TINY_IMAGES]
     if source in VIDEO_SOURCES and video_root is not None:
         return tiny_video(video_root)
+    if source == "scenes":  # scenes are 32 px at least
+        return TINY_SCENES
     return TINY_SYNTHETIC
 
 
