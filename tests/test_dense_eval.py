@@ -128,3 +128,26 @@ def test_untrained_dense_eval_has_only_the_pixel_baseline(image_run: Path) -> No
                  *SMALL_DENSE]) == 0
     result = json.loads(out.read_text())
     assert result["untrained"] and set(result["baselines"]) == {"pixels"}
+
+
+def test_tiny_dense_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image study's own recipes, 1 seed per arm, 2 steps, the segmentation task."""
+    import json
+
+    from test_train import TINY_SCENES, TINY_VIT
+    from tiny_overrides import QUIET_LOG
+
+    from levyjepa.study import main as study_main
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "study"
+    tiny_run = ["data.batch_size=4", "data.workers=0", *TINY_SCENES[:4], *TINY_VIT,
+                *TINY_SCENES[4:], *QUIET_LOG, "trainer.max_steps=2"]
+    args = [str(ROOT / "recipes" / "study_image_base.yaml"), str(IMAGE_RECIPE), "--seeds", "1",
+            "--out", str(out), "--tasks", "segmentation",
+            *(f"--eval={item}" for item in ["pictures=false", *SMALL_DENSE[:3]]), *tiny_run]
+    assert study_main(args) == 0
+    saved = json.loads((out / "study.json").read_text())
+    assert saved["metrics"] == ["segmentation/miou", "segmentation/pixel_acc"]
+    text = (out / "study.md").read_text()
+    assert "| segmentation/miou" in text and "raw pixels" in text
