@@ -18,6 +18,7 @@ Everything is a pure function of ``(seed, index)`` and the sizes: a NumPy genera
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,6 +28,71 @@ MOVING_SHAPES: tuple[str, ...] = ("disk", "square", "triangle", "ring", "plus", 
 _GRATINGS = 5  # sinusoidal components of the background
 _DISKS = 6  # soft disks of the background
 _SUPERSAMPLE = 2
+
+
+class Background(NamedTuple):
+    """Random parameters of a background (see :func:`draw_background`).
+
+    Attributes:
+        pan: Camera offset per frame ``(frames, 2)``, in frame sides.
+        gratings: ``(frequency, orientation, phase, colour)`` per grating; the colour is
+            float32 ``(3,)``.
+        disks: ``(centre, radius, colour)`` per soft disk, in frame sides; the centre is
+            ``(2,)``, the colour float32 ``(3,)``.
+    """
+
+    pan: np.ndarray
+    gratings: list[tuple[float, float, float, np.ndarray]]
+    disks: list[tuple[np.ndarray, float, np.ndarray]]
+
+
+def draw_background(rng: np.random.Generator, frames: int) -> Background:
+    """Draw the camera path and the texture of a background (the draws of render_video).
+
+    Args:
+        rng: Source of randomness.
+        frames: Number of frames.
+    """
+    # Camera path (background offset, in frame sides): slow and smooth.
+    pan_vel = rng.normal(0.0, 0.01, size=2)
+    pan = np.cumsum(pan_vel + rng.normal(0.0, 0.002, size=(frames, 2)), axis=0)
+    gratings = [(rng.uniform(1.0, 4.0), rng.uniform(0, math.pi), rng.uniform(0, 2 * math.pi),
+                 rng.normal(0.0, 0.08, size=3).astype(np.float32)) for _ in range(_GRATINGS)]
+    disks = [(rng.uniform(-0.2, 1.2, size=2), rng.uniform(0.08, 0.3),
+              rng.uniform(-0.2, 0.2, size=3).astype(np.float32)) for _ in range(_DISKS)]
+    return Background(pan, gratings, disks)
+
+
+def paint_background(background: Background, size: int) -> np.ndarray:
+    """A background evaluated at the pixel centres (no supersampling), uint8 ``(T, size, size, 3)``.
+
+    The texture of :func:`render_video` in a few matrix products: the gratings are separable
+    (``sin(a + b) = sin a cos b + cos a sin b``) and the soft disks ramp over one pixel.
+
+    Args:
+        background: Parameters from :func:`draw_background` (``T`` frames).
+        size: Side of the frames in pixels.
+    """
+    frames = len(background.pan)
+    grid = (np.arange(size) + 0.5) / size
+    px, py = background.pan[:, 0, None], background.pan[:, 1, None]  # (T, 1)
+    rows, cols = [], []  # (H, 2G) factors of the rows; (T, 2G, W, 3) factors of the columns
+    for freq, theta, phase, colour in background.gratings:
+        k = 2 * math.pi * freq
+        a = k * (math.cos(theta) * (grid[None] + px) + math.sin(theta) * py) + phase  # (T, W)
+        b = k * math.sin(theta) * grid
+        rows += [np.cos(b), np.sin(b)]
+        cols += [np.sin(a)[..., None] * colour, np.cos(a)[..., None] * colour]
+    right = np.stack(cols, axis=1).reshape(frames, len(cols), size * 3)
+    image = 0.5 + (np.stack(rows, axis=1) @ right).reshape(frames, size, size, 3)
+    centre = np.array([c for c, _, _ in background.disks])[:, None, :]  # (D, 1, 2)
+    dx = grid[None, None] + px[None] - centre[..., 0:1]  # (D, T, W)
+    dy = grid[None, None] + py[None] - centre[..., 1:2]  # (D, T, H)
+    dist = np.sqrt(dx[:, :, None, :] ** 2 + dy[:, :, :, None] ** 2)
+    radius = np.array([r for _, r, _ in background.disks])[:, None, None, None]
+    cover = np.clip((radius - dist) * size, 0.0, 1.0)
+    image += np.tensordot(cover, np.array([c for _, _, c in background.disks]), axes=(0, 0))
+    return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
 def _shape_mask(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -125,28 +191,19 @@ def render_video(
     rng = np.random.default_rng([int(seed), int(index)])
     label = int(index) % classes
 
-    # Camera path (background offset, in frame sides): slow and smooth.
-    pan_vel = rng.normal(0.0, 0.01, size=2)
-    pan = np.cumsum(pan_vel + rng.normal(0.0, 0.002, size=(frames, 2)), axis=0)
+    background = draw_background(rng, frames)
 
     # Background: coloured gratings and soft disks, evaluated at panned coordinates.
     side = size * _SUPERSAMPLE
     grid = (np.arange(side) + 0.5) / side
     y, x = np.meshgrid(grid, grid, indexing="ij")
-    xs = x[None] + pan[:, 0, None, None]
-    ys = y[None] + pan[:, 1, None, None]
+    xs = x[None] + background.pan[:, 0, None, None]
+    ys = y[None] + background.pan[:, 1, None, None]
     image = np.full((frames, side, side, 3), 0.5, dtype=np.float32)
-    for _ in range(_GRATINGS):
-        freq = rng.uniform(1.0, 4.0)
-        theta = rng.uniform(0, math.pi)
-        phase = rng.uniform(0, 2 * math.pi)
-        colour = rng.normal(0.0, 0.08, size=3).astype(np.float32)
+    for freq, theta, phase, colour in background.gratings:
         wave = np.sin(2 * math.pi * freq * (xs * math.cos(theta) + ys * math.sin(theta)) + phase)
         image += wave[..., None].astype(np.float32) * colour
-    for _ in range(_DISKS):
-        centre = rng.uniform(-0.2, 1.2, size=2)
-        radius = rng.uniform(0.08, 0.3)
-        colour = rng.uniform(-0.2, 0.2, size=3).astype(np.float32)
+    for centre, radius, colour in background.disks:
         dist = np.hypot(xs - centre[0], ys - centre[1])
         cover = np.clip((radius - dist) * side / 2, 0.0, 1.0).astype(np.float32)
         image += cover[..., None] * colour
