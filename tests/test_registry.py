@@ -187,12 +187,13 @@ def test_every_data_source_yields_views_and_labels(name: str, image_tree: Path,
     clips = "frames_per_clip" in params
     files = {"root": str(video_tree / "train"), "test_root": str(video_tree / "val"),
              "frames_per_clip": 4, "frame_step": 1} if clips else {"root": str(image_tree)}
-    tiny = {k: v for k, v in {"size": 16, "views": 3, "train_size": 20, "test_size": 10,
+    side = 32 if name == "scenes" else 16  # scenes are 32 px at least
+    tiny = {k: v for k, v in {"size": side, "views": 3, "train_size": 20, "test_size": 10,
                               **files}.items() if k in params}
     splits = DATA.build({"name": name, **tiny})
     frames = (4,) if clips else ()
     views, label = splits.train[0]
-    assert views.shape == (3, 3, *frames, 16, 16) and views.dtype == torch.float32
+    assert views.shape == (3, 3, *frames, side, side) and views.dtype == torch.float32
     assert 0 <= label < splits.num_classes
     image, label = splits.test[0]
-    assert image.shape == (3, *frames, 16, 16)
+    assert image.shape == (3, *frames, side, side)
