@@ -151,3 +151,43 @@ def test_tiny_dense_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert saved["metrics"] == ["segmentation/miou", "segmentation/pixel_acc"]
     text = (out / "study.md").read_text()
     assert "| segmentation/miou" in text and "raw pixels" in text
+
+
+VIDEO_RECIPE = ROOT / "recipes" / "study_video_levy3d.yaml"
+
+
+@pytest.fixture(scope="module")
+def video_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("dense_video") / "run"
+    cfg = load_recipe(VIDEO_RECIPE, tiny(run, "trainer.max_steps=2", "data.frames_per_clip=4",
+                                         data=tiny_data(VIDEO_RECIPE, run, None)))
+    train(cfg)
+    return run
+
+
+def test_video_tasks_write_keys_baselines_and_pictures(video_run: Path) -> None:
+    import json
+
+    assert main([str(video_run), "task=propagation,tracking", "clips=2", "progress=false"]) == 0
+    result = json.loads((video_run / "eval.json").read_text())
+    keys = ["propagation/j_mean", "propagation/f_mean", "propagation/j_and_f",
+            "tracking/delta_avg", "tracking/occlusion_acc"]
+    for key in keys:
+        assert 0.0 <= result[key] <= 1.0
+        for source in ("untrained", "pixels"):
+            assert 0.0 <= result["baselines"][source][key] <= 1.0
+    assert result["propagation/j_and_f"] == pytest.approx(
+        (result["propagation/j_mean"] + result["propagation/f_mean"]) / 2)
+    assert result["video"]["frames"] == 4 and result["video"]["clips"] == 2
+    for name in ("eval_propagation", "eval_tracks"):
+        assert Path(result["pictures"][name]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_image_encoder_runs_the_video_tasks_frame_by_frame(image_run: Path) -> None:
+    import json
+
+    out = image_run / "video.json"
+    assert main([str(image_run), "task=tracking", "clips=2", "clip_frames=3", f"out={out}",
+                 "pictures=false", "progress=false"]) == 0
+    result = json.loads(out.read_text())
+    assert result["video"]["frames"] == 3 and 0.0 <= result["tracking/delta_avg"] <= 1.0
