@@ -1,4 +1,4 @@
-"""Offline evaluation of a trained encoder: k-NN and linear probe on frozen features.
+"""Offline evaluation of a trained encoder on frozen features: classification and dense tasks.
 
 Usage::
 
@@ -45,8 +45,22 @@ Examples::
 
 Errors are printed as one line, exit status 2.
 
+``task=`` chooses what is measured, one or several of ``classification`` (the default, above),
+``segmentation``, ``propagation``, ``tracking`` (:mod:`levyjepa.eval.tasks`): the dense
+protocols on generated data with exact ground truth, each also measured for the untrained
+encoder and raw pixels (``baselines``). Their keys: ``features`` (``tokens`` or
+``tokens_proj``), ``baselines`` (default ``true``), ``seg_train``, ``seg_test``,
+``seg_iterations`` (segmentation probe), ``clips``, ``clip_frames`` (propagation and tracking),
+``trackers`` (log the dense pictures to the recipe's trackers, default ``true``)::
+
+    python -m levyjepa.eval RUN_DIR task=segmentation,propagation,tracking
+
 The package reads by task: :mod:`levyjepa.eval.features` (frozen features),
-:mod:`levyjepa.eval.classification` (k-NN and the linear probe) and
+:mod:`levyjepa.eval.classification` (k-NN and the linear probe),
+:mod:`levyjepa.eval.segmentation`, :mod:`levyjepa.eval.propagation`,
+:mod:`levyjepa.eval.tracking` and :mod:`levyjepa.eval.video_tasks` (the dense protocols),
+:mod:`levyjepa.eval.dense_features` (token fields, raw pixels),
+:mod:`levyjepa.eval.dense_pictures`, :mod:`levyjepa.eval.tasks` (the task list and keys) and
 :mod:`levyjepa.eval.command` (the run's evaluation and the command line).
 """
 

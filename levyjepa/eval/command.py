@@ -139,7 +139,7 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
         result.update(classification(run, settings, device))
         splits = result.pop("_splits")
     dense_tasks = tuple(t for t in tasks if t != "classification")
-    figures: dict[str, bytes] = {}
+    details: dict[str, Any] = {}
     if dense_tasks:
         encoders = {"untrained" if settings.untrained else "trained": run.encoder}
         if settings.baselines and not settings.untrained:
@@ -147,7 +147,8 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
                                                  overrides=recipe_overrides,
                                                  untrained=True).encoder
         try:
-            scores, details = dense(run, encoders, settings, dense_tasks, device)
+            scores, details = dense(run, encoders, settings, dense_tasks, device,
+                                    pixels=settings.baselines)
         except ValueError as err:  # a protocol refusing this run's data or encoder
             raise ConfigError(f"{run_dir}: task={','.join(dense_tasks)}: {err}") from None
         evaluated = next(iter(encoders))
@@ -156,27 +157,25 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
             result["baselines"] = scores
         for task, info in details.items():
             result[task] = {k: v for k, v in info.items() if k != "examples"}
-        if settings.pictures:
-            from levyjepa.eval.dense_pictures import dense_figures
-
-            figures = dense_figures(details, title=f"{run_dir.name}, step {run.step}")
+    result["time_s"] = time.perf_counter() - started
+    out = (Path(settings.out) if settings.out
+           else run_dir / (UNTRAINED_EVAL_FILE if settings.untrained else EVAL_FILE))
+    atomic_write_json(out, result)  # the scores are safe before any picture is drawn
     if settings.pictures and not settings.untrained:
         written = {}
         if splits is not None:
             from levyjepa.pictures import write_pictures
 
             written = write_pictures(run.encoder, _levy(run), splits, run_dir, step=run.step)
-        if figures:
-            from levyjepa.eval.dense_pictures import write_dense_pictures
+        if dense_tasks:
+            from levyjepa.eval.dense_pictures import dense_figures, write_dense_pictures
 
+            figures = dense_figures(details, title=f"{run_dir.name}, step {run.step}")
             written.update(write_dense_pictures(figures, run_dir, step=run.step,
                                                 trackers=run.cfg.log.trackers
                                                 if settings.trackers else ()))
         result["pictures"] = {k: str(v) for k, v in written.items()}
-    result["time_s"] = time.perf_counter() - started
-    out = (Path(settings.out) if settings.out
-           else run_dir / (UNTRAINED_EVAL_FILE if settings.untrained else EVAL_FILE))
-    atomic_write_json(out, result)
+        atomic_write_json(out, result)
     result["eval_file"] = str(out)
     return result
 

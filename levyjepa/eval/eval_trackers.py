@@ -20,24 +20,24 @@ def log_eval_images(trackers: Iterable[str], images: dict[str, bytes], run_dir: 
                     step: int) -> None:
     """Log PNG ``images`` to each named tracker at ``step``, then close the trackers."""
     opened = []
-    for name in trackers:
-        if name == "tensorboard":
-            from accelerate.tracking import TensorBoardTracker
-
-            tracker = TensorBoardTracker("eval", str(run_dir / "tensorboard"))
-        elif name == "wandb":
-            from accelerate.tracking import WandBTracker
-
-            os.environ.setdefault("WANDB_SILENT", "true")
-            tracker = WandBTracker(f"{run_dir.name}-eval", dir=str(run_dir),
-                                   mode=os.environ.get("WANDB_MODE", "offline"),
-                                   name=f"{run_dir.name}-eval")
-        else:
-            continue
-        if hasattr(tracker, "start"):
-            tracker.start()
-        opened.append(tracker)
     try:
+        for name in trackers:
+            if name == "tensorboard":
+                from accelerate.tracking import TensorBoardTracker
+
+                tracker = TensorBoardTracker("eval", str(run_dir / "tensorboard"))
+            elif name == "wandb":
+                from accelerate.tracking import WandBTracker
+
+                os.environ.setdefault("WANDB_SILENT", "true")
+                tracker = WandBTracker(f"{run_dir.name}-eval", dir=str(run_dir),
+                                       mode=os.environ.get("WANDB_MODE", "offline"),
+                                       name=f"{run_dir.name}-eval")
+            else:
+                continue
+            opened.append(tracker)
+            if hasattr(tracker, "start"):
+                tracker.start()
         log_images(opened, images, step=step)
     finally:
         for tracker in opened:

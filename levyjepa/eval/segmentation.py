@@ -52,6 +52,7 @@ def run_segmentation(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     seed: int = 0,
+    pixels: bool = True,
 ) -> dict[str, Any]:
     """Fit and score the linear segmentation probe on every feature source.
 
@@ -67,6 +68,7 @@ def run_segmentation(
         batch_size: Images per encoder forward.
         device: Where the encoders and the probe run.
         seed: Seed of the probe's initialisation and batches.
+        pixels: Add the raw-pixels source.
 
     Returns:
         ``{"scores": {source: {"miou", "pixel_acc", "iou", "present"}}, "chance_miou",
@@ -83,8 +85,9 @@ def run_segmentation(
         fields[name] = (image_fields(encoder, train.images, **args),
                         image_fields(encoder, test.images, **args))
         patch = patch or patch_size_of(fields[name][0], size)
-    fields["pixels"] = (pixel_field(train.images, patch_size=patch),
-                        pixel_field(test.images, patch_size=patch))
+    if pixels:
+        fields["pixels"] = (pixel_field(train.images, patch_size=patch),
+                            pixel_field(test.images, patch_size=patch))
     scores, examples = {}, {}
     for name, (train_x, test_x) in fields.items():
         head = fit_linear_segmentation(train_x, train.semantic, classes=classes,
@@ -98,6 +101,7 @@ def run_segmentation(
         "scores": scores,
         "chance_miou": chance_miou(freq / freq.sum()),
         "n_train": n_train, "n_test": n_test, "classes": classes, "patch": patch,
-        "iterations": iterations, "features": features,
+        "iterations": iterations, "features": features, "lr": 1e-3, "weight_decay": 1e-3,
+        "batch": 16,
         "examples": {"images": test.images[:8], "truth": test.semantic[:8], "pred": examples},
     }

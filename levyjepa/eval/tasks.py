@@ -114,8 +114,8 @@ def classification(run, settings, device: torch.device) -> dict[str, Any]:
     return result
 
 
-def dense(run, encoders: dict, settings, tasks: tuple[str, ...], device: torch.device
-          ) -> tuple[dict[str, Any], dict[str, Any]]:
+def dense(run, encoders: dict, settings, tasks: tuple[str, ...], device: torch.device, *,
+          pixels: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the dense ``tasks`` on every encoder of ``encoders`` (+ raw pixels).
 
     Args:
@@ -124,6 +124,7 @@ def dense(run, encoders: dict, settings, tasks: tuple[str, ...], device: torch.d
         settings: The evaluation settings.
         tasks: Dense task names.
         device: Where to run.
+        pixels: Also measure the raw-pixels baseline.
 
     Returns:
         ``(scores, details)``: ``scores[source]["task/metric"]`` for every source, and per task
@@ -132,13 +133,14 @@ def dense(run, encoders: dict, settings, tasks: tuple[str, ...], device: torch.d
     from levyjepa.eval.segmentation import run_segmentation
 
     data_cfg, size = data_section(run.cfg), input_size(run.cfg)
-    scores: dict[str, dict[str, float]] = {name: {} for name in [*encoders, "pixels"]}
+    sources = [*encoders, "pixels"] if pixels else list(encoders)
+    scores: dict[str, dict[str, float]] = {name: {} for name in sources}
     details: dict[str, Any] = {}
     if "segmentation" in tasks:
         seg = run_segmentation(encoders, data_cfg, size=size, n_train=settings.seg_train,
                                n_test=settings.seg_test, iterations=settings.seg_iterations,
                                features=settings.features, batch_size=settings.batch_size,
-                               device=device, seed=int(run.cfg.seed))
+                               device=device, seed=int(run.cfg.seed), pixels=pixels)
         for name, res in seg.pop("scores").items():
             scores[name].update({f"segmentation/{k}": float(res[k])
                                  for k in DENSE_KEYS["segmentation"]})
@@ -150,7 +152,7 @@ def dense(run, encoders: dict, settings, tasks: tuple[str, ...], device: torch.d
         frames = clip_frames_for(run.encoder, settings.clip_frames)
         clips = evaluation_clips(data_cfg, size=size, frames=frames, count=settings.clips)
         res = run_video_tasks(encoders, clips, tasks=video, size=size,
-                              features=settings.features, device=device)
+                              features=settings.features, device=device, pixels=pixels)
         for task in video:
             for name, values in res.pop(task).items():
                 scores[name].update({f"{task}/{k}": v for k, v in values.items()})

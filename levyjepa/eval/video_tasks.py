@@ -60,6 +60,7 @@ def run_video_tasks(
     size: int,
     features: str = "tokens",
     device: torch.device | str = "cpu",
+    pixels: bool = True,
 ) -> dict[str, Any]:
     """Score propagation and/or tracking for every feature source (raw pixels added).
 
@@ -70,6 +71,7 @@ def run_video_tasks(
         size: Frame side.
         features: ``tokens`` or ``tokens_proj``.
         device: Where the encoders run.
+        pixels: Add the raw-pixels source.
 
     Returns:
         ``{"propagation": {source: {"j_mean", "f_mean", "j_and_f"}}, "tracking": {source:
@@ -78,7 +80,7 @@ def run_video_tasks(
         the pictures.
     """
     from levyjepa.eval.dense_features import pixel_field
-    from levyjepa.eval.propagation import evaluate_propagation, propagate_masks
+    from levyjepa.eval.propagation import default_radius, evaluate_propagation, propagate_masks
     from levyjepa.eval.tracking import evaluate_tracking, track_points
 
     fields: dict[str, list[torch.Tensor]] = {}
@@ -92,12 +94,24 @@ def run_video_tasks(
         frame_index[name] = [i for _, i in pairs]
         patch = patch or patch_size_of(fields[name][0], size)
     first = next(iter(frame_index))
-    fields["pixels"] = [
-        pixel_field(torch.as_tensor(c.frames).permute(0, 3, 1, 2)[idx], patch_size=patch)
-        for c, idx in zip(clips, frame_index[first])]
-    frame_index["pixels"] = frame_index[first]
-    out: dict[str, Any] = {"patch": patch, "clips": len(clips),
-                           "frames": int(len(frame_index[first][0]))}
+    if pixels:
+        fields["pixels"] = [
+            pixel_field(torch.as_tensor(c.frames).permute(0, 3, 1, 2)[idx], patch_size=patch)
+            for c, idx in zip(clips, frame_index[first])]
+        frame_index["pixels"] = frame_index[first]
+    h = fields[first][0].shape[1]
+    out: dict[str, Any] = {
+        "patch": patch, "clips": len(clips), "frames": int(len(frame_index[first][0])),
+        "frame_index": frame_index[first][0].tolist(),
+        "propagation_settings": {"context": 7, "radius": default_radius(h, h), "topk": 5,
+                                 "temperature": 0.1},
+        "tracking_settings": {"method": "soft_argmax", "temperature": 0.05, "window": 1,
+                              "visibility_threshold": 0.5},
+    }
+    visible = [torch.as_tensor(c.visible)[:, i][:, 1:] for c, i in zip(clips, frame_index[first])]
+    # occlusion_acc of a predictor that calls every point visible: the bar to clear
+    out["always_visible_occlusion_acc"] = float(torch.cat([v.flatten() for v in visible])
+                                                .double().mean())
     examples: dict[str, Any] = {"frames": clips[0].frames[frame_index[first][0].numpy()],
                                 "masks": {}, "tracks": {}}
     for task in tasks:
