@@ -1,4 +1,4 @@
-"""levyjepa.dense_metrics against values computed by hand."""
+"""levyjepa.eval.dense_metrics against values computed by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from levyjepa.dense_metrics import (
+from levyjepa.eval.dense_metrics import (
     boundary_f,
     boundary_map,
     chance_miou,

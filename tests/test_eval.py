@@ -127,7 +127,8 @@ def test_eval_errors(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None
     settings, recipe = parse_overrides(["k=7", "temperature=0.5", "data.test_size=4"])
     assert (settings.k, settings.temperature, recipe) == (7, 0.5, ["data.test_size=4"])
     cases = {
-        "kk=3": "unknown key 'kk'; valid: batch_size, checkpoint",
+        "kk=3": "unknown key 'kk'; valid: baselines, batch_size, checkpoint",
+        "task=segmentaton": "task: unknown task 'segmentaton'; valid: classification",
         "k=0": "k=0 is out of range",
         "temperature=warm": "temperature: Value 'warm' of type 'str' could not be converted",
         "data.sizee=3": "unknown parameter 'sizee' for data source 'synthetic_shapes'",

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from levyjepa.dense_metrics import video_j_and_f
+from levyjepa.eval.dense_metrics import video_j_and_f
 from levyjepa.eval.propagation import (
     default_radius,
     evaluate_propagation,

@@ -1,4 +1,4 @@
-"""levyjepa.segmentation_probe: oracle features, blind features, real scenes, determinism."""
+"""levyjepa.eval.segmentation_probe: oracle features, blind features, real scenes, determinism."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from levyjepa.data.scenes import render_scenes
-from levyjepa.dense_metrics import confusion_matrix, segmentation_scores
-from levyjepa.segmentation_probe import (
+from levyjepa.eval.dense_metrics import confusion_matrix, segmentation_scores
+from levyjepa.eval.segmentation_probe import (
     evaluate_linear_segmentation,
     fit_linear_segmentation,
     predict_segmentation,

@@ -113,7 +113,7 @@ def pixel_field(images: torch.Tensor, *, patch_size: int) -> torch.Tensor:
     Returns:
         float32 ``(n, H/p, W/p, 3*p*p)``.
     """
-    from levyjepa.segmentation_probe import raw_pixel_features
+    from levyjepa.eval.segmentation_probe import raw_pixel_features
 
     return raw_pixel_features(images, patch_size=patch_size)
 

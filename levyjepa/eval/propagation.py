@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from levyjepa.dense_metrics import video_j_and_f
+from levyjepa.eval.dense_metrics import video_j_and_f
 
 
 def default_radius(h: int, w: int) -> int:
@@ -153,7 +153,7 @@ def evaluate_propagation(
     """DAVIS 2017 J, F and J&F of label propagation over a set of clips.
 
     Each clip is propagated from its ground-truth frame 0 (:func:`propagate_masks`) and scored
-    by :func:`levyjepa.dense_metrics.video_j_and_f` (first and last frames not scored, objects
+    by :func:`levyjepa.eval.dense_metrics.video_j_and_f` (first and last frames not scored, objects
     = the ids of frame 0). The summary is the **mean over clips of the per-clip means** (each
     clip's own mean over its objects), not a mean over all objects of the set.
 

@@ -1,6 +1,6 @@
 """``task=segmentation``: the linear segmentation probe on generated scenes with exact maps.
 
-The protocol is the "linear" one of DINOv2 / DINOv3 (:mod:`levyjepa.segmentation_probe`):
+The protocol is the "linear" one of DINOv2 / DINOv3 (:mod:`levyjepa.eval.segmentation_probe`):
 BatchNorm + a 1x1 linear head on the frozen patch-token field, logits bilinearly upsampled to
 the label resolution, cross-entropy, AdamW (lr 1e-3, weight decay 1e-3, DINOv3's linear config),
 a fixed number of iterations; mIoU over every class, background included. The scenes are those
@@ -18,9 +18,9 @@ from torch import nn
 
 from levyjepa.data.scene_images import TEST_START, scene_params
 from levyjepa.data.scenes import Scenes, render_scenes
-from levyjepa.dense_metrics import chance_miou, confusion_matrix, segmentation_scores
 from levyjepa.eval.dense_features import image_fields, patch_size_of, pixel_field
-from levyjepa.segmentation_probe import fit_linear_segmentation, predict_segmentation
+from levyjepa.eval.dense_metrics import chance_miou, confusion_matrix, segmentation_scores
+from levyjepa.eval.segmentation_probe import fit_linear_segmentation, predict_segmentation
 
 
 def segmentation_scenes(data_cfg: dict, *, size: int, n_train: int, n_test: int

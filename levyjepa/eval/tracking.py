@@ -1,8 +1,8 @@
 """Point tracking by feature matching on frozen patch features, scored TAP-Vid style.
 
 Benchmark and metrics: Doersch et al., "TAP-Vid: A Benchmark for Tracking Any Point in a
-Video", NeurIPS 2022 Datasets and Benchmarks (:func:`levyjepa.dense_metrics.delta_avg`,
-:func:`levyjepa.dense_metrics.occlusion_accuracy`). The tracker is the plain feature-matching
+Video", NeurIPS 2022 Datasets and Benchmarks (:func:`levyjepa.eval.dense_metrics.delta_avg`,
+:func:`levyjepa.eval.dense_metrics.occlusion_accuracy`). The tracker is the plain feature-matching
 baseline, with no training and no temporal model: each point is matched independently in
 every frame against its frame-0 descriptor.
 
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from levyjepa.dense_metrics import delta_avg, occlusion_accuracy
+from levyjepa.eval.dense_metrics import delta_avg, occlusion_accuracy
 
 METHODS = ("nearest", "soft_argmax")
 

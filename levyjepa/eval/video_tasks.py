@@ -9,7 +9,7 @@ video encoder's field has one time step per tubelet, so its ground truth is take
 frame of every tubelet (:func:`levyjepa.eval.dense_features.clip_field`).
 
 * propagation: :func:`levyjepa.eval.propagation.propagate_masks` from frame 0's instance map,
-  DAVIS 2017 J, F and J&F (:func:`levyjepa.dense_metrics.video_j_and_f`);
+  DAVIS 2017 J, F and J&F (:func:`levyjepa.eval.dense_metrics.video_j_and_f`);
 * tracking: :func:`levyjepa.eval.tracking.track_points` from frame 0's query points, TAP-Vid's
   ``delta_avg`` and occlusion accuracy.
 """

@@ -6,8 +6,8 @@ Features without Supervision", arXiv 2304.07193, 2023) and DINOv3 (Siméoni et a
 the frozen patch tokens, the logits bilinearly upsampled to the label resolution, pixel-wise
 cross-entropy, AdamW with lr 1e-3 and weight decay 1e-3 (DINOv3's linear config), a fixed number
 of iterations. Scores are mIoU over all classes, background included
-(:func:`levyjepa.dense_metrics.segmentation_scores`). Sized for a CPU: the features are computed
-once, the probe only ever sees the token grid.
+(:func:`levyjepa.eval.dense_metrics.segmentation_scores`). Sized for a CPU: the features are
+computed once, the probe only ever sees the token grid.
 
 The "raw pixels" baseline the issue asks for is :func:`raw_pixel_features`: each patch's pixels
 flattened into its feature vector, so a learned encoder that does not beat pixels shows as such.
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from levyjepa.dense_metrics import confusion_matrix, segmentation_scores
+from levyjepa.eval.dense_metrics import confusion_matrix, segmentation_scores
 
 
 class LinearSegmentationHead(nn.Module):
@@ -175,7 +175,7 @@ def evaluate_linear_segmentation(
 
     Returns:
         ``{"miou", "pixel_acc", "iou" (list of C, nan for absent classes), "present"}`` as
-        :func:`levyjepa.dense_metrics.segmentation_scores` computes them from the confusion
+        :func:`levyjepa.eval.dense_metrics.segmentation_scores` computes them from the confusion
         matrix summed over the test set.
     """
     _check_pair("test_feats", test_feats, "test_maps", test_maps)
