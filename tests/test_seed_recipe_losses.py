@@ -1,0 +1,57 @@
+"""Golden losses of the seed recipes and the quickstart, recorded before the method refactor.
+
+Issue 14 moves the objective onto a method seam; the four seed recipes and the quickstart must
+keep their meaning exactly. This test trains each for 3 steps on fixed tiny data (the overrides
+of ``tests/test_train.py``, one CPU thread so the reductions' order is fixed) and compares every
+logged ``train/`` value with ``tests/golden/seed_recipe_losses.json`` to 1e-6 relative. The
+file was written by this test with ``LEVYJEPA_WRITE_GOLDEN=1`` at commit time of the old
+objective (``levyjepa/objective.py``); rewrite it only for an intended change of meaning.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+from test_train import ROOT, read_metrics, tiny, tiny_data
+
+from levyjepa.recipe import load_recipe
+from levyjepa.train import train
+
+GOLDEN = Path(__file__).parent / "golden" / "seed_recipe_losses.json"
+RECIPES = ("quickstart", "image_baseline", "image_levy2d", "image_noinv_baseline",
+           "image_noinv_levy2d")
+STEPS = 3
+
+
+def _losses(recipe: str, out: Path, image_tree: Path) -> dict[str, list[float]]:
+    path = ROOT / "recipes" / f"{recipe}.yaml"
+    cfg = load_recipe(path, tiny(out, f"trainer.max_steps={STEPS}", "trainer.cpu_threads=1",
+                                 "log.every=1", "log.diagnostics_every=0",
+                                 data=tiny_data(path, image_tree)))
+    train(cfg)
+    events = [e for e in read_metrics(out) if "train/lejepa_loss" in e]
+    assert [e["step"] for e in events] == list(range(1, STEPS + 1))
+    keys = sorted(k for k in events[0] if k.startswith("train/") and k != "train/grad_norm")
+    return {k: [float(e[k]) for e in events] for k in keys}
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_seed_recipe_losses_match_the_golden_record(recipe: str, tmp_path: Path,
+                                                    image_tree: Path) -> None:
+    got = _losses(recipe, tmp_path / "run", image_tree)
+    if os.environ.get("LEVYJEPA_WRITE_GOLDEN") == "1":
+        record = json.loads(GOLDEN.read_text()) if GOLDEN.is_file() else {}
+        record[recipe] = got
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        pytest.skip("golden record written")
+    want = json.loads(GOLDEN.read_text())[recipe]
+    assert sorted(got) == sorted(want), "the logged train/ terms changed"
+    for key, values in want.items():
+        for step, (a, b) in enumerate(zip(got[key], values), start=1):
+            assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9), (
+                f"{recipe} step {step} {key}: {a!r} != golden {b!r}")
