@@ -166,6 +166,19 @@ def _planned_differences(arm: Arm, seed: int, run_dir: Path, common: Sequence[st
             and not any(k == a or (a.endswith(".") and k.startswith(a)) for a in allowed)]
 
 
+def _config_digest(arm: Arm, seed: int, run_dir: Path, common: Sequence[str]) -> str:
+    """SHA-256 of the resolved recipe a run trains with: an edit of the recipe file (even of a
+    key that may change on resume, such as ``trainer.max_steps``) makes a finished run stale."""
+    import hashlib
+
+    from omegaconf import OmegaConf
+
+    from levyjepa.recipe import load_recipe
+
+    cfg = load_recipe(arm.recipe, [*_train_settings(seed, run_dir), *common, *arm.overrides])
+    return hashlib.sha256(OmegaConf.to_yaml(cfg, sort_keys=True).encode()).hexdigest()
+
+
 def _train_settings(seed: int, run_dir: Path) -> list[str]:
     return [f"seed={seed}", f"out_dir={run_dir}", "resume=auto"]
 
@@ -200,7 +213,8 @@ def _run_one(arm: Arm, seed: int, out: Path, common: Sequence[str],
     run_dir, log = out / arm.name / f"seed_{seed}", out / arm.name / f"seed_{seed}.log"
     record_path = out / arm.name / f"seed_{seed}{RECORD_SUFFIX}"
     wanted = {"recipe": str(arm.recipe.resolve()), "seed": seed,
-              "overrides": [*common, *arm.overrides], "eval": list(eval_args)}
+              "overrides": [*common, *arm.overrides], "eval": list(eval_args),
+              "config_sha256": _config_digest(arm, seed, run_dir, common)}
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     who = f"seed {seed} arm {arm.name}"
     if {k: record.get(k) for k in wanted} == wanted and (run_dir / "eval.json").is_file():

@@ -257,3 +257,21 @@ def test_tiny_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main([*args, "--b", "objective.gamma=0.5"]) == 2
     err = capsys.readouterr().err
     assert "B/seed_0 holds a run of another recipe (objective.gamma: 1.0 -> 0.5)" in err
+
+
+def test_an_edited_recipe_file_makes_a_finished_run_stale(
+        tmp_path: Path, fake_calls: list[list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = tmp_path / "arm.yaml"
+    recipe.write_text(f"base: {QUICKSTART}\ntrainer: {{max_steps: 3}}\n")
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "fail").write_text("")
+    args = [str(recipe), str(recipe), "--seeds", "1", "--out", str(out), "--names", "base,levy"]
+    assert main(args) == 0
+    assert main(args) == 0  # unchanged: both runs are done
+    assert capsys.readouterr().out.count("done, skipped") == 2
+    fake_calls.clear()
+    recipe.write_text(f"base: {QUICKSTART}\ntrainer: {{max_steps: 4}}\n")  # a resumable key
+    assert main(args) == 0
+    assert "done, skipped" not in capsys.readouterr().out
+    assert [c[0] for c in fake_calls].count("levyjepa.run") == 2  # both resumed to 4 steps
