@@ -19,6 +19,7 @@ maps and point tracks from the same parameters::
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Optional
 
 import numpy as np
@@ -30,9 +31,8 @@ from levyjepa.data.scene_clips import (
     render_scene_clip,
 )
 from levyjepa.data.splits import DataSplits
-from levyjepa.data.video_clips import ClipDataset
+from levyjepa.data.video_clips import generated_clip_splits
 from levyjepa.data.video_sources import ClipPlan
-from levyjepa.data.video_transforms import ClipAugmentation, ClipCenterView
 from levyjepa.registry import DATA
 
 TEST_START = 1 << 40
@@ -168,18 +168,10 @@ def scene_video(
                   classes=classes, objects=objects, jump_prob=jump_prob, points=points)
     clip = dict(frames_per_clip=frames_per_clip, frame_step=frame_step, fps=fps,
                 short_video=short_video, seed=seed)
-    augmentation = ClipAugmentation(
-        size=size, crop_scale=tuple(crop_scale), crop_ratio=tuple(crop_ratio), flip_p=flip_p,
-        color_jitter=tuple(color_jitter), color_jitter_p=color_jitter_p, grayscale_p=grayscale_p,
-    )
-    center = ClipCenterView(size=size)
-    videos = SceneClipVideos(count=train_size, **render)
-    train = ClipDataset(videos, videos.labels(), transform=augmentation, views=views,
-                        independent_starts=independent_starts, **clip)
-    train_eval = ClipDataset(videos, videos.labels(), transform=center, views=None, **clip)
-    test = None
-    if test_size:
-        test_videos = SceneClipVideos(count=test_size, start=TEST_START, **render)
-        test = ClipDataset(test_videos, test_videos.labels(), transform=center, views=None,
-                           **clip)
-    return DataSplits(train=train, test=test, num_classes=classes, train_eval=train_eval)
+    augment = dict(crop_scale=crop_scale, crop_ratio=crop_ratio, flip_p=flip_p,
+                   color_jitter=color_jitter, color_jitter_p=color_jitter_p,
+                   grayscale_p=grayscale_p)
+    return generated_clip_splits(
+        partial(SceneClipVideos, **render), train_size=train_size, test_size=test_size,
+        test_start=TEST_START, num_classes=classes, size=size, views=views,
+        independent_starts=independent_starts, clip=clip, augment=augment)

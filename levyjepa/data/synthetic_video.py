@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -22,9 +23,8 @@ import numpy as np
 
 from levyjepa.data.moving_shapes import MOVING_SHAPES, render_video
 from levyjepa.data.splits import DataSplits
-from levyjepa.data.video_clips import ClipDataset
+from levyjepa.data.video_clips import generated_clip_splits
 from levyjepa.data.video_sources import ClipPlan
-from levyjepa.data.video_transforms import ClipAugmentation, ClipCenterView
 from levyjepa.data.video_writer import write_video
 from levyjepa.registry import DATA
 
@@ -182,21 +182,13 @@ def synthetic_video(
                   classes=classes, jump_prob=jump_prob)
     clip = dict(frames_per_clip=frames_per_clip, frame_step=frame_step, fps=fps,
                 short_video=short_video, seed=seed)
-    augmentation = ClipAugmentation(
-        size=size, crop_scale=tuple(crop_scale), crop_ratio=tuple(crop_ratio), flip_p=flip_p,
-        color_jitter=tuple(color_jitter), color_jitter_p=color_jitter_p, grayscale_p=grayscale_p,
-    )
-    center = ClipCenterView(size=size)
-    videos = SyntheticVideos(count=train_size, **render)
-    train = ClipDataset(videos, videos.labels(), transform=augmentation, views=views,
-                        independent_starts=independent_starts, **clip)
-    train_eval = ClipDataset(videos, videos.labels(), transform=center, views=None, **clip)
-    test = None
-    if test_size:
-        test_videos = SyntheticVideos(count=test_size, start=_TEST_START, **render)
-        test = ClipDataset(test_videos, test_videos.labels(), transform=center, views=None,
-                           **clip)
-    return DataSplits(train=train, test=test, num_classes=classes, train_eval=train_eval)
+    augment = dict(crop_scale=crop_scale, crop_ratio=crop_ratio, flip_p=flip_p,
+                   color_jitter=color_jitter, color_jitter_p=color_jitter_p,
+                   grayscale_p=grayscale_p)
+    return generated_clip_splits(
+        partial(SyntheticVideos, **render), train_size=train_size, test_size=test_size,
+        test_start=_TEST_START, num_classes=classes, size=size, views=views,
+        independent_starts=independent_starts, clip=clip, augment=augment)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -37,7 +37,9 @@ from levyjepa.data.clip_sampling import (
     random_start,
 )
 from levyjepa.data.skipped_files import SkipsUnreadableFiles
+from levyjepa.data.splits import DataSplits
 from levyjepa.data.video_sources import VideoSource
+from levyjepa.data.video_transforms import ClipAugmentation, ClipCenterView
 from levyjepa.data.views import item_seed
 
 
@@ -153,3 +155,46 @@ class ClipDataset(SkipsUnreadableFiles, Dataset):
 def _positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def generated_clip_splits(
+    videos: Callable[..., VideoSource],
+    *,
+    train_size: int,
+    test_size: int,
+    test_start: int,
+    num_classes: int,
+    size: int,
+    views: int,
+    independent_starts: bool,
+    clip: dict,
+    augment: dict,
+) -> DataSplits:
+    """The splits of a generated video source: augmented train clips, and un-augmented train
+    and test clips, the test videos from a disjoint index range.
+
+    Args:
+        videos: ``videos(count=, start=)`` builds the source's videos (with ``labels()``).
+        train_size: Training videos (indices from 0).
+        test_size: Test videos (indices from ``test_start``; 0: no test split).
+        test_start: Index of the first test video.
+        num_classes: Number of labels.
+        size: Side of every view.
+        views: Views per training clip.
+        independent_starts: Each training view from its own temporal start.
+        clip: :class:`ClipDataset` sampling arguments (``frames_per_clip``, ...).
+        augment: :class:`levyjepa.data.video_transforms.ClipAugmentation` arguments but size.
+    """
+    augmentation = ClipAugmentation(size=size, **augment)
+    center = ClipCenterView(size=size)
+    train_videos = videos(count=train_size, start=0)
+    train = ClipDataset(train_videos, train_videos.labels(), transform=augmentation,
+                        views=views, independent_starts=independent_starts, **clip)
+    train_eval = ClipDataset(train_videos, train_videos.labels(), transform=center, views=None,
+                             **clip)
+    test = None
+    if test_size:
+        test_videos = videos(count=test_size, start=test_start)
+        test = ClipDataset(test_videos, test_videos.labels(), transform=center, views=None,
+                           **clip)
+    return DataSplits(train=train, test=test, num_classes=num_classes, train_eval=train_eval)
