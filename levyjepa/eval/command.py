@@ -136,8 +136,8 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
                               "tasks": list(tasks)}
     splits = None
     if "classification" in tasks:
-        result.update(classification(run, settings, device))
-        splits = result.pop("_splits")
+        entries, splits = classification(run, settings, device)
+        result.update(entries)
     dense_tasks = tuple(t for t in tasks if t != "classification")
     details: dict[str, Any] = {}
     if dense_tasks:

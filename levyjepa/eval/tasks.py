@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import Subset
 
+from levyjepa.data.splits import DataSplits
 from levyjepa.diagnostics import rank_metrics
 from levyjepa.errors import ConfigError
 from levyjepa.eval.classification import accuracy, knn_predict, linear_probe
@@ -64,8 +65,12 @@ def input_size(cfg) -> int:
     return size
 
 
-def classification(run, settings, device: torch.device) -> dict[str, Any]:
-    """k-NN and linear-probe accuracy of the pooled embedding on the run's own data."""
+def classification(run, settings, device: torch.device) -> tuple[dict[str, Any], DataSplits]:
+    """k-NN and linear-probe accuracy of the pooled embedding on the run's own data.
+
+    Returns:
+        The result's entries and the run's data (its pictures read it).
+    """
     data_cfg = data_section(run.cfg)
     splits = DATA.build(data_cfg, where="data")
     name = data_cfg.get("name")
@@ -105,13 +110,12 @@ def classification(run, settings, device: torch.device) -> dict[str, Any]:
                    "train_top1": accuracy(lin_train, train_y),
                    "top1": accuracy(lin_test, test_y)},
         "test_features": {k: float(v) for k, v in rank_metrics(test_x, "emb").items()},
-        "_splits": splits,
     }
     result["classification/knn_top1"] = result["knn"]["top1"]
     result["classification/linear_top1"] = result["linear"]["top1"]
     if ep:
         result["levy_ep"] = {fam: float(torch.cat(v).mean()) for fam, v in ep.items()}
-    return result
+    return result, splits
 
 
 def dense(run, encoders: dict, settings, tasks: tuple[str, ...], device: torch.device, *,

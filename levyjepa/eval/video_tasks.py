@@ -83,55 +83,49 @@ def run_video_tasks(
     from levyjepa.eval.propagation import default_radius, evaluate_propagation, propagate_masks
     from levyjepa.eval.tracking import evaluate_tracking, track_points
 
+    # every source sees the same frames: the encoders share the recipe, the pixels follow them
     fields: dict[str, list[torch.Tensor]] = {}
-    frame_index: dict[str, list[torch.Tensor]] = {}
-    patch = None
+    index = patch = None
     for name, encoder in encoders.items():
         encoder = encoder.to(device)
         pairs = [clip_field(encoder, torch.as_tensor(c.frames), which=features, device=device)
                  for c in clips]
         fields[name] = [f for f, _ in pairs]
-        frame_index[name] = [i for _, i in pairs]
+        index = pairs[0][1] if index is None else index
         patch = patch or patch_size_of(fields[name][0], size)
-    first = next(iter(frame_index))
     if pixels:
-        fields["pixels"] = [
-            pixel_field(torch.as_tensor(c.frames).permute(0, 3, 1, 2)[idx], patch_size=patch)
-            for c, idx in zip(clips, frame_index[first])]
-        frame_index["pixels"] = frame_index[first]
-    h = fields[first][0].shape[1]
+        fields["pixels"] = [pixel_field(torch.as_tensor(c.frames).permute(0, 3, 1, 2)[index],
+                                        patch_size=patch) for c in clips]
+    masks = [torch.as_tensor(c.instances)[index] for c in clips]
+    tracks = [torch.as_tensor(c.tracks)[:, index] for c in clips]
+    visible = [torch.as_tensor(c.visible)[:, index] for c in clips]
+    h = next(iter(fields.values()))[0].shape[1]
     out: dict[str, Any] = {
-        "patch": patch, "clips": len(clips), "frames": int(len(frame_index[first][0])),
-        "frame_index": frame_index[first][0].tolist(),
+        "patch": patch, "clips": len(clips), "frames": len(index),
+        "frame_index": index.tolist(),
         "propagation_settings": {"context": 7, "radius": default_radius(h, h), "topk": 5,
                                  "temperature": 0.1},
         "tracking_settings": {"method": "soft_argmax", "temperature": 0.05, "window": 1,
                               "visibility_threshold": 0.5},
+        # occlusion_acc of a predictor that calls every point visible: the bar to clear
+        "always_visible_occlusion_acc": float(torch.cat([v[:, 1:].flatten() for v in visible])
+                                              .double().mean()),
     }
-    visible = [torch.as_tensor(c.visible)[:, i][:, 1:] for c, i in zip(clips, frame_index[first])]
-    # occlusion_acc of a predictor that calls every point visible: the bar to clear
-    out["always_visible_occlusion_acc"] = float(torch.cat([v.flatten() for v in visible])
-                                                .double().mean())
-    examples: dict[str, Any] = {"frames": clips[0].frames[frame_index[first][0].numpy()],
-                                "masks": {}, "tracks": {}}
+    examples: dict[str, Any] = {"frames": clips[0].frames[index.numpy()], "masks": {},
+                                "tracks": {}, "truth_masks": masks[0],
+                                "truth_tracks": tracks[0], "truth_visible": visible[0]}
     for task in tasks:
         out[task] = {}
     for name, feats in fields.items():
-        idx = frame_index[name]
-        masks = [torch.as_tensor(c.instances)[i] for c, i in zip(clips, idx)]
         if "propagation" in tasks:
             res = evaluate_propagation(feats, masks, patch=patch)
             out["propagation"][name] = {k: float(res[k]) for k in ("j_mean", "f_mean",
                                                                    "j_and_f")}
             examples["masks"][name] = propagate_masks(feats[0], masks[0][0], patch=patch)
         if "tracking" in tasks:
-            tracks = [torch.as_tensor(c.tracks)[:, i] for c, i in zip(clips, idx)]
-            visible = [torch.as_tensor(c.visible)[:, i] for c, i in zip(clips, idx)]
             res = evaluate_tracking(feats, tracks, visible, patch=patch, frame_size=size)
             out["tracking"][name] = {k: float(v) for k, v in res.items()
                                      if k in ("delta_avg", "occlusion_acc")}
             examples["tracks"][name] = track_points(feats[0], tracks[0][:, 0], patch=patch)
-            examples["truth_tracks"], examples["truth_visible"] = tracks[0], visible[0]
-        examples["truth_masks"] = masks[0]
     out["examples"] = examples
     return out
