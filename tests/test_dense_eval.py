@@ -191,3 +191,9 @@ def test_image_encoder_runs_the_video_tasks_frame_by_frame(image_run: Path) -> N
                  "pictures=false", "progress=false"]) == 0
     result = json.loads(out.read_text())
     assert result["video"]["frames"] == 3 and 0.0 <= result["tracking/delta_avg"] <= 1.0
+
+
+def test_a_bad_scenes_parameter_names_the_recipe_section() -> None:
+    with pytest.raises(ConfigError) as err:
+        DATA.build({"name": "scenes", "classes": 4, "shapes": [1, 12]}, where="data")
+    assert str(err.value) == "data: data source 'scenes': shapes[1] must be in 1..4, got 12"

@@ -242,18 +242,16 @@ def check_scene_args(*, size: object, classes: object, shapes: object, leaves: o
     """Refuse a scene parameter of :func:`render_scenes`; returns ``shapes`` as two ints.
 
     Raises:
-        ConfigError: A ``ValueError`` naming the parameter and its valid range.
+        ValueError: naming the parameter and its valid range (a data source's caller, the
+            registry, adds where it came from; :func:`render_scenes` adds its own name).
     """
-    try:
-        check_image_args(size=size, classes=classes, leaves=leaves, rotation=rotation,
-                         instances=1)
-        _check_int("size", size, 32)
-        if not isinstance(shapes, (tuple, list)) or len(shapes) != 2:
-            raise ValueError(f"shapes must be a pair (min, max) of integers, got {shapes!r}")
-        lo = _check_int("shapes[0]", shapes[0], 1, int(classes))
-        hi = _check_int("shapes[1]", shapes[1], lo, int(classes))
-    except ValueError as err:
-        raise ConfigError(f"render_scenes: {err}") from None
+    check_image_args(size=size, classes=classes, leaves=leaves, rotation=rotation,
+                     instances=1)
+    _check_int("size", size, 32)
+    if not isinstance(shapes, (tuple, list)) or len(shapes) != 2:
+        raise ValueError(f"shapes must be a pair (min, max) of integers, got {shapes!r}")
+    lo = _check_int("shapes[0]", shapes[0], 1, int(classes))
+    hi = _check_int("shapes[1]", shapes[1], lo, int(classes))
     return lo, hi
 
 
@@ -294,9 +292,9 @@ def render_scenes(
     Raises:
         ConfigError: A ``ValueError`` naming the invalid parameter and its valid range.
     """
-    lo, hi = check_scene_args(size=size, classes=classes, shapes=shapes, leaves=leaves,
-                              rotation=rotation)
     try:
+        lo, hi = check_scene_args(size=size, classes=classes, shapes=shapes, leaves=leaves,
+                                  rotation=rotation)
         count = _check_int("count", count, 0)
         first = _check_int("first", first, 0)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
