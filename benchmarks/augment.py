@@ -3,9 +3,10 @@
 Three ways to make ``--views`` views of each of ``--images`` 8-bit images of ``--load-size`` px
 (SPEC section 7 views of ``--size`` px):
 
-* ``torchvision``: :func:`levyjepa.data.transforms.ssl_augmentation` on PIL images, one view at
+* ``torchvision``: :func:`levyjepa.data.views.transforms.ssl_augmentation` on PIL images, one view
+at
   a time, in this process (what one loader worker does with ``data.augment_on: cpu``);
-* ``own``: :class:`levyjepa.data.device_views.DeviceViews` on the whole batch on ``--device``
+* ``own``: :class:`levyjepa.data.views.device_views.DeviceViews` on the whole batch on ``--device``
   (``data.augment_on: device``);
 * ``kornia``: the same chain from ``kornia.augmentation`` (RandomResizedCrop, ColorJitter,
   RandomGrayscale, RandomGaussianBlur, RandomSolarize, RandomHorizontalFlip, Normalize) on the
@@ -30,9 +31,9 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
-from levyjepa.data.dead_leaves import render_shapes
-from levyjepa.data.device_views import DeviceViews
-from levyjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ssl_augmentation
+from levyjepa.data.generated.dead_leaves import render_shapes
+from levyjepa.data.views.device_views import DeviceViews
+from levyjepa.data.views.transforms import IMAGENET_MEAN, IMAGENET_STD, ssl_augmentation
 
 
 def sync(device: torch.device) -> None:

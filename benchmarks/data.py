@@ -11,7 +11,7 @@ untimed, then ``--batches`` batches timed. Reported: items/s (images/s, or clips
 items are clips ``(V, C, T, H, W)``), views/s, and the time to the first batch (worker start-up,
 paid at every epoch without persistent workers). With ``data.augment_on:
 device`` the loader only decodes; the device views are then timed separately on ``--device``
-(views/s of :class:`levyjepa.data.device_views.DeviceViews` on the loaded batches), since on a
+(views/s of :class:`levyjepa.data.views.device_views.DeviceViews` on the loaded batches), since on a
 GPU they run beside the loader. Nothing is trained. Prints JSON lines, then a Markdown table
 (``--json``: JSON lines only).
 
@@ -38,8 +38,8 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Clock, emit, host_rss_bytes, machine, markdown_table, median  # noqa: E402
 
-from levyjepa.data.loader_options import loader_options  # noqa: E402
-from levyjepa.data.sampling import EpochShuffleSampler  # noqa: E402
+from levyjepa.data.loading.loader_options import loader_options  # noqa: E402
+from levyjepa.data.loading.sampling import EpochShuffleSampler  # noqa: E402
 from levyjepa.recipe import load_recipe  # noqa: E402
 from levyjepa.registry import DATA  # noqa: E402
 

@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from levyjepa.data.video_clips import ClipDataset
-from levyjepa.data.video_folder import scan_videos
-from levyjepa.data.video_readers import available_backends
-from levyjepa.data.video_sources import VideoFiles
-from levyjepa.data.video_transforms import ClipAugmentation
+from levyjepa.data.video.video_clips import ClipDataset
+from levyjepa.data.video.video_folder import scan_videos
+from levyjepa.data.video.video_readers import available_backends
+from levyjepa.data.video.video_sources import VideoFiles
+from levyjepa.data.video.video_transforms import ClipAugmentation
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from levyjepa.data.video_folder import scan_videos
-from levyjepa.data.video_readers import available_backends, open_video
+from levyjepa.data.video.video_folder import scan_videos
+from levyjepa.data.video.video_readers import available_backends, open_video
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 

@@ -5,8 +5,8 @@ Usage::
     python benchmarks/make_images.py OUT [--train 9469] [--val 100] [--size 160] [--unique 256]
 
 ``OUT/train/class_k/*.JPEG`` and ``OUT/val/class_k/*.JPEG``: ``--unique`` dead-leaves scenes
-(:func:`levyjepa.data.dead_leaves.render_shapes`, 10 classes) of ``--size`` px, saved as JPEG
-quality 90 (as the local Imagenette copy) and repeated to ``--train`` training files (decoding
+(:func:`levyjepa.data.generated.dead_leaves.render_shapes`, 10 classes) of ``--size`` px, saved as
+JPEG quality 90 (as the local Imagenette copy) and repeated to ``--train`` training files (decoding
 costs the same whatever the repetition). With the default 9,469 training images a batch of 96
 gives Imagenette's 98 steps per epoch. For machines that cannot see ``../shared/data`` (the GPU
 machine); throughput depends on the files' size and format, not on what they show.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from levyjepa.data.dead_leaves import render_shapes
+from levyjepa.data.generated.dead_leaves import render_shapes
 
 
 def write_tree(out: Path, *, train: int, val: int, size: int, unique: int) -> Path:

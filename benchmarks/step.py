@@ -74,8 +74,8 @@ from common import (  # noqa: E402
     peak_tflops,
 )
 
-from levyjepa.data.loader_options import loader_options  # noqa: E402
-from levyjepa.data.sampling import EpochShuffleSampler  # noqa: E402
+from levyjepa.data.loading.loader_options import loader_options  # noqa: E402
+from levyjepa.data.loading.sampling import EpochShuffleSampler  # noqa: E402
 from levyjepa.model import Pretrainer  # noqa: E402
 from levyjepa.objective import LeJEPAObjective, build_objective  # noqa: E402
 from levyjepa.optim import build_optimizer, build_scheduler  # noqa: E402

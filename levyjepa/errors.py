@@ -7,7 +7,7 @@ line and exit with status 2; tracebacks are reserved for bugs (or ``--traceback`
 
 A data file that cannot be decoded during training is a user problem too: :class:`UnreadableFile`
 (a ``ConfigError``) names the file and the cause, and stays one line when it is raised in a
-DataLoader worker process (see :mod:`levyjepa.data.skipped_files` for ``data.on_error``).
+DataLoader worker process (see :mod:`levyjepa.data.loading.skipped_files` for ``data.on_error``).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from torch import nn
 
 from levyjepa.atomic import atomic_write_bytes
 from levyjepa.cf_inversion import cdf, density, inversion_grid
-from levyjepa.data.splits import DataSplits
+from levyjepa.data.loading.splits import DataSplits
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.priors.cf_diagnostics import FamilyCF, cf_diagnostics
 from levyjepa.priors.levy_sheet import LevySheetPrior

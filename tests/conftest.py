@@ -52,7 +52,7 @@ def fresh_image_tree(tmp_path: Path) -> Path:
 def video_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Generated clips written to H.264 ``.mp4``: ``train/`` 6 and ``val/`` 2 videos of 12 frames
     at 32 px, in 2 class sub-folders (moving disks and squares)."""
-    from levyjepa.data.synthetic_video import write_synthetic_videos
+    from levyjepa.data.generated.synthetic_video import write_synthetic_videos
 
     root = tmp_path_factory.mktemp("videos")
     write_synthetic_videos(root / "train", 6, classes=2, size=32, frames=12)

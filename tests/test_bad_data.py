@@ -17,10 +17,10 @@ import torch
 from test_train import ROOT, TINY_VIDEO, read_metrics, tiny
 from torch.utils.data import DataLoader
 
-from levyjepa.data.lazy_images import ImageFiles, UnreadableImage
-from levyjepa.data.skipped_files import skipped_files_metric
-from levyjepa.data.video_sources import UnreadableVideo
-from levyjepa.data.views import MultiViewDataset
+from levyjepa.data.images.lazy_images import ImageFiles, UnreadableImage
+from levyjepa.data.loading.skipped_files import skipped_files_metric
+from levyjepa.data.video.video_sources import UnreadableVideo
+from levyjepa.data.views.multi_view import MultiViewDataset
 from levyjepa.errors import ConfigError, UnreadableFile
 from levyjepa.registry import DATA
 
@@ -214,8 +214,8 @@ def test_on_error_raise_names_the_file_in_one_line(fresh_image_tree: Path,
 def test_a_worker_report_is_reduced_to_the_original_message() -> None:
     report = ("Caught UnreadableVideo in DataLoader worker process 3.\nOriginal Traceback (most "
               "recent call last):\n  File \"x.py\", line 1, in f\n    raise UnreadableVideo(m)\n"
-              "levyjepa.data.video_sources.UnreadableVideo: /data/a.mp4: pyav: InvalidDataError:"
-              " Invalid data\n")
+              "levyjepa.data.video.video_sources.UnreadableVideo: /data/a.mp4: pyav: "
+              "InvalidDataError: Invalid data\n")
     err = UnreadableVideo(report)
     assert str(err) == "/data/a.mp4: pyav: InvalidDataError: Invalid data"
     assert err.worker_report == report

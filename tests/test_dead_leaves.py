@@ -1,4 +1,4 @@
-"""Tests of the dead leaves shape generator (levyjepa.data.dead_leaves)."""
+"""Tests of the dead leaves shape generator (levyjepa.data.generated.dead_leaves)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from levyjepa.data import dead_leaves as dl
-from levyjepa.data.dead_leaves import SHAPE_CLASSES, render_shapes
+from levyjepa.data.generated import dead_leaves as dl
+from levyjepa.data.generated.dead_leaves import SHAPE_CLASSES, render_shapes
 
 # Area of each shape in units of its squared circumradius (see _shape_inside).
 _UNIT_AREA = {

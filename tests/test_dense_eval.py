@@ -8,8 +8,8 @@ import pytest
 import torch
 from test_train import ROOT, tiny, tiny_data
 
-from levyjepa.data.scene_images import TEST_START, largest_shape_class
-from levyjepa.data.scenes import render_scenes
+from levyjepa.data.generated.scene_images import TEST_START, largest_shape_class
+from levyjepa.data.generated.scenes import render_scenes
 from levyjepa.errors import ConfigError
 from levyjepa.eval.command import main, parse_overrides
 from levyjepa.eval.dense_features import clip_field, image_fields, pixel_field

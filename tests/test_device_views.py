@@ -22,10 +22,10 @@ from scipy import stats
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from levyjepa.data import batch_ops
-from levyjepa.data.device_views import DeviceViews
-from levyjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ssl_augmentation
-from levyjepa.data.view_params import (
+from levyjepa.data.views import batch_ops
+from levyjepa.data.views.device_views import DeviceViews
+from levyjepa.data.views.transforms import IMAGENET_MEAN, IMAGENET_STD, ssl_augmentation
+from levyjepa.data.views.view_params import (
     ViewSpec,
     crop_area_fraction,
     crop_aspect_ratio,

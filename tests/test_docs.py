@@ -125,8 +125,8 @@ def test_readme_names_the_entry_points() -> None:
     assert {"levyjepa.run", "levyjepa.eval", "levyjepa.reproduce"} <= set(_modules_run())
 
 
-# Known bug, outside this file: `python -m levyjepa.data.synthetic_video` re-executes the module
-# as __main__ after the package has imported it, so its @DATA.register runs twice and raises
+# Known bug, outside this file: `python -m levyjepa.data.generated.synthetic_video` re-executes the
+# module as __main__ after the package has imported it, so its @DATA.register runs twice and raises
 # "already registered". Strict: once it is fixed this XPASSes and the marker must go.
 KNOWN_BROKEN: dict[str, str] = {}
 

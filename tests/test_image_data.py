@@ -17,9 +17,14 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.transforms import v2
 
-import levyjepa.data.lazy_images as lazy_images
-from levyjepa.data.splits import DataSplits
-from levyjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD, center_view, ssl_augmentation
+import levyjepa.data.images.lazy_images as lazy_images
+from levyjepa.data.loading.splits import DataSplits
+from levyjepa.data.views.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    center_view,
+    ssl_augmentation,
+)
 from levyjepa.errors import ConfigError
 from levyjepa.recipe import load_recipe
 from levyjepa.registry import DATA

@@ -15,20 +15,20 @@ import torch
 from torch.utils.data import DataLoader
 
 from levyjepa import DATA
-from levyjepa.data.moving_shapes import (
+from levyjepa.data.generated.moving_shapes import (
     _shape_mask,
     draw_background,
     paint_background,
     render_video,
 )
-from levyjepa.data.scene_clips import (
+from levyjepa.data.generated.scene_clips import (
     SceneClip,
     _avoid_colours,
     clip_label,
     render_scene_clip,
     scene_clip_objects,
 )
-from levyjepa.data.scene_video import TEST_START, SceneClipVideos
+from levyjepa.data.generated.scene_video import TEST_START, SceneClipVideos
 
 CASES = [dict(), dict(size=48, frames=9, objects=(3, 3), points=12),
          dict(size=16, frames=5, objects=(1, 2), classes=2, points=2),

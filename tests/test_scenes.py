@@ -1,4 +1,4 @@
-"""Tests of the labelled scene generator (levyjepa.data.scenes)."""
+"""Tests of the labelled scene generator (levyjepa.data.generated.scenes)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from levyjepa.data import scenes as sc
-from levyjepa.data.dead_leaves import render_shapes
-from levyjepa.data.scenes import SceneDataset, Scenes, render_scenes
-from levyjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from levyjepa.data.generated import scenes as sc
+from levyjepa.data.generated.dead_leaves import render_shapes
+from levyjepa.data.generated.scenes import SceneDataset, Scenes, render_scenes
+from levyjepa.data.views.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from levyjepa.data.scenes import render_scenes
+from levyjepa.data.generated.scenes import render_scenes
 from levyjepa.eval.dense_metrics import confusion_matrix, segmentation_scores
 from levyjepa.eval.segmentation_probe import (
     evaluate_linear_segmentation,

@@ -12,13 +12,13 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from levyjepa import ENCODERS
-from levyjepa.data.encoded_images import EncodedImages
-from levyjepa.data.fixed_size_images import FixedSizeImages, square_uint8
-from levyjepa.data.image_folder import image_folder
-from levyjepa.data.imagenette import imagenette
-from levyjepa.data.lazy_images import ImageFiles
-from levyjepa.data.loader_options import epoch_reaches_workers, loader_options
-from levyjepa.data.views import MultiViewDataset
+from levyjepa.data.images.encoded_images import EncodedImages
+from levyjepa.data.images.fixed_size_images import FixedSizeImages, square_uint8
+from levyjepa.data.images.image_folder import image_folder
+from levyjepa.data.images.imagenette import imagenette
+from levyjepa.data.images.lazy_images import ImageFiles
+from levyjepa.data.loading.loader_options import epoch_reaches_workers, loader_options
+from levyjepa.data.views.multi_view import MultiViewDataset
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.errors import ConfigError
 from levyjepa.objective import build_objective

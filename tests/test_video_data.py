@@ -20,15 +20,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from levyjepa import DATA
-from levyjepa.data.clip_sampling import clip_indices, clip_step
-from levyjepa.data.skipped_files import skipped_files_metric
-from levyjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from levyjepa.data.video_clips import ClipDataset
-from levyjepa.data.video_folder import video_folder
-from levyjepa.data.video_readers import BACKENDS, available_backends, open_video
-from levyjepa.data.video_sources import UnreadableVideo, VideoFiles
-from levyjepa.data.video_transforms import ClipAugmentation
-from levyjepa.data.video_writer import write_video
+from levyjepa.data.loading.skipped_files import skipped_files_metric
+from levyjepa.data.video.clip_sampling import clip_indices, clip_step
+from levyjepa.data.video.video_clips import ClipDataset
+from levyjepa.data.video.video_folder import video_folder
+from levyjepa.data.video.video_readers import BACKENDS, available_backends, open_video
+from levyjepa.data.video.video_sources import UnreadableVideo, VideoFiles
+from levyjepa.data.video.video_transforms import ClipAugmentation
+from levyjepa.data.video.video_writer import write_video
+from levyjepa.data.views.transforms import IMAGENET_MEAN, IMAGENET_STD
 from levyjepa.errors import ConfigError
 
 HEIGHT, WIDTH = 48, 64
@@ -251,7 +251,7 @@ def test_auto_falls_back_to_the_next_backend(videos: Path, monkeypatch: pytest.M
                                              ) -> None:
     if set(available_backends()) != set(BACKENDS):
         pytest.skip("needs both backends")
-    import levyjepa.data.video_sources as sources
+    import levyjepa.data.video.video_sources as sources
 
     opened = []
 

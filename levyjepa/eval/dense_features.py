@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from levyjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from levyjepa.data.views.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 FEATURES = ("tokens", "tokens_proj")
 """Which field of :class:`levyjepa.encoders.output.EncoderOutput` a dense probe reads."""

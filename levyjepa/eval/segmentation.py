@@ -4,7 +4,7 @@ The protocol is the "linear" one of DINOv2 / DINOv3 (:mod:`levyjepa.eval.segment
 BatchNorm + a 1x1 linear head on the frozen patch-token field, logits bilinearly upsampled to
 the label resolution, cross-entropy, AdamW (lr 1e-3, weight decay 1e-3, DINOv3's linear config),
 a fixed number of iterations; mIoU over every class, background included. The scenes are those
-of :func:`levyjepa.data.scenes.render_scenes`: the run's own when it was trained on the
+of :func:`levyjepa.data.generated.scenes.render_scenes`: the run's own when it was trained on the
 ``scenes`` source (same parameters; probe-train scenes are the first training scenes, test scenes
 the source's disjoint test range), otherwise default scenes at the encoder's input size.
 """
@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from levyjepa.data.scene_images import TEST_START, scene_params
-from levyjepa.data.scenes import Scenes, render_scenes
+from levyjepa.data.generated.scene_images import TEST_START, scene_params
+from levyjepa.data.generated.scenes import Scenes, render_scenes
 from levyjepa.eval.dense_features import image_fields, patch_size_of, pixel_field
 from levyjepa.eval.dense_metrics import chance_miou, confusion_matrix, segmentation_scores
 from levyjepa.eval.segmentation_probe import fit_linear_segmentation, predict_segmentation

@@ -17,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import Subset
 
-from levyjepa.data.splits import DataSplits
+from levyjepa.data.loading.splits import DataSplits
 from levyjepa.diagnostics import rank_metrics
 from levyjepa.errors import ConfigError
 from levyjepa.eval.classification import accuracy, knn_predict, linear_probe

@@ -1,10 +1,10 @@
 """``task=propagation`` and ``task=tracking``: dense video protocols on generated clips.
 
-Both read generated clips with exact ground truth (:mod:`levyjepa.data.scene_clips`: several
-shapes moving along Lévy-like paths, occluding each other, leaving and re-entering the frame,
-with per-frame instance maps and point tracks). They are the run's own clips when it was trained
-on ``scene_video`` (same parameters, the source's disjoint test range), otherwise default clips
-at the encoder's input size. A clip is ``frames`` long (a video encoder's ``num_frames``); a
+Both read generated clips with exact ground truth (:mod:`levyjepa.data.generated.scene_clips`:
+several shapes moving along Lévy-like paths, occluding each other, leaving and re-entering the
+frame, with per-frame instance maps and point tracks). They are the run's own clips when it was
+trained on ``scene_video`` (same parameters, the source's disjoint test range), otherwise default
+clips at the encoder's input size. A clip is ``frames`` long (a video encoder's ``num_frames``); a
 video encoder's field has one time step per tubelet, so its ground truth is taken at the first
 frame of every tubelet (:func:`levyjepa.eval.dense_features.clip_field`).
 
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from levyjepa.data.scene_video import TEST_START, SceneClipVideos
+from levyjepa.data.generated.scene_video import TEST_START, SceneClipVideos
 from levyjepa.eval.dense_features import clip_field, is_video_encoder, patch_size_of
 
 # Parameters of the scene_video source that shape the clips (the rest are about sampling).

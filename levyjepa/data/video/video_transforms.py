@@ -7,7 +7,7 @@ and apply them to every frame: the crop window, the flip and the colour change a
 across a view's frames, so the motion inside the clip is untouched (as in VideoMAE, Tong et al.
 2022, and V-JEPA, Bardes et al. 2024, whose crop scale ``(0.3, 1.0)`` is the default here).
 Colour jitter is brightness, contrast and saturation from torchvision plus a hue rotation about
-the grey axis (:class:`levyjepa.data.transforms.RandomHueRotation`, far cheaper per frame than
+the grey axis (:class:`levyjepa.data.views.transforms.RandomHueRotation`, far cheaper per frame than
 an HSV round trip). Normalisation uses the ImageNet mean and standard deviation.
 """
 
@@ -18,7 +18,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from levyjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD, RandomHueRotation
+from levyjepa.data.views.transforms import IMAGENET_MEAN, IMAGENET_STD, RandomHueRotation
 
 
 def _frames(clip: np.ndarray | torch.Tensor) -> tv_tensors.Video:

@@ -1,13 +1,13 @@
 """``imagenette``: the seed experiments' data (Imagenette, 10 ImageNet classes, 160 px).
 
-With ``root`` set, a local class-per-folder copy is read like :mod:`levyjepa.data.image_folder`
-(``root/train`` and ``root/val``; a local Imagenette 160 px copy is one). With ``root`` null,
-the Hugging Face hub dataset the seed used is loaded: ``frgfm/imagenette``, configuration
-``160px``, splits ``train`` (9,469 images) and ``validation`` (3,925), through
-``datasets.load_dataset`` (the optional extra ``pip install 'levyjepa[hub]'``). The dataset is
-defined by a loading script, which ``datasets`` 4 no longer runs; 2.14 to 3.x work. Images are
-decoded one at a time when an item is read; one that does not decode is skipped or stops the
-run as ``on_error`` says (as for ``image_folder``, :mod:`levyjepa.data.skipped_files`).
+With ``root`` set, a local class-per-folder copy is read like
+:mod:`levyjepa.data.images.image_folder` (``root/train`` and ``root/val``; a local Imagenette 160 px
+copy is one). With ``root`` null, the Hugging Face hub dataset the seed used is loaded:
+``frgfm/imagenette``, configuration ``160px``, splits ``train`` (9,469 images) and ``validation``
+(3,925), through ``datasets.load_dataset`` (the optional extra ``pip install 'levyjepa[hub]'``). The
+dataset is defined by a loading script, which ``datasets`` 4 no longer runs; 2.14 to 3.x work.
+Images are decoded one at a time when an item is read; one that does not decode is skipped or stops
+the run as ``on_error`` says (as for ``image_folder``, :mod:`levyjepa.data.loading.skipped_files`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from levyjepa.data.augment_on import check_augment_on, place_augmentation
-from levyjepa.data.image_folder import image_folder
-from levyjepa.data.image_splits import image_splits
-from levyjepa.data.lazy_images import HubImages
-from levyjepa.data.skipped_files import check_on_error
-from levyjepa.data.splits import DataSplits
+from levyjepa.data.images.image_folder import image_folder
+from levyjepa.data.images.image_splits import image_splits
+from levyjepa.data.images.lazy_images import HubImages
+from levyjepa.data.loading.skipped_files import check_on_error
+from levyjepa.data.loading.splits import DataSplits
+from levyjepa.data.views.augment_on import check_augment_on, place_augmentation
 from levyjepa.errors import ConfigError
 from levyjepa.registry import DATA
 
@@ -109,7 +109,7 @@ def imagenette(
         flip_p: Probability of a horizontal flip.
         augment_on: Where the training views are made: ``cpu`` (loader workers) or ``device``
             (the loader yields uint8 images of ``load_size`` px, the training device makes
-            the views; :mod:`levyjepa.data.augment_on`).
+            the views; :mod:`levyjepa.data.views.augment_on`).
         load_size: Side of the uint8 images the loader yields with ``augment_on: device``.
         cache: Hold the encoded files of ``root`` in memory (with ``root`` null the hub's
             Arrow files are memory-mapped already, and ``cache`` is refused).

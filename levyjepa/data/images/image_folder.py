@@ -5,8 +5,9 @@ each holding at least one image; the test split must use the same class names (i
 Files are listed when the source is built and decoded one at a time when an item is read. A file
 that does not decode (corrupt, truncated) is, with ``on_error: skip``, reported with a warning
 naming it, counted in ``data/skipped_files`` and replaced by the next readable image; with
-``on_error: raise`` the run stops with one line naming it (:mod:`levyjepa.data.skipped_files`).
-a local Imagenette 160 px copy (Imagenette, ``train/`` and ``val/``) has this layout.
+``on_error: raise`` the run stops with one line naming it
+(:mod:`levyjepa.data.loading.skipped_files`). a local Imagenette 160 px copy (Imagenette, ``train/``
+and ``val/``) has this layout.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from levyjepa.data.augment_on import check_augment_on, place_augmentation
-from levyjepa.data.encoded_images import EncodedImages
-from levyjepa.data.image_splits import image_splits
-from levyjepa.data.lazy_images import ImageFiles
-from levyjepa.data.skipped_files import check_on_error
-from levyjepa.data.splits import DataSplits
+from levyjepa.data.images.encoded_images import EncodedImages
+from levyjepa.data.images.image_splits import image_splits
+from levyjepa.data.images.lazy_images import ImageFiles
+from levyjepa.data.loading.skipped_files import check_on_error
+from levyjepa.data.loading.splits import DataSplits
+from levyjepa.data.views.augment_on import check_augment_on, place_augmentation
 from levyjepa.errors import ConfigError
 from levyjepa.registry import DATA
 
@@ -102,8 +103,8 @@ def image_folder(
 ) -> DataSplits:
     """Natural images from a local class-per-folder tree, with the seed's views.
 
-    Training items are ``V`` views of :func:`levyjepa.data.transforms.ssl_augmentation`, test
-    items one view of :func:`levyjepa.data.transforms.center_view`. The defaults are the seed
+    Training items are ``V`` views of :func:`levyjepa.data.views.transforms.ssl_augmentation`, test
+    items one view of :func:`levyjepa.data.views.transforms.center_view`. The defaults are the seed
     experiments' (docs/seed_experiments.md).
 
     Args:
@@ -125,7 +126,7 @@ def image_folder(
         flip_p: Probability of a horizontal flip.
         augment_on: Where the training views are made: ``cpu`` (loader workers) or ``device``
             (the loader yields uint8 images of ``load_size`` px, the training device makes
-            the views; :mod:`levyjepa.data.augment_on`).
+            the views; :mod:`levyjepa.data.views.augment_on`).
         load_size: Side of the uint8 images the loader yields with ``augment_on: device``.
         cache: Hold every file's encoded bytes in memory (read once, decoded on access).
         on_error: ``skip`` (warn, count in ``data/skipped_files``, read the next image) or

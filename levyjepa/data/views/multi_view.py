@@ -5,7 +5,7 @@ The random augmentation of item ``i`` in epoch ``e`` is drawn from a generator s
 the number of loader workers or processes, and a run resumed mid-epoch sees exactly the views
 the uninterrupted run would have seen.
 
-Items read from files (``on_error`` set) follow :mod:`levyjepa.data.skipped_files`: an
+Items read from files (``on_error`` set) follow :mod:`levyjepa.data.loading.skipped_files`: an
 unreadable image is skipped (``skip``: replaced by the next readable item, with the
 augmentation of the original index) or stops the run (``raise``).
 """
@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 from torch.utils.data import Dataset
 
-from levyjepa.data.skipped_files import SkipsUnreadableFiles
+from levyjepa.data.loading.skipped_files import SkipsUnreadableFiles
 
 
 def item_seed(seed: int, epoch: int, index: int) -> int:

@@ -1,12 +1,12 @@
 """Clip datasets: ``V`` augmented views of a clip of every video (training), or one centred view.
 
 Training items are ``(views, label)`` with ``views`` float ``(V, 3, T, size, size)``: the clip's
-frames are chosen by :mod:`levyjepa.data.clip_sampling` from a random start (one start shared by
-the views, or one per view with ``independent_starts``), and each view is a different random
+frames are chosen by :mod:`levyjepa.data.video.clip_sampling` from a random start (one start shared
+by the views, or one per view with ``independent_starts``), and each view is a different random
 crop, flip and colour change of them, identical across the frames of that view
-(:class:`levyjepa.data.video_transforms.ClipAugmentation`). The randomness of item ``i`` in
+(:class:`levyjepa.data.video.video_transforms.ClipAugmentation`). The randomness of item ``i`` in
 epoch ``e`` comes from a generator seeded by ``(seed, e, i)``, as for images
-(:mod:`levyjepa.data.views`): the views do not depend on the number of loader workers or
+(:mod:`levyjepa.data.views.multi_view`): the views do not depend on the number of loader workers or
 processes, and a resumed run sees the clips an uninterrupted one would. Test items are
 ``(view, label)`` with one view ``(3, T, size, size)`` from the middle of the video, resized
 and centre-cropped.
@@ -15,9 +15,10 @@ and centre-cropped.
 ``RuntimeWarning`` naming it, marked in ``ClipDataset.unreadable`` and replaced by the next
 readable item, with the randomness of the original index (so an epoch never stops on a damaged
 file and the other items are unchanged); with ``on_error="raise"`` the
-:class:`~levyjepa.data.video_sources.UnreadableVideo` propagates (one line on the command line).
-The policy is the images' too: :class:`levyjepa.data.skipped_files.SkipsUnreadableFiles`; the
-training loop logs the count as ``data/skipped_files``.
+:class:`~levyjepa.data.video.video_sources.UnreadableVideo` propagates (one line on the command
+line). The policy is the images' too:
+:class:`levyjepa.data.loading.skipped_files.SkipsUnreadableFiles`; the training loop logs the count
+as ``data/skipped_files``.
 """
 
 from __future__ import annotations
@@ -29,22 +30,22 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from levyjepa.data.clip_sampling import (
+from levyjepa.data.loading.skipped_files import SkipsUnreadableFiles
+from levyjepa.data.loading.splits import DataSplits
+from levyjepa.data.video.clip_sampling import (
     SHORT_VIDEO_POLICIES,
     center_start,
     clip_indices,
     clip_step,
     random_start,
 )
-from levyjepa.data.skipped_files import SkipsUnreadableFiles
-from levyjepa.data.splits import DataSplits
-from levyjepa.data.video_sources import VideoSource
-from levyjepa.data.video_transforms import ClipAugmentation, ClipCenterView
-from levyjepa.data.views import item_seed
+from levyjepa.data.video.video_sources import VideoSource
+from levyjepa.data.video.video_transforms import ClipAugmentation, ClipCenterView
+from levyjepa.data.views.multi_view import item_seed
 
 
 class ClipDataset(SkipsUnreadableFiles, Dataset):
-    """Clips of the videos of a :class:`~levyjepa.data.video_sources.VideoSource`.
+    """Clips of the videos of a :class:`~levyjepa.data.video.video_sources.VideoSource`.
 
     Args:
         videos: The videos, one per item.
@@ -57,7 +58,7 @@ class ClipDataset(SkipsUnreadableFiles, Dataset):
         views: Views per training item ``V``; ``None`` makes a test dataset (one centred,
             un-augmented view per item, no leading view axis).
         independent_starts: Draw a temporal start per view instead of one per item.
-        short_video: ``pad`` or ``loop`` (see :mod:`levyjepa.data.clip_sampling`).
+        short_video: ``pad`` or ``loop`` (see :mod:`levyjepa.data.video.clip_sampling`).
         on_error: ``skip`` or ``raise`` for unreadable files.
         seed: Base seed of the per-(epoch, item) randomness.
 
@@ -183,7 +184,7 @@ def generated_clip_splits(
         views: Views per training clip.
         independent_starts: Each training view from its own temporal start.
         clip: :class:`ClipDataset` sampling arguments (``frames_per_clip``, ...).
-        augment: :class:`levyjepa.data.video_transforms.ClipAugmentation` arguments but size.
+        augment: :class:`levyjepa.data.video.video_transforms.ClipAugmentation` arguments but size.
     """
     augmentation = ClipAugmentation(size=size, **augment)
     center = ClipCenterView(size=size)

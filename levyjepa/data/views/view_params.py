@@ -2,7 +2,7 @@
 batch.
 
 :func:`sample_view_params` draws, for every view of every image of a batch, the same random
-quantities that :func:`levyjepa.data.transforms.ssl_augmentation` draws for one view, with the
+quantities that :func:`levyjepa.data.views.transforms.ssl_augmentation` draws for one view, with the
 same laws:
 
 * crop: torchvision's ``RandomResizedCrop`` rule (up to 10 trials of an area fraction uniform in

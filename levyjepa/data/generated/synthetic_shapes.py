@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from levyjepa.data.dead_leaves import check_image_args, render_shapes
-from levyjepa.data.splits import DataSplits
-from levyjepa.data.transforms import eval_transform, light_augmentation
-from levyjepa.data.views import MultiViewDataset, TransformedDataset
+from levyjepa.data.generated.dead_leaves import check_image_args, render_shapes
+from levyjepa.data.loading.splits import DataSplits
+from levyjepa.data.views.multi_view import MultiViewDataset, TransformedDataset
+from levyjepa.data.views.transforms import eval_transform, light_augmentation
 from levyjepa.registry import DATA
 
 # Test images are drawn from a disjoint range of generator indices.
@@ -26,7 +26,7 @@ def synthetic_shapes(
     seed: int = 0,
     crop_scale: tuple[float, float] = (0.25, 1.0),
 ) -> DataSplits:
-    """Labelled shapes over dead-leaves backgrounds (see :mod:`levyjepa.data.dead_leaves`).
+    """Labelled shapes over dead-leaves backgrounds (:mod:`~levyjepa.data.generated.dead_leaves`).
 
     Images are rendered once, in memory, when the source is built; train views are random
     crops, flips and colour changes of them, the test view is the image itself.

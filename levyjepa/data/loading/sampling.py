@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
-from levyjepa.data.views import item_seed
+from levyjepa.data.views.multi_view import item_seed
 
 
 class EpochShuffleSampler(Sampler[int]):

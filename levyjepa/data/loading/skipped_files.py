@@ -1,14 +1,14 @@
 """Unreadable data files: skip them (``data.on_error: skip``) or stop (``raise``); their count.
 
-Every file-backed dataset (the clips of :class:`levyjepa.data.video_clips.ClipDataset`, the
-images of :class:`levyjepa.data.views.MultiViewDataset`,
-:class:`levyjepa.data.views.TransformedDataset` and
-:class:`levyjepa.data.fixed_size_images.FixedSizeImages`) reads its items through
+Every file-backed dataset (the clips of :class:`levyjepa.data.video.video_clips.ClipDataset`, the
+images of :class:`levyjepa.data.views.multi_view.MultiViewDataset`,
+:class:`levyjepa.data.views.multi_view.TransformedDataset` and
+:class:`levyjepa.data.images.fixed_size_images.FixedSizeImages`) reads its items through
 :class:`SkipsUnreadableFiles`, one policy for all of them:
 
 - a file that cannot be decoded raises a :class:`levyjepa.errors.UnreadableFile` naming the file
-  and the cause (:class:`levyjepa.data.video_sources.UnreadableVideo`,
-  :class:`levyjepa.data.lazy_images.UnreadableImage`);
+  and the cause (:class:`levyjepa.data.video.video_sources.UnreadableVideo`,
+  :class:`levyjepa.data.images.lazy_images.UnreadableImage`);
 - with ``on_error="raise"`` that error propagates: a :class:`levyjepa.errors.ConfigError`, so the
   command line prints one line naming the file and exits with status 2, also when the error
   was raised in a loader worker;

@@ -10,10 +10,10 @@ Layouts of ``root`` (and of ``test_root``):
 
 Files are recognised by :data:`VIDEO_EXTENSIONS` (any case). Nothing is decoded when the source
 is built; each item is decoded when it is read, in the loader worker that reads it, with the
-``backend`` chosen (``auto``: see :mod:`levyjepa.data.video_readers`). Clip sampling, views,
+``backend`` chosen (``auto``: see :mod:`levyjepa.data.video.video_readers`). Clip sampling, views,
 augmentation and the handling of short and unreadable files are those of
-:class:`levyjepa.data.video_clips.ClipDataset`. Our test set of real clips (five unlabelled clips:
-H.264 MP4 at 28, 30 and 29.97 fps, a 32-frame clip, MPEG-4 part 2 AVI with audio) reads with
+:class:`levyjepa.data.video.video_clips.ClipDataset`. Our test set of real clips (five unlabelled
+clips: H.264 MP4 at 28, 30 and 29.97 fps, a 32-frame clip, MPEG-4 part 2 AVI with audio) reads with
 either backend.
 """
 
@@ -23,10 +23,10 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from levyjepa.data.splits import DataSplits
-from levyjepa.data.video_clips import ClipDataset
-from levyjepa.data.video_sources import VideoFiles
-from levyjepa.data.video_transforms import ClipAugmentation, ClipCenterView
+from levyjepa.data.loading.splits import DataSplits
+from levyjepa.data.video.video_clips import ClipDataset
+from levyjepa.data.video.video_sources import VideoFiles
+from levyjepa.data.video.video_transforms import ClipAugmentation, ClipCenterView
 from levyjepa.errors import ConfigError
 from levyjepa.registry import DATA
 

@@ -1,8 +1,8 @@
 """Generated clips of several moving shapes with exact instance maps and point tracks.
 
 A clip shows ``N`` shapes of DIFFERENT classes (``MOVING_SHAPES``) over the background of
-:func:`~levyjepa.data.moving_shapes.render_video` (gratings and soft disks through a slowly
-panning camera, drawn by ``draw_background`` and evaluated at the pixel centres). Each shape
+:func:`~levyjepa.data.generated.moving_shapes.render_video` (gratings and soft disks through a
+slowly panning camera, drawn by ``draw_background`` and evaluated at the pixel centres). Each shape
 follows its own Lévy-like path (drifting, wandering velocity, rare jumps, reflected off the walls
 of a box), turns at a steady rate and keeps one flat colour. About half of the shapes roam a box
 larger than the frame (centre in ``[-r, 1 + r]``, ``r`` the circumradius): they can leave the
@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from levyjepa.data.moving_shapes import (
+from levyjepa.data.generated.moving_shapes import (
     MOVING_SHAPES,
     _shape_mask,
     draw_background,
@@ -204,7 +204,7 @@ def _paths(rng: np.random.Generator, layout: dict, frames: int, speed: float,
     """Centres ``(N, frames, 2)`` in frame sides: drift, Brownian velocity, rare jumps.
 
     The free path is folded into each object's box (reflection at the walls, the motion of
-    :func:`~levyjepa.data.moving_shapes.levy_path`); frame 0 is the start itself.
+    :func:`~levyjepa.data.generated.moving_shapes.levy_path`); frame 0 is the start itself.
     """
     start, n, steps = layout["start"], len(layout["start"]), frames - 1
     low = np.where(layout["roam"], -layout["radius"], layout["radius"])[:, None, None]

@@ -7,7 +7,7 @@
   again at every epoch (and for every evaluation). A worker holds its own copy of the dataset,
   so a dataset whose augmentation follows ``set_epoch`` must keep its epoch where started
   workers see it: it says so with a true ``epoch_in_shared_memory`` attribute (as
-  :class:`levyjepa.data.views.MultiViewDataset` does). For any other dataset with
+  :class:`levyjepa.data.views.multi_view.MultiViewDataset` does). For any other dataset with
   ``set_epoch``, workers are not kept, rather than silently repeating the first epoch's views.
 """
 

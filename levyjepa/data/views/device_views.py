@@ -3,9 +3,9 @@
 With ``data.augment_on: device`` the loader only decodes: it yields 8-bit images of one fixed
 size, and :class:`DeviceViews` turns each batch ``(N, 3, H, W)`` into ``V`` views per image
 ``(N, V, 3, size, size)`` on the GPU (or the CPU), with parameters drawn per view (see
-:mod:`levyjepa.data.view_params`) and applied by the batched operations of
-:mod:`levyjepa.data.batch_ops`, in the seed's order: crop-resize, colour jitter, grayscale, blur,
-solarisation, flip, normalisation (the flip is done right after the crop, which gives the same
+:mod:`levyjepa.data.views.view_params`) and applied by the batched operations of
+:mod:`levyjepa.data.views.batch_ops`, in the seed's order: crop-resize, colour jitter, grayscale,
+blur, solarisation, flip, normalisation (the flip is done right after the crop, which gives the same
 image: every later operation is pointwise or left-right symmetric).
 
 Differences from the per-image torchvision pipeline, none of which changes a parameter's law:
@@ -21,10 +21,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from levyjepa.data import batch_ops
-from levyjepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ssl_augmentation
-from levyjepa.data.view_params import ViewParams, ViewSpec, sample_view_params
-from levyjepa.data.views import item_seed
+from levyjepa.data.views import batch_ops
+from levyjepa.data.views.multi_view import item_seed
+from levyjepa.data.views.transforms import IMAGENET_MEAN, IMAGENET_STD, ssl_augmentation
+from levyjepa.data.views.view_params import ViewParams, ViewSpec, sample_view_params
 
 _JITTER = (batch_ops.adjust_brightness, batch_ops.adjust_contrast, batch_ops.adjust_saturation,
            batch_ops.adjust_hue)
@@ -33,7 +33,7 @@ _JITTER = (batch_ops.adjust_brightness, batch_ops.adjust_contrast, batch_ops.adj
 class DeviceViews(nn.Module):
     """``V`` augmented views of every image of a uint8 batch, made where the batch is.
 
-    The arguments are those of :func:`levyjepa.data.transforms.ssl_augmentation` (validated by
+    The arguments are those of :func:`levyjepa.data.views.transforms.ssl_augmentation` (validated by
     it, with the same messages) plus ``views`` and ``seed``.
 
     Args:

@@ -6,7 +6,7 @@ square cut; an image already of that size is left as it is) and returned as a ui
 batch stacks into ``(N, 3, size, size)`` and goes to the GPU as bytes, four times smaller than
 float views. A local Imagenette 160 px copy is square 160 px, so
 there nothing is cut; for non-square images the random crops are drawn inside the central square.
-Images that do not decode follow ``on_error`` (:mod:`levyjepa.data.skipped_files`).
+Images that do not decode follow ``on_error`` (:mod:`levyjepa.data.loading.skipped_files`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from levyjepa.data.skipped_files import SkipsUnreadableFiles
+from levyjepa.data.loading.skipped_files import SkipsUnreadableFiles
 
 
 def square_uint8(image: Image.Image, size: int) -> torch.Tensor:
@@ -40,7 +40,7 @@ class FixedSizeImages(SkipsUnreadableFiles, Dataset):
 
     Args:
         images: Indexable of PIL images (decoded on access, e.g.
-            :class:`levyjepa.data.lazy_images.ImageFiles`).
+            :class:`levyjepa.data.images.lazy_images.ImageFiles`).
         labels: Their labels (``-1`` when unlabelled).
         size: Side of every returned image.
         on_error: ``skip`` or ``raise`` for images that do not decode (``None``: in-memory

@@ -1,13 +1,13 @@
 """``synthetic_video``: generated labelled clips (no files needed), and a writer to ``.mp4``.
 
-Videos come from :func:`levyjepa.data.moving_shapes.render_video` (a shape moving over a textured
-background along a smooth path with occasional jumps; the label is the shape), rendered when an
-item is read. Clip sampling, views and augmentation are those of ``video_folder``
-(:class:`levyjepa.data.video_clips.ClipDataset`), so the two sources differ only in where the
+Videos come from :func:`levyjepa.data.generated.moving_shapes.render_video` (a shape moving over a
+textured background along a smooth path with occasional jumps; the label is the shape), rendered
+when an item is read. Clip sampling, views and augmentation are those of ``video_folder``
+(:class:`levyjepa.data.video.video_clips.ClipDataset`), so the two sources differ only in where the
 frames come from. :func:`write_synthetic_videos` writes the same videos as files, a class
 sub-folder each, which ``video_folder`` reads back through the real decoders::
 
-    python -m levyjepa.data.synthetic_video OUT_DIR --count 60 --size 64 --frames 48
+    python -m levyjepa.data.generated.synthetic_video OUT_DIR --count 60 --size 64 --frames 48
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Optional
 
 import numpy as np
 
-from levyjepa.data.moving_shapes import MOVING_SHAPES, render_video
-from levyjepa.data.splits import DataSplits
-from levyjepa.data.video_clips import generated_clip_splits
-from levyjepa.data.video_sources import ClipPlan
-from levyjepa.data.video_writer import write_video
+from levyjepa.data.generated.moving_shapes import MOVING_SHAPES, render_video
+from levyjepa.data.loading.splits import DataSplits
+from levyjepa.data.video.video_clips import generated_clip_splits
+from levyjepa.data.video.video_sources import ClipPlan
+from levyjepa.data.video.video_writer import write_video
 from levyjepa.registry import DATA
 
 # Test videos are drawn from a disjoint range of indices.
@@ -147,7 +147,7 @@ def synthetic_video(
     color_jitter_p: float = 0.8,
     grayscale_p: float = 0.2,
 ) -> DataSplits:
-    """Generated labelled clips of moving shapes (see :mod:`levyjepa.data.moving_shapes`).
+    """Generated labelled clips of moving shapes (see :mod:`levyjepa.data.generated.moving_shapes`).
 
     Args:
         size: Side of the generated frames and of every view, in pixels.
@@ -193,7 +193,7 @@ def synthetic_video(
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command line: write a folder of generated videos (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m levyjepa.data.synthetic_video",
+    parser = argparse.ArgumentParser(prog="python -m levyjepa.data.generated.synthetic_video",
                                      description="Write generated labelled videos to files.")
     parser.add_argument("out", help="output folder (class sub-folders are created)")
     parser.add_argument("--count", type=int, default=60)

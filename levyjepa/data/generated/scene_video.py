@@ -1,11 +1,11 @@
 """``scene_video``: generated clips of several moving shapes, with exact ground truth.
 
-Videos come from :func:`levyjepa.data.scene_clips.render_scene_clip` (several shapes of distinct
-classes moving, occluding one another, leaving and re-entering the frame over a panning textured
-background), rendered when an item is read. The label of a video is the class of its largest
-object in frame 0 (the most visible pixels), so there are ``classes`` classes. Clip sampling,
-views and augmentation are those of ``synthetic_video`` and ``video_folder``
-(:class:`levyjepa.data.video_clips.ClipDataset`).
+Videos come from :func:`levyjepa.data.generated.scene_clips.render_scene_clip` (several shapes of
+distinct classes moving, occluding one another, leaving and re-entering the frame over a panning
+textured background), rendered when an item is read. The label of a video is the class of its
+largest object in frame 0 (the most visible pixels), so there are ``classes`` classes. Clip
+sampling, views and augmentation are those of ``synthetic_video`` and ``video_folder``
+(:class:`levyjepa.data.video.video_clips.ClipDataset`).
 
 The training videos are indices ``0 .. train_size - 1``, the test videos
 ``TEST_START .. TEST_START + test_size - 1``. Evaluation code gets a test video's instance
@@ -24,15 +24,15 @@ from typing import Optional
 
 import numpy as np
 
-from levyjepa.data.scene_clips import (
+from levyjepa.data.generated.scene_clips import (
     SceneClip,
     check_scene_clip_args,
     clip_label,
     render_scene_clip,
 )
-from levyjepa.data.splits import DataSplits
-from levyjepa.data.video_clips import generated_clip_splits
-from levyjepa.data.video_sources import ClipPlan
+from levyjepa.data.loading.splits import DataSplits
+from levyjepa.data.video.video_clips import generated_clip_splits
+from levyjepa.data.video.video_sources import ClipPlan
 from levyjepa.registry import DATA
 
 TEST_START = 1 << 40
@@ -131,7 +131,7 @@ def scene_video(
     color_jitter_p: float = 0.8,
     grayscale_p: float = 0.2,
 ) -> DataSplits:
-    """Generated clips of several moving, occluding shapes (see :mod:`levyjepa.data.scene_clips`).
+    """Generated clips of moving, occluding shapes (:mod:`~levyjepa.data.generated.scene_clips`).
 
     Args:
         size: Side of the generated frames and of every view, in pixels (>= 16).

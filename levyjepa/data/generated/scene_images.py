@@ -1,8 +1,8 @@
 """``scenes``: generated scenes of several shapes with exact per-pixel maps (no files needed).
 
 Pretraining sees the images only (views of them, as ``synthetic_shapes`` makes); the semantic
-and instance maps of :func:`levyjepa.data.scenes.render_scenes` are read by the dense probes of
-:mod:`levyjepa.eval` (``task=segmentation``), which render the same scenes again from the
+and instance maps of :func:`levyjepa.data.generated.scenes.render_scenes` are read by the dense
+probes of :mod:`levyjepa.eval` (``task=segmentation``), which render the same scenes again from the
 recipe's ``data`` section. The classification label of a scene, for the online probe and
 ``task=classification``, is the class of its largest visible shape.
 
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import torch
 
-from levyjepa.data.scenes import check_scene_args, render_scenes
-from levyjepa.data.splits import DataSplits
-from levyjepa.data.transforms import eval_transform, light_augmentation
-from levyjepa.data.views import MultiViewDataset, TransformedDataset
+from levyjepa.data.generated.scenes import check_scene_args, render_scenes
+from levyjepa.data.loading.splits import DataSplits
+from levyjepa.data.views.multi_view import MultiViewDataset, TransformedDataset
+from levyjepa.data.views.transforms import eval_transform, light_augmentation
 from levyjepa.registry import DATA
 
 TEST_START = 1 << 40
@@ -63,7 +63,7 @@ def scenes(
     seed: int = 0,
     crop_scale: tuple[float, float] = (0.25, 1.0),
 ) -> DataSplits:
-    """Scenes of 2-5 occluding shapes of distinct classes (:mod:`levyjepa.data.scenes`).
+    """Scenes of 2-5 occluding shapes of distinct classes (:mod:`levyjepa.data.generated.scenes`).
 
     Args:
         size: Image side in pixels (>= 32).

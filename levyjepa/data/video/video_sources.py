@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from levyjepa.data.video_readers import StreamEndedEarly, backend_order, open_video
+from levyjepa.data.video.video_readers import StreamEndedEarly, backend_order, open_video
 from levyjepa.errors import UnreadableFile
 
 ClipPlan = Callable[[int, float], list[np.ndarray]]
@@ -27,12 +27,12 @@ class UnreadableVideo(UnreadableFile):
     """Every backend failed on a file; the message names the file and each backend's error.
 
     A :class:`levyjepa.errors.ConfigError`: with ``data.on_error=raise`` the command line prints
-    it as one line (see :mod:`levyjepa.data.skipped_files`).
+    it as one line (see :mod:`levyjepa.data.loading.skipped_files`).
     """
 
 
 class VideoSource(Protocol):
-    """What :class:`levyjepa.data.video_clips.ClipDataset` reads."""
+    """What :class:`levyjepa.data.video.video_clips.ClipDataset` reads."""
 
     def __len__(self) -> int: ...
 
@@ -72,8 +72,8 @@ class VideoFiles:
     """Video files read with the backends of a ``backend`` setting, in order.
 
     With several backends (``auto``), a file the first cannot read is tried with the next; it
-    is unreadable only when all fail. :func:`levyjepa.data.video_readers.backend_order` gives
-    the order (for ``auto``, :data:`levyjepa.data.video_readers.AUTO_ORDER`).
+    is unreadable only when all fail. :func:`levyjepa.data.video.video_readers.backend_order` gives
+    the order (for ``auto``, :data:`levyjepa.data.video.video_readers.AUTO_ORDER`).
 
     Args:
         paths: One file per item.

@@ -2,8 +2,8 @@
 
 ``cpu`` (the default) keeps the per-image torchvision pipeline in the loader workers. ``device``
 turns the training split into decoded 8-bit images of ``load_size`` px and attaches a
-:class:`levyjepa.data.device_views.DeviceViews` that the training loop runs on every batch where
-the model is: the workers only decode, the GPU makes the views.
+:class:`levyjepa.data.views.device_views.DeviceViews` that the training loop runs on every batch
+where the model is: the workers only decode, the GPU makes the views.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from levyjepa.data.device_views import DeviceViews
-from levyjepa.data.fixed_size_images import FixedSizeImages
-from levyjepa.data.splits import DataSplits
+from levyjepa.data.images.fixed_size_images import FixedSizeImages
+from levyjepa.data.loading.splits import DataSplits
+from levyjepa.data.views.device_views import DeviceViews
 from levyjepa.errors import ConfigError
 
 AUGMENT_ON = ("cpu", "device")
@@ -44,14 +44,14 @@ def place_augmentation(
 
     Args:
         splits: Splits whose training set is a
-            :class:`levyjepa.data.views.MultiViewDataset` (its ``images``, ``labels`` and
+            :class:`levyjepa.data.views.multi_view.MultiViewDataset` (its ``images``, ``labels`` and
             ``on_error`` are reused).
         augment_on: ``"cpu"`` or ``"device"``.
         load_size: Side of the uint8 images the loader yields with ``device``.
         size: Side of every view.
         views: Views ``V`` per image.
         seed: Base seed of the device views.
-        augmentation: Keyword arguments of :func:`levyjepa.data.transforms.ssl_augmentation`.
+        augmentation: Keyword arguments of :func:`levyjepa.data.views.transforms.ssl_augmentation`.
 
     Raises:
         ConfigError: for an unknown ``augment_on`` or a bad ``load_size``.

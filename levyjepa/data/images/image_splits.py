@@ -1,7 +1,7 @@
 """Natural-image splits with the seed's views: ``V`` augmented training views, one test view.
 
 Every split (training, test and ``train_eval``) applies ``on_error`` to images that do not
-decode (:mod:`levyjepa.data.skipped_files`).
+decode (:mod:`levyjepa.data.loading.skipped_files`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any, Optional
 import torch
 from PIL import Image
 
-from levyjepa.data.splits import DataSplits
-from levyjepa.data.transforms import center_view, ssl_augmentation
-from levyjepa.data.views import MultiViewDataset, TransformedDataset
+from levyjepa.data.loading.splits import DataSplits
+from levyjepa.data.views.multi_view import MultiViewDataset, TransformedDataset
+from levyjepa.data.views.transforms import center_view, ssl_augmentation
 
 
 def image_splits(
@@ -37,7 +37,7 @@ def image_splits(
         size: Side of every view.
         views: Training views per image (``V``).
         seed: Seed of the per-(epoch, item) augmentation.
-        augmentation: Keyword arguments of :func:`levyjepa.data.transforms.ssl_augmentation`.
+        augmentation: Keyword arguments of :func:`levyjepa.data.views.transforms.ssl_augmentation`.
         on_error: ``skip`` or ``raise`` for images that do not decode, in every split.
 
     Returns:

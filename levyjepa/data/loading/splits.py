@@ -27,7 +27,7 @@ class DataSplits:
             ``(C, H, W)`` of a fixed size, and this module (moved to the training device) makes
             the views of every batch there: ``device_views(images, step=..., rank=...)`` maps
             ``(N, C, H, W)`` uint8 to ``(N, V, C, H', W')`` float (see
-            :class:`levyjepa.data.device_views.DeviceViews`).
+            :class:`levyjepa.data.views.device_views.DeviceViews`).
     """
 
     train: Dataset

@@ -5,7 +5,7 @@ byte buffer with an offset table, so that loader workers share it without copyin
 object per image whose reference count would dirty the forked pages). Imagenette at 160 px is
 about 120 MB encoded; decoding from memory saves the file system round trip of every item. The
 paths are kept (in one NumPy string array) to name a file that does not decode
-(:class:`levyjepa.data.lazy_images.UnreadableImage`).
+(:class:`levyjepa.data.images.lazy_images.UnreadableImage`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from levyjepa.data.lazy_images import _LastItemCache, decode_rgb
+from levyjepa.data.images.lazy_images import _LastItemCache, decode_rgb
 
 
 class EncodedImages(_LastItemCache):

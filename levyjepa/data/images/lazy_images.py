@@ -1,12 +1,13 @@
 """Image collections decoded one item at a time (nothing is decoded when they are built).
 
-Both behave as sequences of RGB PIL images for :class:`levyjepa.data.views.MultiViewDataset`
-and :class:`levyjepa.data.views.TransformedDataset`. The multi-view dataset reads item ``i``
+Both behave as sequences of RGB PIL images for
+:class:`levyjepa.data.views.multi_view.MultiViewDataset` and
+:class:`levyjepa.data.views.multi_view.TransformedDataset`. The multi-view dataset reads item ``i``
 once per view, so the last decoded image is kept (one per process or loader worker).
 
 An item that does not decode (a corrupt or truncated file, a file removed since it was listed)
 raises :class:`UnreadableImage`, naming the file and PIL's error; the datasets then skip it or
-stop, as ``data.on_error`` says (:mod:`levyjepa.data.skipped_files`).
+stop, as ``data.on_error`` says (:mod:`levyjepa.data.loading.skipped_files`).
 """
 
 from __future__ import annotations

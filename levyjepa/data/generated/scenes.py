@@ -1,6 +1,6 @@
 """Labelled scenes with exact per-pixel ground truth, for dense evaluation.
 
-A scene is a dead leaves background (the one of :mod:`levyjepa.data.dead_leaves`, shading
+A scene is a dead leaves background (the one of :mod:`levyjepa.data.generated.dead_leaves`, shading
 included) with several opaque shapes of DIFFERENT classes on top, at random positions, sizes,
 angles and colours, free to overlap: they are painted in painter's order, so a later shape hides
 the earlier ones. Along with the image come two maps of the same pixels:
@@ -18,8 +18,8 @@ distinct, and a background pixel that happens to equal one of them is moved by a
 red, so ``image == colours[j - 1]`` exactly where ``instances == j``.
 
 Everything is a pure function of ``(seed, index, size, classes, shapes, leaves, rotation)``,
-with the counter-based random streams of :mod:`levyjepa.data.dead_leaves`; the pixel work is
-elementwise or exact integer sums, so a slice of a batch equals that slice rendered alone.
+with the counter-based random streams of :mod:`levyjepa.data.generated.dead_leaves`; the pixel work
+is elementwise or exact integer sums, so a slice of a batch equals that slice rendered alone.
 
 Example:
     >>> scenes = render_scenes(4, size=32, seed=0)
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from levyjepa.data.dead_leaves import (
+from levyjepa.data.generated.dead_leaves import (
     _CHUNK_PIXELS,
     SHAPE_CLASSES,
     _check_int,
@@ -48,7 +48,7 @@ from levyjepa.data.dead_leaves import (
     render_background,
     shade_and_quantise,
 )
-from levyjepa.data.transforms import eval_transform
+from levyjepa.data.views.transforms import eval_transform
 from levyjepa.errors import ConfigError
 
 # Random stream of the scene layout (the background uses stream 0 of the same seed, as the
@@ -312,7 +312,7 @@ def render_scenes(
 class SceneDataset(Dataset):
     """Scenes ``0 .. length - 1`` as ``(image, semantic, instances)`` items.
 
-    The image is normalised as by the eval transform of :mod:`levyjepa.data.transforms`
+    The image is normalised as by the eval transform of :mod:`levyjepa.data.views.transforms`
     (float32 ``(3, H, W)``); the maps are int64 ``(H, W)``. Items are rendered on demand and
     are a pure function of the index, so every DataLoader worker sees the same data.
 

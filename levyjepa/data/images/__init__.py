@@ -1,0 +1,11 @@
+"""Natural images: the ``image_folder`` and ``imagenette`` sources and how they read files.
+
+- :mod:`~levyjepa.data.images.image_folder`, :mod:`~levyjepa.data.images.imagenette`: the
+  registered sources;
+- :mod:`~levyjepa.data.images.lazy_images`, :mod:`~levyjepa.data.images.encoded_images`: images
+  decoded one at a time when read (from files, from the hub, from bytes held in memory);
+- :mod:`~levyjepa.data.images.fixed_size_images`: decoded 8-bit images of one size (the loader's
+  items when views are made on the device);
+- :mod:`~levyjepa.data.images.image_splits`: images and labels wrapped into training and test
+  splits.
+"""
