@@ -25,13 +25,12 @@ Both ranks are bounded by ``min(rows, dims)``: ``proj`` with ``K = 16`` has rank
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Optional
 
 import torch
 from torch import nn
 
-from levyjepa.encoders.output import EncoderOutput
 from levyjepa.priors.cf_diagnostics import cf_diagnostics
 from levyjepa.priors.levy_sheet import LevySheetPrior
 
@@ -137,7 +136,7 @@ class TrainingDiagnostics:
     @torch.no_grad()
     def __call__(
         self,
-        out: EncoderOutput,
+        outputs: Mapping[str, torch.Tensor],
         *,
         step: int,
         reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
@@ -145,8 +144,9 @@ class TrainingDiagnostics:
         """Measure one batch's outputs.
 
         Args:
-            out: The encoder's output for the batch (``emb`` ``(N*V, E)``, ``proj``
-                ``(V, N, K)``, ``tokens_proj`` ``(N*V, *grid, K)`` or ``None``).
+            outputs: The method's named outputs for the batch (``emb`` ``(N*V, E)``, ``proj``
+                ``(V, N, K)``, ``tokens_proj`` ``(N*V, *grid, K)``; each measured when
+                present).
             step: The step the outputs were computed at (seeds the prior's rotation, so the
                 per-family statistics are those behind that step's ``within``).
             reduce: Averages a 1-D tensor across processes (e.g.
@@ -155,17 +155,22 @@ class TrainingDiagnostics:
         Returns:
             ``{"diag/<name>": value}``.
         """
-        metrics = {**rank_metrics(out.emb, "emb"), **rank_metrics(out.proj, "proj")}
-        if self.prior is not None and out.tokens_proj is not None:
-            fields = out.tokens_proj.detach()
+        metrics: dict[str, torch.Tensor] = {}
+        for name in ("emb", "proj"):
+            if outputs.get(name) is not None:
+                metrics.update(rank_metrics(outputs[name], name))
+        if self.prior is not None and outputs.get("tokens_proj") is not None:
+            fields = outputs["tokens_proj"].detach()
             for fam in cf_diagnostics(self.prior, fields, step=step):
                 metrics[f"ep_{fam.name}"] = fam.statistic.mean()
         names = list(metrics)
-        values = torch.stack([metrics[k].float().to(out.emb.device) for k in names])
+        device = next(iter(outputs.values())).device
+        values = torch.stack([metrics[k].float().to(device) for k in names])
         if reduce is not None:
             values = reduce(values)
         result = {f"diag/{k}": float(v) for k, v in zip(names, values.tolist())}
-        smallest = min(result["diag/emb_min_std"], result["diag/proj_min_std"])
+        smallest = min((v for k, v in result.items() if k.endswith("_min_std")),
+                       default=float("inf"))
         if smallest < self.collapse_std and not self.warned:
             self.warned = True
             self.warn(f"diagnostics: step {step}: smallest per-dimension std of emb/proj is "

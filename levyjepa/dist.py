@@ -28,3 +28,18 @@ def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
     from torch.distributed.nn.functional import all_reduce
 
     return all_reduce(x, op=dist.ReduceOp.SUM)
+
+
+def all_gather_cat(x: torch.Tensor, *, dim: int) -> torch.Tensor:
+    """Concatenate ``x`` from all processes along ``dim``, differentiably (the global batch).
+
+    The backward sums, over processes, the gradients of each process's slice; as every process
+    computes the same global loss, DDP's average then gives each parameter the gradient of one
+    process on the concatenated batch (the argument above, for statistics such as VICReg's
+    covariance that are not sums of per-sample terms).
+    """
+    if world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x.contiguous()), dim=dim)

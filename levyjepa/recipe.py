@@ -2,8 +2,8 @@
 
 A recipe is a YAML file. ``base: other.yaml`` (a path relative to the recipe) names a recipe it
 extends: the child's keys are merged over the base's. A component section (``data``,
-``encoder``, ``objective.sigreg``, ``objective.levy``) whose ``name`` changes in the child, or in
-an override, is replaced as a whole, so the old component's parameters do not leak into the new
+``encoder``, ``method``, ``method.sigreg``, each entry of ``priors``) whose ``name`` changes in
+the child, or in an override, is replaced as a whole, so the old component's parameters do not leak into the new
 one; its other keys must be given again, and a missing one is reported (all of them at once)
 with a note that the section was replaced. The loader keys of ``data`` (``data.batch_size`` and
 ``data.workers``, :data:`levyjepa.schema.DATA_LOADER_KEYS`) configure the loader, not the data
@@ -31,8 +31,11 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from levyjepa.attached_priors import ENTRY_KEYS
 from levyjepa.errors import ConfigError
+from levyjepa.moved_keys import refuse_moved_keys
 from levyjepa.registry import MissingParameters, Registry
+from levyjepa.methods.build import check_priors_section
 from levyjepa.schema import (
     DATA_LOADER_KEYS,
     DEVICES,
@@ -47,9 +50,11 @@ from levyjepa.schema import (
 COMPONENT_SECTIONS: dict[str, str] = {
     "data": "DATA",
     "encoder": "ENCODERS",
-    "objective.sigreg": "PRIORS",
-    "objective.levy": "PRIORS",
+    "method": "METHODS",
+    "method.sigreg": "PRIORS",
 }
+# Optional component sections: checked when present.
+OPTIONAL_SECTIONS = ("method.sigreg",)
 
 # What the data source makes and what the encoder takes: (data key, encoder key) pairs of
 # parameters that must agree when both components have them.
@@ -78,7 +83,9 @@ def load_recipe(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
     replaced: Replaced = {}
     cfg = _load_file(path, chain=(), replaced=replaced)
     for item in overrides:  # one at a time, so an error names the override at fault
-        cfg = _merge(cfg, _parse_override(item), origin=f"{path}: override '{item}'",
+        parsed = _parse_override(item)
+        refuse_moved_keys(parsed, origin=f"{path}: override '{item}'")
+        cfg = _merge(cfg, parsed, origin=f"{path}: override '{item}'",
                      replaced=replaced)
     if cfg.name is None:
         cfg.name = path.stem
@@ -136,13 +143,8 @@ def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = No
             fail(f"{key} must be >= 1, got {value}")
     if cfg.log.diagnostics_every < 0:
         fail(f"log.diagnostics_every must be >= 0 (0: off), got {cfg.log.diagnostics_every}")
-    for key in ("lamb", "kappa", "gamma"):
-        if cfg.objective[key] < 0:
-            fail(f"objective.{key} must be >= 0, got {cfg.objective[key]}")
-    if not 0 <= cfg.objective.lamb <= 1:
-        fail(f"objective.lamb must be in [0, 1], got {cfg.objective.lamb}")
-    if cfg.objective.gamma > 0 and cfg.objective.levy is None:
-        fail("objective.gamma > 0 needs an objective.levy prior section")
+    if cfg.trainer.probe_classes is not None and cfg.trainer.probe_classes < 1:
+        fail(f"trainer.probe_classes must be >= 1, got {cfg.trainer.probe_classes}")
 
     data = OmegaConf.to_container(cfg.data)
     assert isinstance(data, dict)
@@ -153,7 +155,7 @@ def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = No
                  f"{kind.__name__}, got {value!r}")
     for where, registry_name in COMPONENT_SECTIONS.items():
         section = OmegaConf.select(cfg, where)
-        if section is None and where == "objective.levy":
+        if section is None and where in OPTIONAL_SECTIONS:
             continue
         section = OmegaConf.to_container(section) if section is not None else {}
         loader_missing = []
@@ -176,6 +178,10 @@ def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = No
         if loader_missing:
             fail(f"{where}: the loader needs {', '.join(f'data.{k}' for k in loader_missing)}"
                  f"{note}")
+    try:
+        check_priors_section(cfg)
+    except ConfigError as err:
+        fail(str(err))
     problem = _fit_problem(cfg, levyjepa.DATA, levyjepa.ENCODERS)
     if problem:
         fail(problem)
@@ -265,6 +271,7 @@ def _load_file(path: Path, chain: tuple[Path, ...], replaced: Replaced) -> DictC
         raise ConfigError(f"{path}: not a valid YAML recipe: {first}") from None
     if not isinstance(raw, DictConfig):
         raise ConfigError(f"{path}: a recipe must be a YAML mapping, got a list")
+    refuse_moved_keys(raw, origin=str(path))
     base = raw.pop("base", None)
     if base is None:
         return _merge(OmegaConf.structured(Recipe), raw, origin=str(path), replaced=replaced)
@@ -336,10 +343,13 @@ def _merge(cfg: DictConfig, update: DictConfig, *, origin: str, replaced: Replac
            ) -> DictConfig:
     """Merge ``update`` over ``cfg``, replacing component sections whose name changes.
 
-    A replaced section keeps only its loader keys (``data.batch_size``, ``data.workers``);
+    A replaced section keeps only its loader keys (``data.batch_size``, ``data.workers``), or a
+    prior entry its attachment (``input``, ``weight``, ``graph_at_zero_weight``);
     ``replaced`` records its old and new names.
     """
-    for where in COMPONENT_SECTIONS:
+    terms = update.get("priors") if isinstance(update, DictConfig) else None
+    dynamic = [f"priors.{t}" for t in terms] if isinstance(terms, DictConfig) else []
+    for where in [*COMPONENT_SECTIONS, *dynamic]:
         new = OmegaConf.select(update, where)
         old = OmegaConf.select(cfg, where)
         if (
@@ -352,7 +362,9 @@ def _merge(cfg: DictConfig, update: DictConfig, *, origin: str, replaced: Replac
             replaced[where] = (old.get("name"), new.get("name"))
             raw = OmegaConf.to_container(old, resolve=False)  # interpolations kept as written
             assert isinstance(raw, dict)
-            kept = {k: raw[k] for k in DATA_LOADER_KEYS if k in raw} if where == "data" else {}
+            keep = (DATA_LOADER_KEYS if where == "data"
+                    else ENTRY_KEYS if where.startswith("priors.") else ())
+            kept = {k: raw[k] for k in keep if k in raw}
             OmegaConf.update(cfg, where, kept, merge=False)
     try:
         merged = OmegaConf.merge(cfg, update)

@@ -119,6 +119,11 @@ class Registry:
                 f"unknown {self.kind} '{name}'{hint}; known: {', '.join(self.names()) or 'none'}"
             ) from None
 
+    def runtime_names(self, name: str) -> frozenset[str]:
+        """The parameters of ``name`` that the runner supplies (``register(runtime=...)``)."""
+        self.get(name)
+        return self._runtime[name]
+
     def parameters(self, name: str) -> dict[str, inspect.Parameter]:
         """The keyword parameters a component accepts (``self`` and ``*args`` excluded)."""
         factory = self.get(name)
@@ -264,7 +269,7 @@ def _call_problem(factory: Callable[..., Any], call: tuple[str, ...]) -> str | N
 def _rerun_as_main(obj: Any, existing: Any) -> bool:
     """Whether ``obj`` is ``existing`` defined again because its module runs as ``__main__``.
 
-    ``python -m levyjepa.data.synthetic_video`` imports the package (which registers the
+    ``python -m levyjepa.data.generated.synthetic_video`` imports the package (which registers the
     module's components) and then executes the module once more as ``__main__``; that second
     definition is the same component, not a clash, and the first one stays registered.
     """
@@ -330,6 +335,10 @@ ENCODERS = Registry("encoder", call=("views",))
 
 PRIORS = Registry("prior", call=("x", "*", "step"))
 """Distributional priors: a tensor of embeddings (and the global step) to a scalar loss."""
+
+METHODS = Registry("method", call=("encoder", "views", "*", "step"))
+"""SSL methods: the encoder and a batch of views to named loss terms
+(:class:`levyjepa.methods.MethodOutput`)."""
 
 DATA = Registry("data source")
 """Data sources: keyword arguments to :class:`levyjepa.data.DataSplits`."""

@@ -1,10 +1,11 @@
 """The typed schema of a recipe's top-level sections.
 
 A recipe is YAML data (``recipes/*.yaml``). Fixed sections (``trainer``, ``optim``,
-``objective``, ``log``) are typed here, so a misspelt key or a value of the wrong type is refused
-when the recipe is loaded. Component sections (``data``, ``encoder``, ``objective.sigreg``,
-``objective.levy``) are ``{name: ..., **kwargs}`` mappings whose keys are checked against the
-registered component's constructor (see :mod:`levyjepa.registry`).
+``log``) are typed here, so a misspelt key or a value of the wrong type is refused when the
+recipe is loaded. Component sections (``data``, ``encoder``, ``method``, ``method.sigreg``, each
+entry of ``priors``) are ``{name: ..., **kwargs}`` mappings whose keys are checked against the
+registered component's constructor (see :mod:`levyjepa.registry`); ``priors`` maps term names
+to attached priors (:mod:`levyjepa.attached_priors`).
 """
 
 from __future__ import annotations
@@ -20,27 +21,6 @@ DEVICES = ("auto", "cpu", "cuda")
 TRACKERS = ("wandb", "tensorboard")
 WANDB_MODES = ("offline", "online", "disabled")
 ON_NONFINITE = ("stop", "skip")  # trainer.on_nonfinite (levyjepa/nonfinite.py)
-
-
-@dataclass
-class ObjectiveConfig:
-    """The LeJEPA objective with the Lévy prior (docs/method.md, the objective).
-
-    ``lejepa = gamma * within + lamb * sigreg + kappa * (1 - lamb) * inv``; the online probe's
-    cross-entropy is added on top, on detached embeddings.
-    """
-
-    lamb: float = 0.02
-    kappa: float = 1.0
-    gamma: float = 0.0
-    sigreg: dict[str, Any] = field(default_factory=lambda: {"name": "sigreg"})
-    levy: Optional[dict[str, Any]] = None
-    probe_classes: Optional[int] = None
-    # gamma = 0: add gamma * within to the loss with its graph anyway, as the seed does, so the
-    # token projector gets zero gradients and AdamW's decoupled weight decay shrinks it every
-    # step (on in the four seed recipes); false: within is logged only, computed without
-    # gradient, and the projector keeps its initial weights (cheaper)
-    within_in_loss: bool = False
 
 
 @dataclass
@@ -74,9 +54,12 @@ class TrainerConfig:
     on_nonfinite: str = "stop"
     # several processes: BatchNorm statistics over the global batch (levyjepa/global_batchnorm.py)
     sync_batchnorm: bool = True
+    # classes of the online probe; None = the data source's number of classes (the seed's probe
+    # is Linear(512, 100) with 10 classes used)
+    probe_classes: Optional[int] = None
     # CPU only: torch threads of each process; None = one core per loader worker is left free
     cpu_threads: Optional[int] = None
-    # speed options (levyjepa/speed.py, levyjepa/data/loader_options.py)
+    # speed options (levyjepa/speed.py, levyjepa/data/loading/loader_options.py)
     compile: bool = False  # torch.compile the model's forward
     channels_last: bool = False  # channels-last weights and views (a ViT's patch embedding)
     pin_memory: bool = True  # page-locked batches, asynchronous copies (CUDA only)
@@ -116,7 +99,9 @@ class Recipe:
     resume_changes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     encoder: dict[str, Any] = field(default_factory=dict)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    # the SSL method (levyjepa/methods/) and the priors attached to its outputs
+    method: dict[str, Any] = field(default_factory=lambda: {"name": "lejepa"})
+    priors: dict[str, Any] = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     log: LogConfig = field(default_factory=LogConfig)

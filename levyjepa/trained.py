@@ -4,7 +4,7 @@ A run directory (:mod:`levyjepa.train`) holds the resolved recipe ``config.yaml`
 checkpoints ``checkpoints/step_XXXXXXXX/`` whose ``model.safetensors`` is the state of the
 trained :class:`~levyjepa.model.Pretrainer` (keys ``encoder.*`` and ``probe.*``). The encoder
 is rebuilt from the recipe's ``encoder`` section, with the token projector exactly when the
-recipe's objective reads ``tokens_proj``, and given the checkpoint's weights.
+recipe's method or a prior reads ``tokens_proj``, and given the checkpoint's weights.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from torch import nn
 
 from levyjepa.checkpoint import STATE_FILE, list_checkpoints
 from levyjepa.errors import ConfigError
-from levyjepa.objective import build_objective
+from levyjepa.attached_priors import AttachedPriors
+from levyjepa.methods.build import encoder_needs_tokens_proj, method_class
 from levyjepa.registry import ENCODERS
 
 __all__ = ["CONFIG_FILE", "MODEL_FILE", "TrainedRun", "encoder_state", "load_trained",
@@ -42,7 +43,7 @@ class TrainedRun:
     Attributes:
         cfg: The run's recipe (with any overrides given to :func:`load_trained`).
         encoder: The encoder with the checkpoint's weights, in eval mode, on CPU.
-        prior: The objective's Lévy prior (``objective.levy``), or ``None``.
+        prior: The prior attached to ``tokens_proj`` (``priors.within``), or ``None``.
         with_tokens_proj: Whether the encoder has its token projector.
         checkpoint: The checkpoint folder the weights come from.
         step: The training step of that checkpoint.
@@ -124,15 +125,16 @@ def load_trained(
     weights = ckpt / MODEL_FILE
     if not weights.is_file():
         raise ConfigError(f"{ckpt}: no {MODEL_FILE} in the checkpoint")
-    objective = build_objective(OmegaConf.to_container(cfg.objective))
-    with_tokens_proj = objective.reads_tokens
+    prior = AttachedPriors(OmegaConf.to_container(cfg.priors), outputs=method_class(cfg).outputs,
+                           method=cfg.method.name).first_on("tokens_proj")
+    with_tokens_proj = encoder_needs_tokens_proj(cfg)
     with torch.random.fork_rng(devices=[]):  # the recipe's initial weights; caller's RNG kept
         torch.manual_seed(cfg.seed)
         encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
                                  with_tokens_proj=with_tokens_proj)
     if untrained:
         encoder.eval()
-        return TrainedRun(cfg=cfg, encoder=encoder, prior=objective.levy,
+        return TrainedRun(cfg=cfg, encoder=encoder, prior=prior,
                           with_tokens_proj=with_tokens_proj, checkpoint=ckpt, step=0)
     state = encoder_state(load_file(str(weights)))
     missing, unexpected = encoder.load_state_dict(state, strict=False)
@@ -142,5 +144,5 @@ def load_trained(
                           f"({'missing' if missing else 'unexpected'} key 'encoder.{bad}')")
     encoder.eval()
     step = int(json.loads((ckpt / STATE_FILE).read_text())["step"])
-    return TrainedRun(cfg=cfg, encoder=encoder, prior=objective.levy,
+    return TrainedRun(cfg=cfg, encoder=encoder, prior=prior,
                       with_tokens_proj=with_tokens_proj, checkpoint=ckpt, step=step)

@@ -53,13 +53,16 @@ def test_anisotropic_and_degenerate_cases() -> None:
     assert float(rankme(low_rank(512, 8, 8).reshape(2, 256, 8))) == pytest.approx(8, rel=0.03)
 
 
-def _output(tokens_proj: torch.Tensor | None, *, collapsed: bool = False) -> EncoderOutput:
+def _output(tokens_proj: torch.Tensor | None, *, collapsed: bool = False
+            ) -> dict[str, torch.Tensor]:
+    """A method's outputs (the encoder's fields, by name)."""
     gen = torch.Generator().manual_seed(1)
     emb = torch.randn(16, 12, generator=gen)
     if collapsed:
         emb[:, 3] = 0.5
     return EncoderOutput(emb=emb, proj=torch.randn(2, 8, 6, generator=gen),
-                         tokens=torch.randn(16, 5, 5, 4, generator=gen), tokens_proj=tokens_proj)
+                         tokens=torch.randn(16, 5, 5, 4, generator=gen),
+                         tokens_proj=tokens_proj)._asdict()
 
 
 def test_training_diagnostics_metrics_and_ep_per_family() -> None:

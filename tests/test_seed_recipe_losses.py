@@ -5,7 +5,16 @@ keep their meaning exactly. This test trains each for 3 steps on fixed tiny data
 of ``tests/test_train.py``, one CPU thread so the reductions' order is fixed) and compares every
 logged ``train/`` value with ``tests/golden/seed_recipe_losses.json`` to 1e-6 relative. The
 file was written by this test with ``LEVYJEPA_WRITE_GOLDEN=1`` at commit time of the old
-objective (``levyjepa/objective.py``); rewrite it only for an intended change of meaning.
+objective (``levyjepa/objective.py``, commit cad5d09); rewrite it only for an intended change of
+meaning. The values depend on the torch build at the 1e-6 level: a record made with an earlier
+torch build differed from the same old code under torch 2.14.1 by up to 1.5e-6 (``probe_loss``
+after two updates), so the record names its torch version (``_recorded_with``) and the test
+compares to 1e-6 under that version and to 1e-5 under another one.
+
+One term was renamed on purpose by the refactor: the optimised sum, ``train/lejepa_loss`` of the
+old objective, is ``train/loss`` on the method seam (the loop optimises the method's ``loss`` plus
+the weighted priors). :data:`RENAMED` maps the recorded names to today's, and nothing else may
+differ: the set of terms and every value.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from test_train import ROOT, read_metrics, tiny, tiny_data
 
 from levyjepa.recipe import load_recipe
@@ -25,6 +35,8 @@ GOLDEN = Path(__file__).parent / "golden" / "seed_recipe_losses.json"
 RECIPES = ("quickstart", "image_baseline", "image_levy2d", "image_noinv_baseline",
            "image_noinv_levy2d")
 STEPS = 3
+RENAMED = {"train/lejepa_loss": "train/loss"}
+"""Recorded name -> today's name of the terms renamed by the method refactor (issue 14)."""
 
 
 def _losses(recipe: str, out: Path, image_tree: Path) -> dict[str, list[float]]:
@@ -33,7 +45,7 @@ def _losses(recipe: str, out: Path, image_tree: Path) -> dict[str, list[float]]:
                                  "log.every=1", "log.diagnostics_every=0",
                                  data=tiny_data(path, image_tree)))
     train(cfg)
-    events = [e for e in read_metrics(out) if "train/lejepa_loss" in e]
+    events = [e for e in read_metrics(out) if "train/loss" in e]
     assert [e["step"] for e in events] == list(range(1, STEPS + 1))
     keys = sorted(k for k in events[0] if k.startswith("train/") and k != "train/grad_norm")
     return {k: [float(e[k]) for e in events] for k in keys}
@@ -45,13 +57,17 @@ def test_seed_recipe_losses_match_the_golden_record(recipe: str, tmp_path: Path,
     got = _losses(recipe, tmp_path / "run", image_tree)
     if os.environ.get("LEVYJEPA_WRITE_GOLDEN") == "1":
         record = json.loads(GOLDEN.read_text()) if GOLDEN.is_file() else {}
-        record[recipe] = got
+        record[recipe] = got  # today's names (RENAMED then maps nothing of this recipe)
+        record["_recorded_with"] = {"torch": torch.__version__.split("+")[0], "code": "HEAD"}
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         pytest.skip("golden record written")
-    want = json.loads(GOLDEN.read_text())[recipe]
+    record = json.loads(GOLDEN.read_text())
+    want = {RENAMED.get(k, k): v for k, v in record[recipe].items()}
     assert sorted(got) == sorted(want), "the logged train/ terms changed"
+    same_torch = record["_recorded_with"]["torch"] == torch.__version__.split("+")[0]
+    rel = 1e-6 if same_torch else 1e-5
     for key, values in want.items():
         for step, (a, b) in enumerate(zip(got[key], values), start=1):
-            assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9), (
+            assert math.isclose(a, b, rel_tol=rel, abs_tol=1e-9), (
                 f"{recipe} step {step} {key}: {a!r} != golden {b!r}")

@@ -1,5 +1,13 @@
-"""SSL methods and their losses (issue 14 builds the method registry here).
+"""SSL methods: registered components that turn a batch of views into named loss terms.
 
-For now: :class:`levyjepa.methods.vicreg_loss.VICRegLoss`, the VICReg criterion as a plain
-module, ahead of the ``vicreg`` method that will use it.
+One method per file; :mod:`levyjepa.methods.base` states the seam (:class:`Method`,
+:class:`MethodNeeds`, :class:`MethodOutput`). Registered here: ``lejepa``
+(:class:`levyjepa.methods.lejepa.LeJEPA`, with multi-crop) and ``vicreg``
+(:class:`levyjepa.methods.vicreg.VICReg`). A recipe selects one with ``method: {name: ...}``
+and attaches priors to its outputs with ``priors:`` (:mod:`levyjepa.attached_priors`).
 """
+
+from levyjepa.methods import lejepa, vicreg  # noqa: F401  (importing registers the methods)
+from levyjepa.methods.base import Method, MethodNeeds, MethodOutput, encode_groups, full_precision
+
+__all__ = ["Method", "MethodNeeds", "MethodOutput", "encode_groups", "full_precision"]

@@ -1,0 +1,87 @@
+"""Building a recipe's method and its attached priors, and checking what the method needs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from levyjepa.attached_priors import AttachedPriors, check_prior_entry
+from levyjepa.errors import ConfigError
+from levyjepa.methods.base import Method, MethodNeeds
+from levyjepa.registry import METHODS
+
+
+def method_class(cfg: DictConfig) -> type[Method]:
+    """The registered class of the recipe's ``method`` (checked: a :class:`Method`)."""
+    name = cfg.method.get("name")
+    factory = METHODS.get(name)
+    if not (isinstance(factory, type) and issubclass(factory, Method)):
+        raise ConfigError(f"method: method '{name}' (from module '{factory.__module__}') must "
+                          "be a subclass of levyjepa.methods.Method")
+    return factory
+
+
+def check_priors_section(cfg: DictConfig) -> None:
+    """Check every ``priors.<term>`` entry against the prior registry and the method's outputs.
+
+    Raises:
+        ConfigError: naming the entry's key.
+    """
+    cls = method_class(cfg)
+    section = OmegaConf.to_container(cfg.priors)
+    assert isinstance(section, dict)
+    for term, entry in section.items():
+        if entry is not None:
+            check_prior_entry(term, entry, outputs=cls.outputs, method=cfg.method.name)
+
+
+def encoder_needs_tokens_proj(cfg: DictConfig) -> bool:
+    """Whether the encoder must build its token projector (the method or a prior reads it)."""
+    priors = OmegaConf.to_container(cfg.priors)
+    assert isinstance(priors, dict)
+    return method_class(cfg).needs.tokens_proj or any(
+        isinstance(e, Mapping) and e.get("input") == "tokens_proj" for e in priors.values())
+
+
+def check_needs(needs: MethodNeeds, *, method: str, view_groups: Sequence[tuple[int, int]],
+                encoder: nn.Module) -> None:
+    """Refuse data or an encoder that cannot give the method what it needs (one line).
+
+    Args:
+        needs: The method's needs.
+        method: Its name (for messages).
+        view_groups: ``(count, size)`` of each view group the data makes.
+        encoder: The built encoder.
+    """
+    if view_groups and view_groups[0][0] < needs.min_views:
+        raise ConfigError(f"method '{method}' needs at least {needs.min_views} global views per "
+                          f"sample; the data makes {view_groups[0][0]} (views.global_views)")
+    if len(view_groups) > 1 and not needs.local_views:
+        raise ConfigError(f"method '{method}' takes no local views; set views.local_views=0")
+    if needs.masked_forward and not callable(getattr(encoder, "forward_masked", None)):
+        raise ConfigError(f"method '{method}' needs an encoder with a masked forward "
+                          f"(forward_masked); encoder '{type(encoder).__name__}' has none")
+
+
+def build_method(cfg: DictConfig, *, encoder: nn.Module,
+                 view_groups: Sequence[tuple[int, int]]) -> tuple[Method, AttachedPriors]:
+    """Build the recipe's method and priors, after checking the method's needs.
+
+    The runner offers the method the built ``encoder`` and the data's ``view_groups`` (a
+    method registered with ``runtime=("encoder",)`` receives the encoder, e.g. to copy an EMA
+    teacher from it).
+    """
+    cls = method_class(cfg)
+    name = cfg.method.name
+    check_needs(cls.needs, method=name, view_groups=view_groups, encoder=encoder)
+    offered: dict[str, Any] = {"encoder": encoder, "view_groups": tuple(view_groups)}
+    runtime = {k: v for k, v in offered.items() if k in METHODS.runtime_names(name)}
+    section = OmegaConf.to_container(cfg.method)
+    assert isinstance(section, dict)
+    method = METHODS.build(section, where="method", **runtime)
+    priors = AttachedPriors(OmegaConf.to_container(cfg.priors), outputs=cls.outputs,
+                            method=name)
+    return method, priors

@@ -1,0 +1,125 @@
+"""What the training loop does besides stepping: log a step, evaluate the online probe,
+checkpoint, stop on a non-finite value, and finish the run (summary, pictures, first look)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from levyjepa.atomic import atomic_write_json
+from levyjepa.checkpoint import list_checkpoints, save_checkpoint
+from levyjepa.nonfinite import NonFiniteError
+from levyjepa.run_setup import Run
+from levyjepa.runlog import RunLog
+
+
+def log_step(run: Run, terms: dict[str, torch.Tensor], lr: float, *, step: int, epoch: int,
+             extra: Optional[dict[str, float]] = None) -> dict[str, float]:
+    """Log every term as ``train/<name>`` (averaged over processes, one reduction), the
+    learning rate and ``extra``; returns the logged metrics."""
+    names = list(terms)
+    values = torch.stack([terms[k].detach().float().reshape(()) for k in names])
+    values = run.accelerator.reduce(values, reduction="mean").tolist()
+    metrics = {f"train/{k}": v for k, v in zip(names, values)}
+    metrics["train/lr"] = lr
+    metrics.update(extra or {})
+    run.runlog.log(metrics, step=step, epoch=epoch)
+    return metrics
+
+
+def evaluate(run: Run, *, progress: bool) -> float:
+    """Online-probe accuracy on the test split (one un-augmented view per image)."""
+    model, accelerator = run.model, run.accelerator
+    model.eval()
+    correct = seen = 0
+    with torch.no_grad(), accelerator.autocast():
+        for images, labels in tqdm(run.test_loader, desc="test/acc", leave=False,
+                                   dynamic_ncols=True, disable=not progress):
+            logits = run.pretrainer.test_logits(images)
+            preds, labels = accelerator.gather_for_metrics((logits.argmax(-1), labels))
+            correct += (preds == labels).sum().item()
+            seen += labels.numel()
+    model.train()
+    return correct / max(1, seen)
+
+
+def checkpoint(run: Run, step: int) -> None:
+    """Save the run's state at ``step`` (atomically; :mod:`levyjepa.checkpoint`)."""
+    save_checkpoint(run.accelerator, run.run_dir,
+                    {"step": step, "epoch": step // run.steps_per_epoch,
+                     "steps_per_epoch": run.steps_per_epoch},
+                    keep=run.cfg.trainer.keep_checkpoints, model=run.model,
+                    optimizer=run.optimizer)
+
+
+def stop_nonfinite(run: Run, terms: dict[str, torch.Tensor], bad: list[str], lr: float, *,
+                   step: int, epoch: int) -> NonFiniteError:
+    """Log the bad step, write the summary and end training; returns the error to raise."""
+    log_step(run, terms, lr, step=step, epoch=epoch)
+    found = list_checkpoints(run.run_dir)
+    last = (f"the last good checkpoint is {found[-1].name}" if found
+            else "no checkpoint was written yet")
+    message = (f"step {step}: non-finite {', '.join(bad)}; stopped before the update; {last}; "
+               "resume=auto continues from it (e.g. with a lower optim.net_lr_bs256 and "
+               "resume_changes=[optim.net_lr_bs256]), or set trainer.on_nonfinite=skip")
+    if run.accelerator.is_main_process:
+        atomic_write_json(run.run_dir / "summary.json", {
+            "recipe": run.cfg.name, "run_dir": str(run.run_dir), "steps": step - 1,
+            "stopped": message, "final": run.runlog.last})
+    run.accelerator.end_training()
+    return NonFiniteError(message)
+
+
+def finish_run(run: Run, *, step: int, train_time: float, skipped_steps: int) -> dict[str, Any]:
+    """Write pictures and ``summary.json``, end training, print the summary line and the
+    first look; returns the summary."""
+    cfg, accelerator, run_dir = run.cfg, run.accelerator, run.run_dir
+    token_prior = run.priors.first_on("tokens_proj")
+    if cfg.log.pictures and accelerator.is_main_process:
+        from levyjepa.pictures import write_pictures  # matplotlib: imported only when drawing
+
+        write_pictures(run.pretrainer.encoder, token_prior, run.splits, run_dir, step=step,
+                       trackers=accelerator.trackers)
+    views_per_step = run.batch_size * sum(count for count, _ in getattr(run.splits, 'view_groups', ((run.cfg.data.get('views', 1), 0),)))
+    runlog: RunLog = run.runlog
+    done = step - run.start_step
+    summary = {
+        "recipe": cfg.name,
+        "method": cfg.method.name,
+        "run_dir": str(run_dir),
+        "steps": step,
+        "epochs": step / run.steps_per_epoch,
+        "steps_this_session": done,
+        "world_size": accelerator.num_processes,
+        "device": str(accelerator.device),
+        "precision": run.precision,
+        "wall_time_s": time.perf_counter() - run.started,
+        "train_time_s": train_time,
+        "views_per_s": done * views_per_step / train_time if train_time else 0.0,
+        "skipped_steps": skipped_steps,
+        "skipped_files": int(runlog.last.get("data/skipped_files", 0)),
+        "final": runlog.last,
+        "best": runlog.best,
+    }
+    if accelerator.is_main_process:
+        atomic_write_json(run_dir / "summary.json", summary)
+    accelerator.end_training()
+    acc = summary["final"].get("test/acc")
+    accelerator.print(
+        f"done: {step} steps in {summary['wall_time_s']:.1f} s, "
+        f"{summary['views_per_s']:.1f} views/s"
+        + (f", test/acc {acc:.4f}" if acc is not None and math.isfinite(acc) else "")
+        + f" -> {run_dir}"
+    )
+    if cfg.log.first_look and accelerator.is_main_process:
+        from levyjepa.first_look import first_look
+
+        encoder = run.pretrainer.encoder
+        first_look(Path(run_dir), prior=token_prior, grid=getattr(encoder, "grid", None),
+                   channels=getattr(encoder, "proj_dim", 0), progress=cfg.log.progress)
+    return summary
