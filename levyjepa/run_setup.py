@@ -117,7 +117,8 @@ def build_run(cfg: DictConfig) -> Run:
     model = apply_speed_options(pretrainer, compile=cfg.trainer.compile,
                                 channels_last=cfg.trainer.channels_last)
     optimizer = build_optimizer(
-        encoder_params=[*encoder.parameters(), *method.parameters()],
+        encoder_params=[*encoder.parameters(),  # a teacher (no gradient) is not optimised
+                        *(p for p in method.parameters() if p.requires_grad)],
         probe_params=probe.parameters() if probe is not None else [],
         batch_size=batch_size,
         net_lr_bs256=cfg.optim.net_lr_bs256,

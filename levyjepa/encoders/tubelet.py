@@ -47,9 +47,13 @@ class TubeletEmbed(nn.Module):
         self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=kernel, stride=kernel)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T, H, W)`` to ``(B, T', H', W', D)``."""
-        if tuple(clips.shape[1:]) != self.input_size:
+        """``(B, C, T, H, W)`` to ``(B, T', H', W', D)``; frames of another side than
+        ``img_size`` are accepted when ``patch_size`` tiles them."""
+        c, t = self.input_size[:2]
+        patch = self.proj.kernel_size[1]
+        if (clips.dim() != 5 or tuple(clips.shape[1:3]) != (c, t)
+                or clips.shape[3] % patch or clips.shape[4] % patch):
             want = ", ".join(map(str, self.input_size))
-            raise ValueError(f"expected clips (B, C, T, H, W) = (B, {want}), "
-                             f"got {tuple(clips.shape)}")
+            raise ValueError(f"expected clips (B, C, T, H, W) = (B, {want}) (H, W: multiples "
+                             f"of {patch}), got {tuple(clips.shape)}")
         return self.proj(clips).permute(0, 2, 3, 4, 1)

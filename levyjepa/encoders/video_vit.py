@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, init_weights_vit_timm
 from torch import nn
@@ -137,8 +138,13 @@ class VideoViTEncoder(nn.Module):
 
     def forward_tokens(self, clips: torch.Tensor) -> torch.Tensor:
         """Backbone only: ``(B, C, T, H, W)`` clips to tokens ``(B, T', H', W', D)``."""
-        x = self.patch_embed(clips) + self.pos_embed
+        x = self.patch_embed(clips)
         b, t, h, w, d = x.shape
+        pos = self.pos_embed
+        if (t, h, w) != self.grid:  # another frame side: the embedding resampled to its grid
+            pos = F.interpolate(pos.permute(0, 4, 1, 2, 3), size=(t, h, w), mode="trilinear",
+                                align_corners=False).permute(0, 2, 3, 4, 1)
+        x = x + pos
         x = self.norm(self.blocks(x.reshape(b, t * h * w, d)))
         return x.reshape(b, t, h, w, d)
 

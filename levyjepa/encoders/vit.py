@@ -94,6 +94,7 @@ class ViTEncoder(nn.Module):
             in_chans=in_chans,
             num_classes=0,
             drop_path_rate=drop_path,
+            dynamic_img_size=True,  # other resolutions: position embeddings interpolated
             **overrides,
         )
         grid = tuple(self.backbone.patch_embed.grid_size)
@@ -110,13 +111,24 @@ class ViTEncoder(nn.Module):
             if with_tokens_proj else None
         )
 
+    def grid_of(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The token grid of ``(H, W)`` inputs (``self.grid`` at ``img_size``)."""
+        patch = self.backbone.patch_embed.patch_size
+        return int(size[0]) // patch[0], int(size[1]) // patch[1]
+
     def forward(self, views: torch.Tensor) -> EncoderOutput:
-        """Encode ``(N, V, C, H, W)`` views; see :class:`EncoderOutput` for the shapes."""
+        """Encode ``(N, V, C, H, W)`` views; see :class:`EncoderOutput` for the shapes.
+
+        Views of another side than ``img_size`` (LeJEPA's local views) are encoded with the
+        position embeddings of the backbone and of the attention pool resampled (bicubic) to
+        their grid; at ``img_size`` nothing is resampled.
+        """
         if views.dim() != 5:
             raise ValueError(f"vit expects (N, V, C, H, W) views, got shape {tuple(views.shape)}")
         n, v = views.shape[:2]
         feats = self.backbone.forward_features(views.flatten(0, 1))
-        tokens = feats[:, self.backbone.num_prefix_tokens :].unflatten(1, self.grid)
+        grid = self.grid_of(views.shape[-2:])
+        tokens = feats[:, self.backbone.num_prefix_tokens :].unflatten(1, grid)
         emb = self.head(tokens)
         proj = self.proj(emb).unflatten(0, (n, v)).transpose(0, 1)
         tokens_proj = self.tokens_proj(tokens) if self.tokens_proj is not None else None

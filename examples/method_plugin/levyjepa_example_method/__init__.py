@@ -1,0 +1,1 @@
+"""Example levyjepa method plugin: ``align_uniform`` (see ``align_uniform.py``)."""

@@ -1,0 +1,184 @@
+"""The method seam: every registered method trains, resumes exactly, runs on 2 processes; priors
+attached to any method get gradients (or none at weight 0); LeJEPA's multi-crop centres."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_train import ROOT, _encoder_state, read_metrics, tiny
+
+from levyjepa.attached_priors import AttachedPriors
+from levyjepa.encoders.output import EncoderOutput
+from levyjepa.encoders.vit import ViTEncoder
+from levyjepa.errors import ConfigError
+from levyjepa.methods.lejepa import LeJEPA
+from levyjepa.recipe import load_recipe
+from levyjepa.registry import METHODS
+from levyjepa.train import train
+
+QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
+BUILTIN = [n for n in METHODS.names() if METHODS.get(n).__module__.startswith("levyjepa.")]
+
+
+def method_overrides(name: str) -> list[str]:
+    """Select ``name`` on the quickstart (the section is replaced: its defaults apply)."""
+    return [] if name == "lejepa" else [f"method={{name: {name}}}"]
+
+
+def test_builtin_methods_are_registered() -> None:
+    assert {"lejepa", "vicreg"} <= set(BUILTIN)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_method_trains_two_steps_and_logs_its_terms(name: str, tmp_path: Path) -> None:
+    run = tmp_path / name
+    summary = train(load_recipe(QUICKSTART, tiny(run, *method_overrides(name),
+                                                 "trainer.max_steps=2", "log.every=1")))
+    assert summary["steps"] == 2 and summary["method"] == name
+    events = [e for e in read_metrics(run) if "train/loss" in e]
+    assert [e["step"] for e in events] == [1, 2]
+    terms = {"lejepa": {"inv", "sigreg", "orig_lejepa_loss"}, "vicreg": {"inv", "var", "cov"}}
+    for event in events:  # the method's terms, the prior's and the loop's, all finite
+        want = {"loss", "within", "probe_loss", "grad_norm", *terms.get(name, ())}
+        got = {k.removeprefix("train/") for k in event if k.startswith("train/")}
+        assert want <= got, want - got
+        assert all(torch.isfinite(torch.tensor(event[f"train/{k}"])) for k in want)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_resume_is_exact_for_every_method(name: str, tmp_path: Path) -> None:
+    """4 straight steps against 2 steps, then resume to 4: same terms and weights."""
+    common = [*method_overrides(name), "trainer.epochs=2", "log.every=1", "data.train_size=12",
+              "trainer.eval_every=0"]
+    straight, parted = tmp_path / "straight", tmp_path / "parted"
+    train(load_recipe(QUICKSTART, tiny(straight, *common, "trainer.max_steps=4")))
+    train(load_recipe(QUICKSTART, tiny(parted, *common, "trainer.max_steps=2")))
+    train(load_recipe(QUICKSTART, tiny(parted, *common, "trainer.max_steps=4", "resume=auto")))
+    a = [e for e in read_metrics(straight) if "train/loss" in e]
+    b = [e for e in read_metrics(parted) if "train/loss" in e]
+    assert [e["step"] for e in a] == [e["step"] for e in b] == [1, 2, 3, 4]
+    for ea, eb in zip(a, b):
+        for key in ea:
+            if key.startswith("train/"):
+                assert eb[key] == pytest.approx(ea[key], rel=1e-6, abs=1e-9), (ea["step"], key)
+    sa, sb = _encoder_state(straight), _encoder_state(parted)
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        torch.testing.assert_close(sb[key], sa[key], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_method_on_two_cpu_processes(name: str, tmp_path: Path) -> None:
+    """torchrun, 2 gloo processes: 2 steps, every metric written once, by the main process."""
+    run = tmp_path / "ddp"
+    port = 29540 + BUILTIN.index(name)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2",
+         "--master_port", str(port), "-m", "levyjepa.run", str(QUICKSTART),
+         *tiny(run, *method_overrides(name), "trainer.max_steps=2", "log.every=1")],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [e["step"] for e in read_metrics(run) if "train/loss" in e] == [1, 2]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["method"] == name
+
+
+def tiny_encoder() -> ViTEncoder:
+    torch.manual_seed(0)
+    return ViTEncoder(arch="vit_tiny_patch16_224", img_size=16, patch_size=4, embed_dim=32,
+                      depth=1, num_heads=2, drop_path=0.0, emb_dim=32, pool_heads=2,
+                      proj_hidden=32, proj_dim=8)
+
+
+def build(name: str):
+    return METHODS.build({"name": name, **({"sigreg": {"name": "sigreg", "slices": 16}}
+                                            if name == "lejepa" else {})})
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("weight, graph", [(1.0, False), (0.0, False), (0.0, True)])
+def test_priors_attached_to_every_method_get_gradients(name: str, weight: float,
+                                                       graph: bool) -> None:
+    """A prior on ``tokens_proj`` trains the token projector at weight > 0; at weight 0 it is
+    logged without a graph (no gradient at all), or with the seed's graph (zero gradients)."""
+    encoder, method = tiny_encoder(), build(name)
+    priors = AttachedPriors({"within": {"name": "levy2d", "input": "tokens_proj",
+                                        "weight": weight, "graph_at_zero_weight": graph}},
+                            outputs=type(method).outputs, method=name)
+    views = [torch.randn(6, 2, 3, 16, 16, generator=torch.Generator().manual_seed(1))]
+    result = method(encoder, views, step=0)
+    terms = priors(result.terms, result.outputs, step=0)
+    assert terms["within"].ndim == 0 and torch.isfinite(terms["within"])
+    terms["loss"].backward()
+    grads = [p.grad for p in encoder.tokens_proj.parameters()]
+    if weight > 0:
+        assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+        assert terms["loss"] > result.terms["loss"]  # weight * within was added
+    elif graph:
+        assert all(g is not None and not g.any() for g in grads)
+    else:
+        assert all(g is None for g in grads)
+        assert terms["loss"] is result.terms["loss"] or torch.equal(terms["loss"],
+                                                                    result.terms["loss"])
+    # the method's own terms train the rest of the encoder in every case
+    assert encoder.proj[0].weight.grad is not None
+
+
+class FieldEncoder(torch.nn.Module):
+    """An encoder whose ``proj`` is its input: ``(N, V, K)`` views give ``proj`` ``(V, N, K)``."""
+
+    def forward(self, views: torch.Tensor) -> EncoderOutput:
+        n, v, k = views.shape
+        return EncoderOutput(emb=views.reshape(n * v, k), proj=views.transpose(0, 1),
+                             tokens=views.reshape(n * v, 1, 1, k), tokens_proj=None)
+
+
+def test_multicrop_centres_come_from_the_global_views_only() -> None:
+    gen = torch.Generator().manual_seed(3)
+    glob = torch.randn(5, 2, 4, generator=gen, dtype=torch.float64)
+    local = torch.randn(5, 6, 4, generator=gen, dtype=torch.float64)
+    method = LeJEPA(lamb=0.5, kappa=1.0, sigreg={"name": "sigreg", "slices": 8})
+    terms = method(FieldEncoder(), [glob.float(), local.float()], step=0).terms
+    centre = glob.mean(1, keepdim=True)  # (N, 1, K)
+    everything = torch.cat([glob, local], 1)
+    want = (everything - centre).square().mean()
+    assert float(terms["inv"]) == pytest.approx(float(want), rel=1e-6)
+    wrong = (everything - everything.mean(1, keepdim=True)).square().mean()  # all-view centres
+    assert abs(float(wrong) - float(want)) > 1e-3
+    # moving a local view changes its own distance to the centre, never the centre
+    moved = local.clone()
+    moved[:, 0] += 1.0
+    again = method(FieldEncoder(), [glob.float(), moved.float()], step=0).terms["inv"]
+    shift = ((torch.cat([glob, moved], 1) - centre).square().mean())
+    assert float(again) == pytest.approx(float(shift), rel=1e-6)
+    # SIGReg sees every view: the statistic over 8 views differs from the global views' alone
+    alone = method.sigreg(glob.float().transpose(0, 1), step=0)
+    assert not torch.isclose(terms["sigreg"], alone)
+
+
+def test_a_misspelt_method_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown method 'vicrge' \(did you mean 'vicreg'\?\);"
+                                          r" known: .*lejepa.*vicreg"):
+        load_recipe(QUICKSTART, tiny(tmp_path, "method={name: vicrge}"))
+
+
+def test_priors_read_only_what_the_method_returns(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"priors.within.input: method 'lejepa' has no output "
+                                          r"'tokenz'; its outputs: emb, proj, tokens, "
+                                          r"tokens_proj"):
+        load_recipe(QUICKSTART, tiny(tmp_path, "priors.within.input=tokenz"))
+    with pytest.raises(ConfigError, match=r"priors.within.weight must be a number >= 0"):
+        load_recipe(QUICKSTART, tiny(tmp_path, "priors.within.weight=-1"))
+    with pytest.raises(ConfigError, match=r"objective.gamma moved to priors.within.weight"):
+        load_recipe(QUICKSTART, tiny(tmp_path, "objective.gamma=1"))
+    cfg = load_recipe(QUICKSTART, tiny(tmp_path, "priors.within.name=levy3d"))
+    # a renamed prior keeps its attachment (input, weight) but not the old prior's parameters
+    assert dict(cfg.priors.within) == {"name": "levy3d", "input": "tokens_proj", "weight": 0.2}
