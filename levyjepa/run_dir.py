@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from levyjepa.checkpoint import resolve_resume
 from levyjepa.errors import ConfigError
+from levyjepa.moved_keys import refuse_moved_keys
 
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints")
 """Entries whose presence means a folder holds a run."""
@@ -127,7 +128,12 @@ def check_same_recipe(cfg: DictConfig, checkpoint: Path) -> str:
     if saved_path is None:
         raise ConfigError(f"resume: '{checkpoint}' has no config.yaml in its run directory "
                           f"('{checkpoint.parent.parent}'), so the recipe cannot be checked")
-    saved = flatten_recipe(OmegaConf.to_container(OmegaConf.load(saved_path)))
+    saved_tree = OmegaConf.load(saved_path)
+    # a run written before a key moved (the objective before the method seam) cannot continue
+    # under today's recipe: one line, not a list of every moved key
+    refuse_moved_keys(saved_tree, origin=f"resume: {saved_path} was written by an earlier "
+                      "levyjepa and cannot be resumed (start a new out_dir); its key")
+    saved = flatten_recipe(OmegaConf.to_container(saved_tree))
     now = flatten_recipe(OmegaConf.to_container(cfg))
     differ = sorted(k for k in set(saved) | set(now)
                     if saved.get(k, _MISSING) != now.get(k, _MISSING) and not _may_change(k))

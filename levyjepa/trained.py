@@ -21,10 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file
 from torch import nn
 
+from levyjepa.attached_priors import AttachedPriors
 from levyjepa.checkpoint import STATE_FILE, list_checkpoints
 from levyjepa.errors import ConfigError
-from levyjepa.attached_priors import AttachedPriors
 from levyjepa.methods.build import encoder_needs_tokens_proj, method_class
+from levyjepa.moved_keys import refuse_moved_keys
 from levyjepa.registry import ENCODERS
 
 __all__ = ["CONFIG_FILE", "MODEL_FILE", "TrainedRun", "encoder_state", "load_trained",
@@ -120,6 +121,8 @@ def load_trained(
     config = run_dir / CONFIG_FILE
     if not config.is_file():
         raise ConfigError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
+    refuse_moved_keys(OmegaConf.load(config), origin=f"{config} was written by an earlier "
+                      "levyjepa, whose checkpoints this version does not read; its key")
     cfg = load_recipe(config, overrides)
     ckpt = resolve_checkpoint(run_dir, checkpoint)
     weights = ckpt / MODEL_FILE
