@@ -28,9 +28,9 @@ COMMON=("data.root=$DATA" data.batch_size=4 data.workers=0 "log.trackers=[]" log
 for r in $(seq "$REPEATS"); do
   for config in sigreg levy2d baseline; do
     case $config in
-      sigreg) extra=(objective.levy=null objective.gamma=0.0); label="SIGReg only" ;;
-      levy2d) extra=(objective.gamma=1.0); label="SIGReg + levy2d (gamma 1)" ;;
-      baseline) extra=(objective.gamma=0.0); label="baseline: SIGReg, levy2d logged (gamma 0)" ;;
+      sigreg) extra=(priors.within=null); label="SIGReg only" ;;
+      levy2d) extra=(priors.within.weight=1.0); label="SIGReg + levy2d (gamma 1)" ;;
+      baseline) extra=(priors.within.weight=0.0); label="baseline: SIGReg, levy2d logged (gamma 0)" ;;
     esac
     echo "repeat $r/$REPEATS: $label ($(uptime | sed 's/.*load/load/'))" >&2
     "$PY" benchmarks/step.py $RECIPE "${COMMON[@]}" "${extra[@]}" --label "$label" \

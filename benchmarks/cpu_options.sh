@@ -22,7 +22,7 @@ MD="$OUT_DIR/cpu_options.md"
 : > "$MD"
 RECIPE=recipes/image_levy2d.yaml
 COMMON=("data.root=$DATA" data.batch_size=4 data.workers=0 "log.trackers=[]" log.pictures=false
-        trainer.device=cpu objective.gamma=1.0)
+        trainer.device=cpu priors.within.weight=1.0)
 
 step() {  # label, then overrides and step.py options
   local label=$1
