@@ -28,7 +28,8 @@ def base(tmp_path: Path) -> Path:
 seed: 3
 data: {name: synthetic_shapes, size: 16, views: 2, train_size: 20, batch_size: 4, workers: 0}
 encoder: {name: vit, img_size: 16, patch_size: 4, embed_dim: 32, depth: 1, num_heads: 2}
-objective:
+method:
+  name: lejepa
   lamb: 0.1
   sigreg: {name: sigreg, slices: 32}
 trainer: {epochs: 5}
@@ -39,18 +40,18 @@ def test_base_inheritance_relative_to_the_recipe(tmp_path: Path, base: Path) -> 
     sub = tmp_path / "sub"
     sub.mkdir()
     child = write(sub / "child.yaml", "base: ../base.yaml\ntrainer: {epochs: 7}\n"
-                                      "objective: {gamma: 0.0, sigreg: {slices: 64}}\n")
+                                      "method: {kappa: 0.5, sigreg: {slices: 64}}\n")
     cfg = load_recipe(child)
     assert cfg.trainer.epochs == 7  # child wins
-    assert cfg.seed == 3 and cfg.objective.lamb == 0.1  # inherited
-    assert cfg.objective.sigreg == {"name": "sigreg", "slices": 64}  # deep merge
+    assert cfg.seed == 3 and cfg.method.lamb == 0.1 and cfg.method.kappa == 0.5  # inherited
+    assert cfg.method.sigreg == {"name": "sigreg", "slices": 64}  # deep merge
     assert cfg.trainer.keep_checkpoints == 2  # schema default
     assert cfg.name == "child" and "base" not in cfg
 
 
 def test_changing_a_component_name_replaces_the_section(tmp_path: Path, base: Path) -> None:
-    child = write(tmp_path / "c.yaml", "base: base.yaml\nobjective: {sigreg: {name: sigreg}}\n")
-    assert load_recipe(child).objective.sigreg == {"name": "sigreg", "slices": 32}
+    child = write(tmp_path / "c.yaml", "base: base.yaml\nmethod: {sigreg: {name: sigreg}}\n")
+    assert load_recipe(child).method.sigreg == {"name": "sigreg", "slices": 32}
     import levyjepa
 
     @levyjepa.PRIORS.register("_test_other_prior")
@@ -59,17 +60,17 @@ def test_changing_a_component_name_replaces_the_section(tmp_path: Path, base: Pa
             super().__init__()
 
     swap = write(tmp_path / "s.yaml",
-                 "base: base.yaml\nobjective: {sigreg: {name: _test_other_prior}}\n")
+                 "base: base.yaml\nmethod: {sigreg: {name: _test_other_prior}}\n")
     # 'slices' of the base's sigreg section must not leak into the new component
-    assert load_recipe(swap).objective.sigreg == {"name": "_test_other_prior"}
+    assert load_recipe(swap).method.sigreg == {"name": "_test_other_prior"}
 
 
 def test_overrides_apply_last_and_are_typed(base: Path) -> None:
-    cfg = load_recipe(base, ["trainer.epochs=2", "objective.sigreg.slices=8", "data.size=24",
+    cfg = load_recipe(base, ["trainer.epochs=2", "method.sigreg.slices=8", "data.size=24",
                              "encoder.img_size=24", "trainer.max_steps=5",
                              "log.trackers=[tensorboard]"])
     assert cfg.trainer.epochs == 2 and cfg.trainer.max_steps == 5
-    assert cfg.objective.sigreg.slices == 8 and cfg.data.size == 24
+    assert cfg.method.sigreg.slices == 8 and cfg.data.size == 24
     assert list(cfg.log.trackers) == ["tensorboard"]
 
 
@@ -87,7 +88,7 @@ def test_inheritance_cycle_is_reported(tmp_path: Path) -> None:
          r"bad.yaml: unknown key 'trainer.epohcs' \(did you mean 'epochs'\?\)"),
         ("nosuchkey: 1", r"bad.yaml: unknown key 'nosuchkey'; valid keys: name, seed"),
         ("trainer: {epochs: abc}", r"bad.yaml: trainer.epochs: Value 'abc'"),
-        ("objective: {lamb: [1]}", r"bad.yaml: objective.lamb"),
+        ("method: {lamb: [1]}", r"bad.yaml: method: parameter 'lamb' of method 'lejepa'"),
         ("trainer: {precision: fp8}",
          r"bad.yaml: trainer.precision: 'fp8' is not one of bf16, fp32"),
         ("log: {trackers: [mlflow]}", r"bad.yaml: log.trackers: unknown tracker 'mlflow'"),
@@ -97,7 +98,12 @@ def test_inheritance_cycle_is_reported(tmp_path: Path) -> None:
         ("encoder: {name: vitt}",
          r"bad.yaml: encoder: unknown encoder 'vitt' \(did you mean 'vit'\?\)"),
         ("data: {batch_size: 0}", r"bad.yaml: data.batch_size must be a positive int"),
-        ("objective: {gamma: 1.0}", r"objective.gamma > 0 needs an objective.levy prior"),
+        ("objective: {gamma: 1.0}", r"bad.yaml: objective.gamma moved to priors.within.weight"),
+        ("priors: {within: {name: levy2d, input: tokenz, weight: 1.0}}",
+         r"priors.within.input: method 'lejepa' has no output 'tokenz'; its outputs: emb, proj, "
+         r"tokens, tokens_proj"),
+        ("priors: {within: {name: levy2d, input: tokens_proj, weight: -1.0}}",
+         r"priors.within.weight must be a number >= 0, got -1.0"),
         ("trainer: {epochs: 0}", r"trainer.epochs must be >= 1"),
         ("trainer: {cpu_threads: 0}", r"trainer.cpu_threads must be >= 1"),
     ],

@@ -156,8 +156,8 @@ def test_prior_forward_without_step(capsys: pytest.CaptureFixture[str], tmp_path
     write_module(tmp_path, "lab_nostep", NO_STEP_PRIOR.format(name="_test_nostep"))
     monkeypatch.syspath_prepend(str(tmp_path))
     err = refused(capsys, tmp_path, QUICKSTART, "plugins=[lab_nostep]",
-                  "objective.sigreg.name=_test_nostep")
-    assert ("objective.sigreg: prior '_test_nostep' (from module 'lab_nostep'): "
+                  "method.sigreg.name=_test_nostep")
+    assert ("method.sigreg: prior '_test_nostep' (from module 'lab_nostep'): "
             "NoStep.forward(self, proj) cannot be called as forward(x, step=...): got an "
             "unexpected keyword argument 'step'") in err
 
@@ -185,7 +185,7 @@ def test_prior_forward_contract_accepts_kwargs_and_checks_annotated_factories() 
     with pytest.raises(ConfigError, match=r"TwoInputs.forward\(self, x, y, \*, step\) cannot be "
                                           r"called as forward\(x, step=...\): missing a required "
                                           r"argument: 'y'"):
-        PRIORS.check({"name": "_test_two_factory"}, where="objective.levy")
+        PRIORS.check({"name": "_test_two_factory"}, where="priors.within")
 
 
 def entry_point_site(tmp_path: Path, module: str, source: str) -> Path:
@@ -208,14 +208,14 @@ def entry_point_site(tmp_path: Path, module: str, source: str) -> Path:
      "plugin entry point 'lab' (ep_clash, from ep_clash) failed to import: ValueError: prior "
      "'sigreg' is already registered (by levyjepa.priors.sigreg.SIGReg, a built-in)"),
     ("nostep", NO_STEP_PRIOR.format(name="_test_ep_nostep"),
-     "objective.sigreg: prior '_test_ep_nostep' (from module 'ep_nostep'): "
+     "method.sigreg: prior '_test_ep_nostep' (from module 'ep_nostep'): "
      "NoStep.forward(self, proj) cannot be called as forward(x, step=...)"),
 ])
 def test_entry_point_plugin_mistakes(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch, case: str, source: str,
                                      expected: str) -> None:
     monkeypatch.syspath_prepend(str(entry_point_site(tmp_path, f"ep_{case}", source)))
-    uses = ["objective.sigreg.name=_test_ep_nostep"] if case == "nostep" else []
+    uses = ["method.sigreg.name=_test_ep_nostep"] if case == "nostep" else []
     assert expected in refused(capsys, tmp_path, QUICKSTART, *uses)
 
 
@@ -251,8 +251,8 @@ def test_generated_sources_validate_before_rendering(source: str, section: dict,
     ("seed: 0\ntrainer:\n  epochs: 3\n  max_steps: 2\n  epochs: 4\n",
      "bad.yaml:5:3: duplicate key 'trainer.epochs' (first on line 3); a key may appear once per "
      "mapping"),
-    ("objective: {sigreg: {name: sigreg, slices: 3, slices: 4}}\n",
-     "bad.yaml:1:47: duplicate key 'objective.sigreg.slices' (first on line 1)"),
+    ("method: {sigreg: {name: sigreg, slices: 3, slices: 4}}\n",
+     "bad.yaml:1:44: duplicate key 'method.sigreg.slices' (first on line 1)"),
     ("seed: [0\n", "bad.yaml:2:1: not a valid YAML recipe: did not find expected ',' or ']' "
                    "(while parsing a flow sequence at line 1, column 7)"),
 ])
