@@ -15,8 +15,9 @@ steps (0: off), computed without gradients on the outputs the step already has:
 - ``diag/ep_<family>``: per orientation family of the configured Lévy-sheet prior, the mean
   over the batch's fields of the Epps-Pulley statistic ``EP_b`` of the token field
   ``tokens_proj`` against the prior's law, with the step's channel rotation (the training
-  statistic ``within`` is the mean over families of these, before any weighting by
-  ``gamma``, so the baseline's ``gamma = 0`` runs show them too).
+  statistic ``within`` is the mean over families of these, before any weighting by the
+  prior's weight, gamma, ``priors.within.weight``, so the baseline's ``gamma = 0`` runs show
+  them too).
 
 ``emb`` is ``(N*V, E)`` and ``proj`` ``(V, N, K)`` is read as ``(V*N, K)``; with several
 processes every statistic is computed on the local batch and averaged across processes.
@@ -107,7 +108,7 @@ class TrainingDiagnostics:
 
     Args:
         every: Interval in optimiser steps (0: never).
-        prior: The objective's Lévy prior, or ``None``; only a
+        prior: The run's Lévy prior (the first prior on ``tokens_proj``), or ``None``; only a
             :class:`~levyjepa.priors.levy_sheet.LevySheetPrior` gives per-family statistics.
         collapse_std: Threshold of the collapse warning.
         warn: Prints the collapse warning (once per run).

@@ -63,7 +63,8 @@ def first_look(run_dir: Path, *, prior: Optional[LevySheetPrior], grid: Optional
 
     Args:
         run_dir: The finished run's directory (``summary.json``, ``metrics.jsonl``, a checkpoint).
-        prior: The run's Lévy prior (``objective.levy``), or ``None``.
+        prior: The run's Lévy prior (the first prior on ``tokens_proj``, ``priors.within``
+            in the recipes), or ``None``.
         grid: The encoder's token grid, for the null level.
         channels: Width of ``tokens_proj``.
         progress: Progress bars while features are extracted.

@@ -325,7 +325,8 @@ def write_pictures(
 
     Args:
         encoder: The trained encoder (put in eval mode for the forward, then restored).
-        prior: The objective's Lévy prior, or ``None`` (token field only).
+        prior: The run's Lévy prior (the first prior on ``tokens_proj``), or ``None`` (token
+            field only).
         splits: The run's data.
         run_dir: Run directory (pictures go to ``run_dir/pictures``).
         step: Training step of the weights (in file names and titles; seeds the rotation).

@@ -1,4 +1,4 @@
-"""The online linear probe (docs/method.md, the objective).
+"""The online linear probe on the method's ``emb`` output (docs/method.md, the objective).
 
 It reads ``emb.detach()``, so its cross-entropy trains the probe and nothing else: the reported
 ``test/acc`` measures the representation without shaping it.

@@ -142,7 +142,7 @@ class Registry:
 
         Args:
             section: The section; ``name`` selects the component, the rest are its kwargs.
-            where: Dotted recipe key of the section, used in messages (e.g. ``"objective.sigreg"``).
+            where: Dotted recipe key of the section, used in messages (e.g. ``"method.sigreg"``).
             runtime: Arguments the runner adds to the section's (see :meth:`build`).
 
         Returns:

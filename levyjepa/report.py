@@ -11,7 +11,7 @@ Reads each run directory's ``metrics.jsonl``, ``config.yaml``, ``summary.json`` 
 - ``report.md``: one row per run, its ``gamma``, steps and epochs, then for every metric
   ``final / best`` (best is the maximum for accuracies, the minimum for training losses; the
   diagnostics show their final value only), and the offline k-NN and linear-probe accuracies;
-- ``losses.png``: ``train/lejepa_loss``, ``train/inv``, ``train/sigreg``,
+- ``losses.png``: ``train/loss``, ``train/inv``, ``train/sigreg``,
   ``train/orig_lejepa_loss``, ``train/probe_loss`` and ``train/within`` against the step, one
   line per run (logarithmic axes where every value is positive);
 - ``test_acc.png``: ``test/acc`` against the step;
@@ -63,12 +63,12 @@ __all__ = [
 ]
 
 REPORT_FILE = "report.md"
-LOSSES = ("train/lejepa_loss", "train/inv", "train/sigreg", "train/orig_lejepa_loss",
+LOSSES = ("train/loss", "train/inv", "train/sigreg", "train/orig_lejepa_loss",
           "train/probe_loss", "train/within")
 DIAGNOSTICS = ("diag/emb_rankme", "diag/proj_rankme", "diag/emb_pr", "diag/proj_pr",
                "diag/emb_min_std", "diag/proj_min_std")
 # Table columns in order (any other logged metric follows, sorted); train/lr is left out.
-_COLUMNS = ("test/acc", "train/lejepa_loss", "train/inv", "train/sigreg", "train/within",
+_COLUMNS = ("test/acc", "train/loss", "train/inv", "train/sigreg", "train/within",
             "train/orig_lejepa_loss", "train/probe_loss")
 _SKIP = ("train/lr",)
 
@@ -79,8 +79,9 @@ class RunResult:
 
     Attributes:
         run_dir: The run directory.
-        setting: ``gamma``, ``kappa``, ``levy_lam``, ``net_lr_bs256`` and ``epochs`` (planned)
-            from its ``config.yaml``, where present.
+        setting: ``gamma`` (the Lévy prior's weight, ``priors.within.weight``), ``kappa``
+            (``method.kappa``), ``levy_lam`` (``priors.within.lam``), ``net_lr_bs256`` and
+            ``epochs`` (planned) from its ``config.yaml``, where present.
         epochs: Epochs run (from ``summary.json``), or ``None`` while it has none.
         steps: Steps run (from ``summary.json``), or ``None``.
         final: Last logged value of every metric.
@@ -118,9 +119,9 @@ def read_run(run_dir: Path) -> Optional[RunResult]:
     if config.is_file():
         cfg = OmegaConf.load(config)
         setting = {
-            "gamma": OmegaConf.select(cfg, "objective.gamma"),
-            "kappa": OmegaConf.select(cfg, "objective.kappa"),
-            "levy_lam": OmegaConf.select(cfg, "objective.levy.lam"),
+            "gamma": OmegaConf.select(cfg, "priors.within.weight"),
+            "kappa": OmegaConf.select(cfg, "method.kappa"),
+            "levy_lam": OmegaConf.select(cfg, "priors.within.lam"),
             "net_lr_bs256": OmegaConf.select(cfg, "optim.net_lr_bs256"),
             "epochs": OmegaConf.select(cfg, "trainer.epochs"),
         }

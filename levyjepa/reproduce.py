@@ -29,7 +29,7 @@ Examples::
         data.root=path/to/imagenette-160 data.size=32 data.batch_size=16 data.workers=0 \\
         encoder.img_size=32 encoder.patch_size=8 encoder.embed_dim=64 encoder.depth=1 \\
         encoder.num_heads=2 encoder.pool_heads=2 encoder.emb_dim=64 encoder.proj_hidden=128 \\
-        objective.sigreg.slices=32 log.trackers=[] log.every=1
+        method.sigreg.slices=32 log.trackers=[] log.every=1
 
 Errors in the command line or a recipe are printed as one line, exit status 2.
 """

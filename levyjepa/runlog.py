@@ -1,11 +1,12 @@
 """A run's metrics: ``metrics.jsonl`` plus the experiment trackers, main process only.
 
 Every event is one JSON object per line, ``{"step": ..., "epoch": ..., "<name>": value, ...}``,
-with the metric names of docs/method.md, the objective (``train/inv``, ``train/sigreg``,
-``train/within``,
-``train/lejepa_loss``, ``train/orig_lejepa_loss``, ``train/probe_loss``, ``train/lr``,
-``test/acc``). The same values go to the trackers chosen in the recipe (``wandb``, offline
-unless ``log.wandb_mode`` says otherwise, and ``tensorboard``) through Accelerate.
+with the metric names of docs/method.md, the objective: every term the method and the priors
+return (``train/loss``, the optimised sum, ``train/inv``, ``train/sigreg``,
+``train/orig_lejepa_loss``, ``train/within``), the loop's ``train/probe_loss``,
+``train/grad_norm`` and ``train/lr``, and ``test/acc``. The same values go to the trackers
+chosen in the recipe (``wandb``, offline unless ``log.wandb_mode`` says otherwise, and
+``tensorboard``) through Accelerate.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 * ``trainer.compile``: ``torch.compile`` of the model's forward (and so its backward), in place
   (``nn.Module.compile``): parameter names, checkpoints and Accelerate's wrapping are unchanged.
-  The objective (priors) stays eager: it takes the step as an argument, which would recompile.
+  The priors attached by the recipe stay eager: they take the step as an argument, which would
+  recompile.
 * ``trainer.channels_last``: the model's 4-D weights (a ViT's patch-embedding convolution) and
   every batch of views in channels-last memory order. A ViT has one convolution, so this can
   only help that one layer (cuDNN's NHWC kernels under bf16); it is off by default.

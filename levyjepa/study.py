@@ -33,10 +33,10 @@ Examples::
 
     # Lévy 2D prior (gamma 0.2, the recipe's) against none, 3 seeds of the quickstart
     python -m levyjepa.study recipes/quickstart.yaml recipes/quickstart.yaml \\
-        --names no_prior,levy --a objective.gamma=0
+        --names no_prior,levy --a priors.within.weight=0
     # a tiny CPU check of the whole pipeline (2 steps per run, about 75 s on 2 cores)
     python -m levyjepa.study recipes/quickstart.yaml recipes/quickstart.yaml --seeds 2 \\
-        --out /tmp/study --b objective.gamma=1 --eval pictures=false trainer.max_steps=2 \\
+        --out /tmp/study --b priors.within.weight=1 --eval pictures=false trainer.max_steps=2 \\
         data.train_size=16 data.test_size=8 data.batch_size=4 data.workers=0 \\
         log.trackers=[] log.first_look=false log.pictures=false
 

@@ -25,7 +25,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     for gamma in (0, 1):
         run = root / f"g{gamma}"
         train(load_recipe(ROOT / "recipes" / "quickstart.yaml",
-                          tiny(run, "objective.levy={name: levy2d}", f"objective.gamma={gamma}",
+                          tiny(run, f"priors.within.weight={gamma}",
                                "trainer.epochs=2", "trainer.max_steps=4", "log.every=1",
                                "log.diagnostics_every=2", "log.pictures=false")))
         runs.append(run)
@@ -40,7 +40,7 @@ def test_report_on_two_runs(two_runs: list[Path], tmp_path: Path,
     lines = (out / "report.md").read_text().splitlines()
     table = [line for line in lines if line.startswith("|")]
     header = [c.strip() for c in table[0].strip("|").split("|")]
-    assert header[:5] == ["run", "gamma", "steps", "epochs", "test/acc"]
+    assert header[:6] == ["run", "gamma", "steps", "epochs", "test/acc", "train/loss"]
     assert {"train/within", "diag/ep_axis", "diag/emb_rankme"} <= set(header)
     rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")]
                               for line in table[2:])}

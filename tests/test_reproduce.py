@@ -21,7 +21,7 @@ from levyjepa.seed_results import SEED_RUNS
 TINY = ["data.size=16", "data.views=2", "data.batch_size=4", "data.workers=0",
         "encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32", "encoder.depth=1",
         "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
-        "encoder.proj_hidden=32", "objective.sigreg.slices=16", "log.trackers=[]",
+        "encoder.proj_hidden=32", "method.sigreg.slices=16", "log.trackers=[]",
         "log.progress=false", "log.every=1", "log.pictures=false"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -31,7 +31,8 @@ def fake_run(run_dir: Path, *, gamma: float, kappa: float, lam: float, net_lr: f
     """A run directory as levyjepa.train writes it: config, metrics and summary."""
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(
-        f"objective: {{gamma: {gamma}, kappa: {kappa}, levy: {{name: levy2d, lam: {lam}}}}}\n"
+        f"method: {{name: lejepa, kappa: {kappa}}}\n"
+        f"priors: {{within: {{name: levy2d, input: tokens_proj, weight: {gamma}, lam: {lam}}}}}\n"
         f"optim: {{net_lr_bs256: {net_lr}}}\ntrainer: {{epochs: 800, max_steps: null}}\n")
     events = [{"step": s + 1, "epoch": 0, "train/inv": 0.5 / (s + 1), "train/sigreg": 2.0,
                "train/within": w, "train/lr": 1e-4} for s, w in enumerate(within)]

@@ -48,8 +48,8 @@ class ViTEncoder(nn.Module):
             as in the seed). It runs on every token, so on small CPU runs it dominates the
             step unless it is narrower than the pooled projector.
         proj_dim: Output width ``K`` of both projectors.
-        with_tokens_proj: Build and run the token projector (set by the runner: only when a
-            term of the objective reads ``tokens_proj``).
+        with_tokens_proj: Build and run the token projector (set by the runner: only when the
+            method or a prior of the recipe's ``priors`` reads ``tokens_proj``).
     """
 
     def __init__(

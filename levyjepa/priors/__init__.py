@@ -3,8 +3,10 @@
 A prior is an ``nn.Module`` registered in :data:`levyjepa.PRIORS` whose forward takes the
 embedding tensor it regularises and the global optimisation step (keyword ``step``, used to
 seed any randomness identically on every process) and returns a scalar loss. In a recipe,
-``objective.sigreg`` is applied to ``proj`` ``(V, N, K)`` and ``objective.levy`` to
-``tokens_proj`` ``(N*V, *grid, K)``.
+``method.sigreg`` is the ``lejepa`` method's prior on ``proj`` ``(V, N, K)``, and each entry of
+``priors`` is applied to the method output its ``input`` names, with its ``weight``
+(:mod:`levyjepa.attached_priors`): ``priors.within`` reads ``tokens_proj``
+``(N*V, *grid, K)``.
 
 Registered here: ``sigreg`` (:class:`SIGReg`), ``levy2d`` (:class:`LevySheet2D`) and ``levy3d``
 (:class:`LevySheet3D`). A new Lévy-type prior subclasses :class:`LevySheetPrior` with its own
