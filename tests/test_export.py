@@ -23,7 +23,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     run = tmp_path_factory.mktemp("export") / "run"
     train(load_recipe(ROOT / "recipes" / "quickstart.yaml",
-                      tiny(run, "objective.levy={name: levy2d}", "objective.gamma=1",
+                      tiny(run, "priors.within.weight=1",
                            "trainer.max_steps=2", "log.pictures=false")))
     return run
 

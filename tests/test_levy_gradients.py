@@ -120,7 +120,7 @@ def test_invalid_parameters_name_themselves(name: str, kwargs: dict, param: str)
     assert "\n" not in str(err.value)
     assert name in str(err.value)
     with pytest.raises(ConfigError, match=param):  # what a recipe user sees
-        PRIORS.build({"name": name, **kwargs}, where="objective.levy")
+        PRIORS.build({"name": name, **kwargs}, where="priors.within")
 
 
 def test_unknown_jumps_lists_the_choices() -> None:

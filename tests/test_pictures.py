@@ -22,7 +22,7 @@ def test_training_writes_pictures_and_logs_them(tmp_path: Path) -> None:
 
     run = tmp_path / "run"
     train(load_recipe(ROOT / "recipes" / "quickstart.yaml",
-                      tiny(run, "objective.levy={name: levy2d}", "trainer.max_steps=2",
+                      tiny(run, "priors.within.name=levy2d", "trainer.max_steps=2",
                            "log.pictures=true", "log.trackers=[tensorboard]")))
     for name in ("cf", "increments", "token_field"):
         assert (run / "pictures" / f"step_00000002_{name}.png").read_bytes().startswith(PNG_MAGIC)
@@ -38,7 +38,7 @@ def test_without_levy_prior_only_the_token_field(tmp_path: Path) -> None:
     run = tmp_path / "run"
     train(load_recipe(ROOT / "recipes" / "quickstart.yaml",
                       tiny(run, "trainer.max_steps=1", "log.pictures=true",
-                           "objective.levy=null", "objective.gamma=0")))
+                           "priors.within=null")))
     assert sorted(p.name for p in (run / "pictures").iterdir()) == [
         "step_00000001_token_field.png"]
 

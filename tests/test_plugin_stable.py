@@ -18,10 +18,13 @@ import numpy as np
 import pytest
 import torch
 from numpy.polynomial.laguerre import laggauss
+from omegaconf import OmegaConf
 from scipy.optimize import brentq
 
 from levyjepa import PRIORS
+from levyjepa.attached_priors import AttachedPriors
 from levyjepa.errors import ConfigError
+from levyjepa.methods.lejepa import LeJEPA
 from levyjepa.plugins import import_plugin_modules
 from levyjepa.priors.levy_sheet import LevySheetPrior
 from levyjepa.priors.stencils import families_2d
@@ -37,9 +40,9 @@ if str(EXAMPLE) not in sys.path:
 import_plugin_modules(["levyjepa_example_plugin.stable"])
 
 PARAMS = {"stability": 1.3, "scale": 0.4, "sigma": 0.2}
-RECIPE_LEVY = ["plugins=[levyjepa_example_plugin.stable]", "objective.gamma=0.5",
-               "objective.levy.name=stable_sheet2d", "objective.levy.stability=1.3",
-               "objective.levy.scale=0.4", "objective.levy.sigma=0.2"]
+RECIPE_LEVY = ["plugins=[levyjepa_example_plugin.stable]", "priors.within.weight=0.5",
+               "priors.within.name=stable_sheet2d", "priors.within.stability=1.3",
+               "priors.within.scale=0.4", "priors.within.sigma=0.2"]
 
 
 def stable_log_cf(u: np.ndarray, stability: float, scale: float, sigma: float) -> np.ndarray:
@@ -91,7 +94,10 @@ def reference_within(field: np.ndarray, log_cf) -> float:
 
 def test_built_from_a_recipe_section_forward_and_backward() -> None:
     cfg = load_recipe(QUICKSTART, RECIPE_LEVY)
-    prior = PRIORS.build(cfg.objective.levy, where="objective.levy")
+    priors = AttachedPriors(OmegaConf.to_container(cfg.priors), outputs=LeJEPA.outputs,
+                            method="lejepa")
+    prior = priors.first_on("tokens_proj")
+    assert priors.attachments["within"].weight == 0.5
     assert type(prior).__name__ == "StableSheet2D" and isinstance(prior, LevySheetPrior)
     assert (prior.log_cf.stability, prior.log_cf.scale, prior.log_cf.sigma) == (1.3, 0.4, 0.2)
     gen = torch.Generator().manual_seed(0)
@@ -161,8 +167,8 @@ def test_gaussian_special_cases_equal_the_gaussian_sheet(params: dict[str, float
      ({"sigma": float("inf")}, r"sigma must be a finite number")],
 )
 def test_invalid_parameters_are_one_line_errors(params: dict[str, float], message: str) -> None:
-    with pytest.raises(ConfigError, match=f"objective.levy: prior 'stable_sheet2d': .*{message}"):
-        PRIORS.build({"name": "stable_sheet2d", **params}, where="objective.levy")
+    with pytest.raises(ConfigError, match=f"priors.within: prior 'stable_sheet2d': .*{message}"):
+        PRIORS.build({"name": "stable_sheet2d", **params}, where="priors.within")
     cls = PRIORS.get("stable_sheet2d")
     with pytest.raises(ValueError, match=message) as err:
         cls(**params)

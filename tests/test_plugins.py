@@ -43,10 +43,10 @@ def test_recipe_plugins_module_registers_a_prior(tmp_path: Path,
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     recipe = on_quickstart(tmp_path, "plugins: [my_lab_priors]\n"
-                                     "objective: {sigreg: {name: _test_lab_l2, scale: 2.0}}")
+                                     "method: {sigreg: {name: _test_lab_l2, scale: 2.0}}")
     cfg = load_recipe(recipe)
     assert "_test_lab_l2" in PRIORS
-    prior = PRIORS.build(cfg.objective.sigreg)
+    prior = PRIORS.build(cfg.method.sigreg)
     x = torch.ones(2, 4, 3)
     assert prior(x, step=0).item() == pytest.approx(2.0)
     # the plugin's own parameters are checked like a built-in's
@@ -109,7 +109,7 @@ def test_entry_point_plugin_from_distribution_metadata(tmp_path: Path) -> None:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-priors\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[levyjepa.plugins]\nacme = acme_priors\n")
-    recipe = on_quickstart(tmp_path, "objective: {sigreg: {name: acme_zero}}")
+    recipe = on_quickstart(tmp_path, "method: {sigreg: {name: acme_zero}}")
     assert_prior_resolves(recipe, site, "acme_zero")
     # without the distribution on the path the same recipe is refused, naming the prior
     proc = _print_config(recipe, tmp_path / "empty")
@@ -130,22 +130,26 @@ def test_example_plugin_installed_in_a_temporary_environment(tmp_path: Path) -> 
     )
     assert pip.returncode == 0, pip.stderr
     assert list(target.glob("levyjepa_example_plugin-*.dist-info/entry_points.txt"))
-    recipe = on_quickstart(tmp_path, "objective: {gamma: 0.5, "
-                                     "sigreg: {name: isotropic_moments, weight_cov: 0.5}, "
-                                     "levy: {name: stable_sheet2d, stability: 1.2}}")
+    recipe = on_quickstart(tmp_path, "method: {sigreg: {name: isotropic_moments, "
+                                     "weight_cov: 0.5}}\n"
+                                     "priors: {within: {name: stable_sheet2d, weight: 0.5, "
+                                     "stability: 1.2}}")
     printed = assert_prior_resolves(recipe, target, "isotropic_moments", "stable_sheet2d")
     assert "stability: 1.2" in printed
 
 
 def test_stable_prior_from_the_command_line_plugins_override(tmp_path: Path) -> None:
-    """``plugins=[...stable]`` and dotted overrides fill the quickstart's null levy section."""
+    """``plugins=[...stable]`` and dotted overrides replace the quickstart's levy2d prior: the
+    entry keeps its attachment (``input``, ``weight`` overridden), not levy2d's parameters."""
     src = example_source(tmp_path)  # importable source only: no entry point on this path
-    overrides = ("plugins=[levyjepa_example_plugin.stable]", "objective.gamma=0.5",
-                 "objective.levy.name=stable_sheet2d", "objective.levy.stability=1.2",
-                 "objective.levy.sigma=0.1")
+    overrides = ("plugins=[levyjepa_example_plugin.stable]", "priors.within.weight=0.5",
+                 "priors.within.name=stable_sheet2d", "priors.within.stability=1.2",
+                 "priors.within.sigma=0.1")
     printed = assert_prior_resolves(ROOT / "recipes" / "quickstart.yaml", src, "stable_sheet2d",
                                     overrides=overrides)
     assert "stability: 1.2" in printed and "sigma: 0.1" in printed
+    assert "input: tokens_proj" in printed and "weight: 0.5" in printed
+    assert "jumps:" not in printed and "lam:" not in printed  # levy2d's, not stable_sheet2d's
 
 
 def test_example_plugin_prior_math(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import levyjepa
-from levyjepa import DATA, ENCODERS, PRIORS, Registry
+from levyjepa import DATA, ENCODERS, METHODS, PRIORS, Registry
 from levyjepa.errors import ConfigError
 
 
@@ -138,16 +138,18 @@ def test_encoders_declare_the_token_projector_switch_as_runtime() -> None:
 
 
 def test_constructor_value_errors_become_config_errors() -> None:
-    pattern = r"objective.sigreg: prior 'sigreg': .*slices must be >= 1"
+    pattern = r"method.sigreg: prior 'sigreg': .*slices must be >= 1"
     with pytest.raises(ConfigError, match=pattern):
-        PRIORS.build({"name": "sigreg", "slices": 0}, where="objective.sigreg")
+        PRIORS.build({"name": "sigreg", "slices": 0}, where="method.sigreg")
 
 
-def test_package_exports_the_three_registries() -> None:
+def test_package_exports_the_registries() -> None:
     assert levyjepa.ENCODERS is ENCODERS and levyjepa.PRIORS is PRIORS and levyjepa.DATA is DATA
+    assert levyjepa.METHODS is METHODS
     assert {"vit"} <= set(ENCODERS.names())
     assert {"sigreg"} <= set(PRIORS.names())
     assert {"synthetic_shapes"} <= set(DATA.names())
+    assert {"lejepa", "vicreg"} <= set(METHODS.names())
 
 
 # ---- every registered component, built with its defaults or tiny settings -------------------
