@@ -5,9 +5,9 @@ Three ways to make ``--views`` views of each of ``--images`` 8-bit images of ``-
 
 * ``torchvision``: :func:`levyjepa.data.views.transforms.ssl_augmentation` on PIL images, one view
 at
-  a time, in this process (what one loader worker does with ``data.augment_on: cpu``);
+  a time, in this process (what one loader worker does with ``views.on: cpu``);
 * ``own``: :class:`levyjepa.data.views.device_views.DeviceViews` on the whole batch on ``--device``
-  (``data.augment_on: device``);
+  (``views.on: device``);
 * ``kornia``: the same chain from ``kornia.augmentation`` (RandomResizedCrop, ColorJitter,
   RandomGrayscale, RandomGaussianBlur, RandomSolarize, RandomHorizontalFlip, Normalize) on the
   batch repeated ``V`` times; skipped with a note when kornia is not installed (the optional

@@ -36,7 +36,7 @@ for r in $(seq "$REPEATS"); do
   step "defaults (fused AdamW, views by the loader)" --loops plain phases
   step "optim.fused=false" optim.fused=false --loops plain
   step "trainer.channels_last=true" trainer.channels_last=true --loops plain
-  step "data.augment_on=device" data.augment_on=device --loops plain phases
+  step "views.on=device" views.on=device --loops plain phases
 done
 if [ "${COMPILE:-0}" = 1 ]; then
   step "trainer.compile=true" trainer.compile=true --loops plain
@@ -54,8 +54,8 @@ keep() {  # a benchmark's output: JSON lines to the .jsonl, the rest (tables) to
 for threads in 1 2; do
   keep "$PY" benchmarks/augment.py --threads $threads --images 16 --views 4 --repeats 5
 done
-for option in "data.augment_on=cpu" "data.augment_on=device" \
-              "data.augment_on=device data.cache=true"; do
+for option in "views.on=cpu" "views.on=device" \
+              "views.on=device data.cache=true"; do
   # shellcheck disable=SC2086  # an option may be two overrides
   keep "$PY" benchmarks/data.py $RECIPE "${COMMON[@]}" $option data.batch_size=16 \
     --workers 0 1 --batches 5 --device cpu

@@ -9,7 +9,7 @@ For each worker count the recipe's training split is read through the loader the
 builds (same batch size, sampler, pinned memory and persistent workers), ``--warmup`` batches
 untimed, then ``--batches`` batches timed. Reported: items/s (images/s, or clips/s when the
 items are clips ``(V, C, T, H, W)``), views/s, and the time to the first batch (worker start-up,
-paid at every epoch without persistent workers). With ``data.augment_on:
+paid at every epoch without persistent workers). With ``views.on:
 device`` the loader only decodes; the device views are then timed separately on ``--device``
 (views/s of :class:`levyjepa.data.views.device_views.DeviceViews` on the loaded batches), since on a
 GPU they run beside the loader. Nothing is trained. Prints JSON lines, then a Markdown table
@@ -20,7 +20,7 @@ Examples::
     python benchmarks/data.py recipes/image_levy2d.yaml data.root=../shared/data/imagenette-160 \\
         data.batch_size=32 --workers 0 1 2
     python benchmarks/data.py recipes/image_levy2d.yaml data.root=data/imagenette-160 \\
-        data.augment_on=device --workers 2 4 8 16 --device cuda
+        views.on=device --workers 2 4 8 16 --device cuda
 """
 
 from __future__ import annotations
@@ -32,16 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Clock, emit, host_rss_bytes, machine, markdown_table, median  # noqa: E402
 
+from levyjepa.data.build import build_splits  # noqa: E402
 from levyjepa.data.loading.loader_options import loader_options  # noqa: E402
 from levyjepa.data.loading.sampling import EpochShuffleSampler  # noqa: E402
 from levyjepa.recipe import load_recipe  # noqa: E402
-from levyjepa.registry import DATA  # noqa: E402
 
 
 def measure(splits: Any, *, batch_size: int, workers: int, batches: int, warmup: int,
@@ -74,10 +73,10 @@ def measure(splits: Any, *, batch_size: int, workers: int, batches: int, warmup:
         rss = max(rss, host_rss_bytes())
     seconds = time.perf_counter() - start
     del it
+    if isinstance(first, (list, tuple)):  # multi-crop: (global, local); shapes of the global
+        first = first[0]
     per_item = first.shape[1:]
-    views = 1 if splits.device_views is not None else int(per_item[0])
-    if splits.device_views is not None:
-        views = splits.device_views.views
+    views = sum(count for count, _ in splits.view_groups)  # every group's views per item
     clips = splits.device_views is None and first.dim() == 6  # (N, V, C, T, H, W)
     record: dict[str, Any] = {
         "workers": workers, "batches": batches, "batch_size": batch_size,
@@ -119,10 +118,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         parser.error("--batches and --warmup must be >= 1, --workers >= 0")
     cfg = load_recipe(args.recipe, args.overrides)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    data_cfg = OmegaConf.to_container(cfg.data)
-    batch_size = data_cfg.pop("batch_size")
-    data_cfg.pop("workers")
-    splits = DATA.build(data_cfg, where="data")
+    batch_size = cfg.data.batch_size
+    splits = build_splits(cfg)
     records = []
     for workers in args.workers:
         record = {"bench": "data", "recipe": cfg.name, "overrides": args.overrides,

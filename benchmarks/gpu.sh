@@ -7,7 +7,7 @@
 #
 # Parts, in this order (the most important first, so a run cut short still has them):
 #   step_device   experiment 1 (recipes/image_levy2d.yaml, batch 96 x 4 views, bf16) with the
-#                 views made on the GPU (data.augment_on=device): toolkit vs plain loop, phases,
+#                 views made on the GPU (views.on=device): toolkit vs plain loop, phases,
 #                 prior shares, FLOPs, model FLOP utilisation, projected 800-epoch time (with
 #                 one evaluation per epoch and one checkpoint per epoch, as the recipe says)
 #   step_cpu      the same with the views made by the loader workers (torchvision, per image)
@@ -80,7 +80,7 @@ run() {  # run a benchmark, its output to the terminal and the log
 for part in $PARTS; do
   case $part in
     step_device)
-      run benchmarks/step.py $RECIPE "${COMMON[@]}" data.augment_on=device data.workers=8 \
+      run benchmarks/step.py $RECIPE "${COMMON[@]}" views.on=device data.workers=8 \
         --steps 30 --warmup 5 --epoch-costs "${S[@]}" ;;
     step_cpu)
       run benchmarks/step.py $RECIPE "${COMMON[@]}" data.workers=$WORKERS \
@@ -89,15 +89,15 @@ for part in $PARTS; do
       run benchmarks/augment.py --device "$DEVICE" --images 96 --views 4 --repeats 10 "${A[@]}" ;;
     data)
       run benchmarks/data.py $RECIPE "${COMMON[@]}" --workers 4 8 $WORKERS --batches 8 "${B[@]}"
-      run benchmarks/data.py $RECIPE "${COMMON[@]}" data.augment_on=device \
+      run benchmarks/data.py $RECIPE "${COMMON[@]}" views.on=device \
         --workers 2 4 8 --batches 20 --device "$DEVICE" "${B[@]}" ;;
     step_compile)
-      run benchmarks/step.py $RECIPE "${COMMON[@]}" data.augment_on=device data.workers=8 \
+      run benchmarks/step.py $RECIPE "${COMMON[@]}" views.on=device data.workers=8 \
         trainer.compile=true --loops plain toolkit --steps 30 --warmup 8 --no-flops "${S[@]}" ;;
     options)
-      run benchmarks/step.py $RECIPE "${COMMON[@]}" data.augment_on=device data.workers=8 \
+      run benchmarks/step.py $RECIPE "${COMMON[@]}" views.on=device data.workers=8 \
         optim.fused=false --loops plain --steps 20 --warmup 5 --no-flops "${S[@]}"
-      run benchmarks/step.py $RECIPE "${COMMON[@]}" data.augment_on=device data.workers=8 \
+      run benchmarks/step.py $RECIPE "${COMMON[@]}" views.on=device data.workers=8 \
         trainer.channels_last=true --loops plain --steps 20 --warmup 5 --no-flops "${S[@]}" ;;
     *)
       echo "unknown part '$part'" | tee -a "$LOG" ;;

@@ -341,4 +341,9 @@ METHODS = Registry("method", call=("encoder", "views", "*", "step"))
 (:class:`levyjepa.methods.MethodOutput`)."""
 
 DATA = Registry("data source")
-"""Data sources: keyword arguments to :class:`levyjepa.data.DataSplits`."""
+"""Data sources: keyword arguments to :class:`levyjepa.data.DataSplits`, or for images to
+:class:`levyjepa.data.loading.image_source.ImageSource` (plain labelled images)."""
+
+VIEWS = Registry("view pipeline", call=("source",))
+"""View pipelines (the recipe's ``views`` section): an image source's labelled images to the
+training (multi-view), ``train_eval`` and test splits (:mod:`levyjepa.data.views`)."""

@@ -98,6 +98,9 @@ class Recipe:
     # any other difference from the saved recipe is refused (levyjepa/run_dir.py)
     resume_changes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    # how training views are made of an image source's images (levyjepa/data/views/); video
+    # sources make their own views and take no views section
+    views: Optional[dict[str, Any]] = None
     encoder: dict[str, Any] = field(default_factory=dict)
     # the SSL method (levyjepa/methods/) and the priors attached to its outputs
     method: dict[str, Any] = field(default_factory=lambda: {"name": "lejepa"})

@@ -17,6 +17,7 @@ import torch
 from test_train import ROOT, TINY_VIDEO, read_metrics, tiny
 from torch.utils.data import DataLoader
 
+from levyjepa.data.build import splits_from
 from levyjepa.data.images.lazy_images import ImageFiles, UnreadableImage
 from levyjepa.data.loading.skipped_files import skipped_files_metric
 from levyjepa.data.video.video_sources import UnreadableVideo
@@ -27,7 +28,7 @@ from levyjepa.registry import DATA
 CORRUPT = "train/class_0/img_3.JPEG"  # item 3 of 8: random bytes
 TRUNCATED = "train/class_1/img_3.JPEG"  # item 7 of 8 (the last): a real JPEG cut in half
 NEXT = {3: 4, 7: 0}  # the item that replaces each (the next readable one, wrapping around)
-TINY_IMAGE_FOLDER = ["data.size=16", "data.views=2"]
+TINY_IMAGE_FOLDER = ["views.global_size=16", "views.global_views=2"]
 
 
 def damage(tree: Path) -> list[Path]:
@@ -39,9 +40,10 @@ def damage(tree: Path) -> list[Path]:
     return [corrupt, truncated]
 
 
-def build(tree: Path, **kwargs: object):
-    section = {"name": "image_folder", "root": str(tree), "size": 16, "views": 2, **kwargs}
-    return DATA.build(section, where="data")
+def build(tree: Path, *, views: dict | None = None, **kwargs: object):
+    """``image_folder`` on ``tree`` (``kwargs``: its data keys) with 2 seed views of 16 px."""
+    return splits_from({"name": "image_folder", "root": str(tree), **kwargs},
+                       {"name": "seed", "global_size": 16, "global_views": 2, **(views or {})})
 
 
 def items(dataset) -> list:
@@ -186,8 +188,8 @@ def test_device_views_and_the_test_split_skip_too(fresh_image_tree: Path,
                                                   image_tree: Path) -> None:
     damage(fresh_image_tree)
     (fresh_image_tree / "val/class_0/img_0.png").write_bytes(b"not a png")
-    splits = build(fresh_image_tree, augment_on="device", load_size=24)
-    clean = build(image_tree, augment_on="device", load_size=24)
+    splits = build(fresh_image_tree, views={"on": "device", "load_size": 24})
+    clean = build(image_tree, views={"on": "device", "load_size": 24})
     assert_same(items(splits.train), [clean.train[NEXT.get(i, i)] for i in range(8)])
     assert splits.train.skipped_files == 2
     test = items(splits.test)

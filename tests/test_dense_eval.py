@@ -8,6 +8,7 @@ import pytest
 import torch
 from test_train import ROOT, tiny, tiny_data
 
+from levyjepa.data.build import splits_from
 from levyjepa.data.generated.scene_images import TEST_START, largest_shape_class
 from levyjepa.data.generated.scenes import render_scenes
 from levyjepa.errors import ConfigError
@@ -29,8 +30,8 @@ def test_largest_shape_class_by_hand() -> None:
 
 
 def test_scenes_source_labels_and_disjoint_test_split() -> None:
-    splits = DATA.build({"name": "scenes", "train_size": 12, "test_size": 6, "classes": 4,
-                         "shapes": [2, 3], "seed": 3}, where="data")
+    splits = splits_from({"name": "scenes", "train_size": 12, "test_size": 6, "classes": 4,
+                          "shapes": [2, 3], "seed": 3}, {"name": "light", "global_views": 2})
     views, label = splits.train[0]
     assert views.shape == (2, 3, 32, 32) and splits.num_classes == 4
     scenes = render_scenes(12, seed=3, classes=4, shapes=(2, 3))

@@ -225,7 +225,7 @@ TYPED = {
 METHOD_COMPONENTS = {"sigreg": "PRIORS"}  # keys of a method section holding a component
 FILE_SUFFIXES = {"yaml", "yml", "safetensors", "py", "json", "jsonl", "md", "png", "sh", "txt"}
 # ``objective`` is matched so that a mention of the old section is reported (it is gone)
-OPTION = re.compile(r"(?<![\w./-])(trainer|optim|method|priors|objective|log|data|encoder)"
+OPTION = re.compile(r"(?<![\w./-])(trainer|optim|method|priors|objective|log|data|views|encoder)"
                     r"\.(\w+)(?:\.(\w+))?")
 
 
@@ -265,6 +265,9 @@ def option_problem(section: str, key: str, sub: str | None) -> str | None:
     if section == "data":
         valid = _component_params(levyjepa.DATA) | set(schema.DATA_LOADER_KEYS)
         return None if key in valid else "not a parameter of any data source nor a loader key"
+    if section == "views":
+        valid = _component_params(levyjepa.VIEWS)
+        return None if key in valid else "not a parameter of any registered view pipeline"
     valid = _component_params(levyjepa.ENCODERS)
     return None if key in valid else "not a parameter of any registered encoder"
 
@@ -301,6 +304,8 @@ def test_option_check_catches_mistakes() -> None:
     assert option_problem("encoder", "patchsize", None)
     assert option_problem("trainer", "checkpoint_every", None) is None
     assert option_problem("data", "batch_size", None) is None
+    assert option_problem("views", "global_viewz", None)
+    assert option_problem("views", "global_views", None) is None
 
 
 def test_readme_documents_run_options() -> None:

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.transforms import v2
 
 import levyjepa.data.images.lazy_images as lazy_images
+from levyjepa.data.build import build_splits, splits_from
+from levyjepa.data.loading.image_source import ImageSource
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.data.views.transforms import (
     IMAGENET_MEAN,
@@ -28,7 +29,6 @@ from levyjepa.data.views.transforms import (
 from levyjepa.errors import ConfigError
 from levyjepa.recipe import load_recipe
 from levyjepa.registry import DATA
-from levyjepa.schema import DATA_LOADER_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
@@ -36,12 +36,10 @@ STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
 
 def seed_data(root: Path, *overrides: str) -> DataSplits:
-    """The data section of the seed's recipe, read from ``root`` instead of the hub."""
+    """The data and views sections of the seed's recipe, read from ``root`` instead of the hub."""
     cfg = load_recipe(ROOT / "recipes" / "image_baseline.yaml", [f"data.root={root}",
                                                                  *overrides])
-    section = {k: v for k, v in OmegaConf.to_container(cfg.data).items()
-               if k not in DATA_LOADER_KEYS}
-    return DATA.build(section, where="data")
+    return build_splits(cfg)
 
 
 def unnormalise(x: torch.Tensor) -> torch.Tensor:
@@ -118,8 +116,8 @@ def test_image_folder_lists_classes_and_decodes_lazily(fresh_image_tree: Path,
     real_open = Image.open
     monkeypatch.setattr(lazy_images.Image, "open",
                         lambda path, *a, **k: opened.append(str(path)) or real_open(path, *a, **k))
-    splits = DATA.build({"name": "image_folder", "root": str(image_tree), "size": 16,
-                         "views": 3})
+    splits = splits_from({"name": "image_folder", "root": str(image_tree)},
+                         {"name": "seed", "global_size": 16, "global_views": 3})
     assert opened == []  # nothing is decoded when the source is built
     assert splits.num_classes == 2 and len(splits.train) == 8 and len(splits.test) == 4
     assert [int(y) for y in splits.train.labels] == [0] * 4 + [1] * 4
@@ -161,22 +159,24 @@ def test_image_folder_errors_name_the_folder(tmp_path: Path, layout: dict[str, l
 
 
 @pytest.mark.parametrize("override, message", [
-    ("data.blur_kernel=6", "blur_kernel must be odd"),
-    ("data.solarize_p=1.5", "solarize_p must be a probability"),
-    ("data.crop_scale=[0.5,0.2]", "crop_scale must satisfy"),
-    ("data.solarize_threshold=300", "solarize_threshold must be in 0..255"),
-    ("data.views=0", "views must be >= 1"),
+    ("views.blur_kernel=6", "view pipeline 'seed': blur_kernel must be odd"),
+    ("views.solarize_p=1.5", "view pipeline 'seed': solarize_p must be a probability"),
+    ("views.global_scale=[0.5,0.2]", r"views.global_scale must be \[low, high\]"),
+    ("views.solarize_threshold=300", "solarize_threshold must be in 0..255"),
+    ("views.global_views=0", "views.global_views must be an integer >= 1"),
 ])
 def test_bad_augmentation_parameters_are_refused(image_tree: Path, override: str,
                                                  message: str) -> None:
     with pytest.raises(ConfigError, match=message) as err:
         seed_data(image_tree, override)
-    assert "\n" not in str(err.value) and "imagenette" in str(err.value)
+    assert "\n" not in str(err.value) and "image_baseline.yaml" in str(err.value)
 
 
 def test_imagenette_with_a_root_reads_the_local_tree(image_tree: Path) -> None:
-    local = DATA.build({"name": "imagenette", "root": str(image_tree), "size": 16})
-    assert local.num_classes == 2 and len(local.train) == 8 and len(local.test) == 4
+    local = DATA.build({"name": "imagenette", "root": str(image_tree)})
+    assert isinstance(local, ImageSource) and local.image_size is None  # sizes vary
+    assert local.num_classes == 2 and len(local.train.images) == 8
+    assert len(local.test.labels) == 4
 
 
 # ---- the Hugging Face hub path, with a fake `datasets` module --------------------------------
@@ -223,7 +223,8 @@ def fake_datasets(version: str, calls: list[tuple], error: Exception | None = No
 def test_imagenette_without_root_loads_the_hub_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple] = []
     monkeypatch.setitem(sys.modules, "datasets", fake_datasets("3.6.0", calls))
-    splits = DATA.build({"name": "imagenette", "root": None, "size": 32, "views": 2})
+    splits = splits_from({"name": "imagenette", "root": None},
+                         {"name": "seed", "global_size": 32, "global_views": 2})
     assert calls == [("frgfm/imagenette", "160px", "train", {"trust_remote_code": True}),
                      ("frgfm/imagenette", "160px", "validation", {"trust_remote_code": True})]
     hub_train = splits.train.images.dataset

@@ -48,12 +48,14 @@ def test_print_config_shows_the_seed_setting(recipe: str,
     gamma, kappa, lam, net_lr = SPEC8[recipe]
     assert cfg.name == recipe and cfg.seed == 0
     assert OmegaConf.to_container(cfg.data) == {
-        "name": "imagenette", "root": None, "size": 128, "views": 4, "seed": 0,
-        "crop_scale": [0.08, 1.0], "color_jitter": [0.8, 0.8, 0.8, 0.2], "color_jitter_p": 0.8,
+        "name": "imagenette", "root": None, "batch_size": 96, "workers": 8,
+    }
+    assert OmegaConf.to_container(cfg.views) == {  # their seed: the recipe's, 0
+        "name": "seed", "global_views": 4, "global_size": 128,
+        "global_scale": [0.08, 1.0], "color_jitter": [0.8, 0.8, 0.8, 0.2], "color_jitter_p": 0.8,
         "grayscale_p": 0.2, "blur_kernel": 7, "blur_sigma": [0.1, 2.0], "blur_p": 0.5,
         # the seed: RandomApply(p=0.2) around RandomSolarize(threshold=128), whose own p is 0.5
-        "solarize_threshold": 128, "solarize_p": 0.1,
-        "flip_p": 0.5, "batch_size": 96, "workers": 8,
+        "solarize_threshold": 128, "solarize_p": 0.1, "flip_p": 0.5,
     }
     assert OmegaConf.to_container(cfg.encoder) == {
         "name": "vit", "arch": "vit_small_patch8_224", "img_size": 128, "drop_path": 0.1,

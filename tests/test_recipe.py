@@ -26,7 +26,8 @@ def write(path: Path, text: str) -> Path:
 def base(tmp_path: Path) -> Path:
     return write(tmp_path / "base.yaml", """
 seed: 3
-data: {name: synthetic_shapes, size: 16, views: 2, train_size: 20, batch_size: 4, workers: 0}
+data: {name: synthetic_shapes, size: 16, train_size: 20, batch_size: 4, workers: 0}
+views: {name: light, global_views: 2}
 encoder: {name: vit, img_size: 16, patch_size: 4, embed_dim: 32, depth: 1, num_heads: 2}
 method:
   name: lejepa
@@ -138,9 +139,10 @@ def test_missing_recipe_file(tmp_path: Path) -> None:
 
 
 def test_print_config_prints_resolved_recipe(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([str(QUICKSTART), "--print-config", "trainer.epochs=9", "data.views=3"]) == 0
+    assert main([str(QUICKSTART), "--print-config", "trainer.epochs=9",
+                 "views.global_views=3"]) == 0
     printed = OmegaConf.create(capsys.readouterr().out)
-    assert printed.trainer.epochs == 9 and printed.data.views == 3
+    assert printed.trainer.epochs == 9 and printed.views.global_views == 3
     assert printed.name == "quickstart" and printed.trainer.precision == "bf16"
 
 

@@ -20,10 +20,11 @@ from levyjepa.run import main
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 VIDEO_BASE = ROOT / "recipes" / "video_base.yaml"
-TINY_VIDEO = ["data.name=synthetic_video", "data.frames_per_clip=4", "data.train_size=8",
-              "data.test_size=0", "encoder.name=video_vit", "encoder.img_size=32",
-              "encoder.patch_size=8", "encoder.num_frames=4", "encoder.embed_dim=32",
-              "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2"]
+TINY_VIDEO = ["data.name=synthetic_video", "views=null", "data.frames_per_clip=4",
+              "data.train_size=8", "data.test_size=0", "encoder.name=video_vit",
+              "encoder.img_size=32", "encoder.patch_size=8", "encoder.num_frames=4",
+              "encoder.embed_dim=32", "encoder.depth=1", "encoder.num_heads=2",
+              "encoder.pool_heads=2"]
 
 
 def refused(capsys: pytest.CaptureFixture[str], tmp_path: Path, recipe: Path,
@@ -66,7 +67,8 @@ def test_image_size_mismatch_names_both_keys(capsys: pytest.CaptureFixture[str],
 
 def test_effective_values_come_from_constructor_defaults() -> None:
     # synthetic_video makes 32 px clips by default, video_vit takes 128 px ones by default
-    err = load_error(QUICKSTART, "data.name=synthetic_video", "encoder.name=video_vit")
+    err = load_error(QUICKSTART, "data.name=synthetic_video", "views=null",
+                     "encoder.name=video_vit")
     assert ("data.size=32 (the default of data source 'synthetic_video') does not match "
             "encoder.img_size=128 (the default of encoder 'video_vit')") in err
 
@@ -83,7 +85,7 @@ def test_clip_length_mismatch_and_tubelet_divisibility() -> None:
 
 
 def test_images_against_clips_lists_the_fitting_encoders() -> None:
-    err = load_error(QUICKSTART, "data.name=synthetic_video")
+    err = load_error(QUICKSTART, "data.name=synthetic_video", "views=null")
     assert ("encoder: encoder 'vit' takes images but data source 'synthetic_video' makes clips; "
             "encoders for clips: video_vit") in err
     err = load_error(QUICKSTART, "encoder.name=video_vit")
@@ -92,8 +94,13 @@ def test_images_against_clips_lists_the_fitting_encoders() -> None:
 
 def test_device_augmentation_still_makes_views_of_size() -> None:
     err = load_error(QUICKSTART, "data.name=image_folder", "data.root=/nowhere",
-                     "data.augment_on=device", "data.size=48")
-    assert "data.size=48 does not match encoder.img_size=32" in err
+                     "views.name=seed", "views.on=device", "views.global_size=48")
+    assert ("views.global_size=48 does not match encoder.img_size=32: the views section makes "
+            "48 px views") in err
+    err = load_error(QUICKSTART, "data.name=image_folder", "data.root=/nowhere",
+                     "views.name=seed")  # the seed's default side
+    assert ("views.global_size=128 (the default of view pipeline 'seed') does not match "
+            "encoder.img_size=32") in err
 
 
 # ---- item 9: plugin mistakes --------------------------------------------------------------
@@ -232,8 +239,7 @@ def test_generated_data_parameters_name_the_data_key(capsys: pytest.CaptureFixtu
 @pytest.mark.parametrize(("source", "section", "expected"), [
     ("synthetic_shapes", {"classes": 11}, "classes must be in 2..10, got 11"),
     ("synthetic_shapes", {"rotation": 1.5}, "rotation must be a number in [0, 1], got 1.5"),
-    ("synthetic_shapes", {"crop_scale": [0.9, 0.2]}, "crop_scale must be [low, high]"),
-    ("synthetic_shapes", {"views": 0}, "views must be an integer >= 1, got 0"),
+    ("synthetic_shapes", {"train_size": 0}, "train_size must be an integer >= 1, got 0"),
     ("synthetic_video", {"video_frames": 0}, "video_frames must be an integer >= 1, got 0"),
     ("synthetic_video", {"size": 4}, "size must be an integer >= 8, got 4"),
 ])
@@ -270,8 +276,7 @@ def test_replaced_section_reports_missing_keys_at_once_and_keeps_loader_keys(
     assert err.endswith("(the data section was replaced because its name changed from "
                         "'synthetic_shapes' to 'image_folder'; its other keys must be given "
                         "again)")
-    cfg = load_recipe(QUICKSTART, ["data.name=image_folder", "data.root=/nowhere",
-                                   "data.size=32"])
+    cfg = load_recipe(QUICKSTART, ["data.name=image_folder", "data.root=/nowhere"])
     assert (cfg.data.batch_size, cfg.data.workers) == (128, 1)  # the loader keys are kept
     assert "train_size" not in cfg.data and "instances" not in cfg.data
     if "_test_two_required" not in DATA:

@@ -10,6 +10,8 @@ import torch
 
 import levyjepa
 from levyjepa import DATA, ENCODERS, METHODS, PRIORS, Registry
+from levyjepa.data.build import source_kind, splits_from
+from levyjepa.data.loading.image_source import ImageSource
 from levyjepa.errors import ConfigError
 
 
@@ -192,7 +194,12 @@ def test_every_data_source_yields_views_and_labels(name: str, image_tree: Path,
     side = 32 if name == "scenes" else 16  # scenes are 32 px at least
     tiny = {k: v for k, v in {"size": side, "views": 3, "train_size": 20, "test_size": 10,
                               **files}.items() if k in params}
-    splits = DATA.build({"name": name, **tiny})
+    views = None  # an image source's views: light for generated images, the seed's otherwise
+    if source_kind(name) is ImageSource:
+        views = ({"name": "light", "global_views": 3} if "size" in params
+                 else {"name": "seed", "global_size": side, "global_views": 3})
+    splits = splits_from({"name": name, **tiny}, views)
+    assert splits.view_groups == ((3, side),)
     frames = (4,) if clips else ()
     views, label = splits.train[0]
     assert views.shape == (3, 3, *frames, side, side) and views.dtype == torch.float32

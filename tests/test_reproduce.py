@@ -18,7 +18,7 @@ from levyjepa.reproduce import (
 )
 from levyjepa.seed_results import SEED_RUNS
 
-TINY = ["data.size=16", "data.views=2", "data.batch_size=4", "data.workers=0",
+TINY = ["views.global_size=16", "views.global_views=2", "data.batch_size=4", "data.workers=0",
         "encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32", "encoder.depth=1",
         "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
         "encoder.proj_hidden=32", "method.sigreg.slices=16", "log.trackers=[]",

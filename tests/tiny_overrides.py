@@ -15,5 +15,5 @@ def tiny_quickstart(*, batch: int = 4, train: int = 16, test: int = 8,
                     extra: Sequence[str] = ()) -> list[str]:
     """Tiny data (16 px, 2 views) and ViT, quiet logging, then ``extra`` (which wins)."""
     return [f"data.batch_size={batch}", "data.workers=0", "data.size=16",
-            f"data.train_size={train}", f"data.test_size={test}", "data.views=2", *TINY_VIT,
+            f"data.train_size={train}", f"data.test_size={test}", "views.global_views=2", *TINY_VIT,
             *QUIET_LOG, *extra]

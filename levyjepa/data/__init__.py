@@ -1,18 +1,22 @@
-"""Data sources: registered factories returning :class:`DataSplits`.
+"""Data sources and view pipelines: what a run trains on, built by :func:`build.build_splits`.
 
 A data source is registered in :data:`levyjepa.DATA`; the recipe's ``data`` section gives its
 ``name`` and keyword arguments, plus the loader keys ``batch_size`` (global, in samples) and
-``workers``. The modules are grouped by kind:
+``workers``. An image source returns plain labelled images (:class:`ImageSource`) and the
+recipe's ``views`` section, a view pipeline of :data:`levyjepa.VIEWS`, makes their views; a
+video source returns its :class:`DataSplits` itself. The modules are grouped by kind:
 
 - :mod:`levyjepa.data.images`: natural images (``image_folder``, ``imagenette``), decoded
   lazily;
 - :mod:`levyjepa.data.video`: video files and clips (``video_folder``), readers, clip sampling;
 - :mod:`levyjepa.data.generated`: generated data with exact ground truth (``synthetic_shapes``,
   ``scenes``, ``synthetic_video``, ``scene_video``);
-- :mod:`levyjepa.data.views`: how training views are made (multi-view datasets, transforms,
-  device-made views);
-- :mod:`levyjepa.data.loading`: what the loader needs (:class:`DataSplits`, samplers, loader
-  options, skipped files).
+- :mod:`levyjepa.data.views`: how training views are made (the ``seed`` and ``light`` view
+  pipelines, multi-view datasets, transforms, device-made views);
+- :mod:`levyjepa.data.loading`: what sources return and the loader needs (:class:`ImageSource`,
+  :class:`DataSplits`, samplers, loader options, skipped files);
+- :mod:`levyjepa.data.build`: the ``data`` and ``views`` sections to the run's splits;
+  :mod:`levyjepa.data.moved_keys`: the ``data`` keys that moved to ``views``.
 """
 
 from levyjepa.data.generated import (  # noqa: F401  (importing registers the sources)
@@ -22,7 +26,9 @@ from levyjepa.data.generated import (  # noqa: F401  (importing registers the so
     synthetic_video,
 )
 from levyjepa.data.images import image_folder, imagenette  # noqa: F401
+from levyjepa.data.loading.image_source import ImageSource
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.data.video import video_folder  # noqa: F401
+from levyjepa.data.views import light_views, seed_views  # noqa: F401  (registers the pipelines)
 
-__all__ = ["DataSplits"]
+__all__ = ["DataSplits", "ImageSource"]

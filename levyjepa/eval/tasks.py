@@ -17,13 +17,13 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import Subset
 
+from levyjepa.data.build import build_splits
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.diagnostics import rank_metrics
 from levyjepa.errors import ConfigError
 from levyjepa.eval.classification import accuracy, knn_predict, linear_probe
 from levyjepa.eval.features import extract_features
 from levyjepa.priors.levy_sheet import LevySheetPrior
-from levyjepa.registry import DATA
 from levyjepa.schema import DATA_LOADER_KEYS
 
 TASKS = ("classification", "segmentation", "propagation", "tracking")
@@ -72,7 +72,7 @@ def classification(run, settings, device: torch.device) -> tuple[dict[str, Any],
         The result's entries and the run's data (its pictures read it).
     """
     data_cfg = data_section(run.cfg)
-    splits = DATA.build(data_cfg, where="data")
+    splits = build_splits(run.cfg)
     name = data_cfg.get("name")
     if not splits.num_classes:
         raise ConfigError(f"data '{name}' is unlabelled: k-NN and the linear probe need labels")

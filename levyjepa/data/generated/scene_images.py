@@ -1,8 +1,9 @@
 """``scenes``: generated scenes of several shapes with exact per-pixel maps (no files needed).
 
-Pretraining sees the images only (views of them, as ``synthetic_shapes`` makes); the semantic
-and instance maps of :func:`levyjepa.data.generated.scenes.render_scenes` are read by the dense
-probes of :mod:`levyjepa.eval` (``task=segmentation``), which render the same scenes again from the
+Pretraining sees the images only (views of them, made as the recipe's ``views`` section says,
+as for ``synthetic_shapes``); the semantic and instance maps of
+:func:`levyjepa.data.generated.scenes.render_scenes` are read by the dense probes of
+:mod:`levyjepa.eval` (``task=segmentation``), which render the same scenes again from the
 recipe's ``data`` section. The classification label of a scene, for the online probe and
 ``task=classification``, is the class of its largest visible shape.
 
@@ -16,9 +17,7 @@ from __future__ import annotations
 import torch
 
 from levyjepa.data.generated.scenes import check_scene_args, render_scenes
-from levyjepa.data.loading.splits import DataSplits
-from levyjepa.data.views.multi_view import MultiViewDataset, TransformedDataset
-from levyjepa.data.views.transforms import eval_transform, light_augmentation
+from levyjepa.data.loading.image_source import ImageSource, labelled
 from levyjepa.registry import DATA
 
 TEST_START = 1 << 40
@@ -53,7 +52,6 @@ def scene_params(cfg: dict) -> dict:
 def scenes(
     *,
     size: int = 32,
-    views: int = 2,
     train_size: int = 4000,
     test_size: int = 1000,
     classes: int = 10,
@@ -61,45 +59,37 @@ def scenes(
     leaves: int = 32,
     rotation: float = 1.0,
     seed: int = 0,
-    crop_scale: tuple[float, float] = (0.25, 1.0),
-) -> DataSplits:
+) -> ImageSource:
     """Scenes of 2-5 occluding shapes of distinct classes (:mod:`levyjepa.data.generated.scenes`).
 
     Args:
         size: Image side in pixels (>= 32).
-        views: Views per training image.
         train_size: Number of training scenes.
         test_size: Number of test scenes (0: no evaluation).
         classes: Number of shape classes (2 to 10).
         shapes: ``[min, max]`` shapes per scene (``1 <= min <= max <= classes``).
         leaves: Disks of the dead-leaves background.
         rotation: Range of the shapes' angles as a fraction of a turn (0: upright).
-        seed: Seed of the scenes and of their augmentation.
-        crop_scale: Area range of the random resized crop.
+        seed: Seed of the scenes.
+
+    Returns:
+        The scene images (their views: the recipe's ``views`` section), labelled by the class of
+        their largest visible shape.
 
     Raises:
         ValueError: naming the invalid parameter and its valid range (before any rendering).
     """
-    for name, value, low in (("train_size", train_size, 1), ("test_size", test_size, 0),
-                             ("views", views, 1)):
+    for name, value, low in (("train_size", train_size, 1), ("test_size", test_size, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if len(crop_scale) != 2 or not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
-        raise ValueError(f"crop_scale must be [low, high] with 0 < low <= high <= 1, got "
-                         f"{list(crop_scale)}")
     params = dict(size=size, seed=seed, classes=classes, shapes=tuple(shapes), leaves=leaves,
                   rotation=rotation)
     check_scene_args(size=size, classes=classes, shapes=params["shapes"], leaves=leaves,
                      rotation=rotation)
     train = render_scenes(train_size, **params)
-    labels = largest_shape_class(train.semantic, classes)
-    views_set = MultiViewDataset(train.images, labels, views=views, seed=seed,
-                                 transform=light_augmentation(size, crop_scale=tuple(crop_scale)))
-    train_eval = TransformedDataset(train.images, labels, transform=eval_transform(size))
     test = None
     if test_size:
         scenes_test = render_scenes(test_size, first=TEST_START, **params)
-        test = TransformedDataset(scenes_test.images,
-                                  largest_shape_class(scenes_test.semantic, classes),
-                                  transform=eval_transform(size))
-    return DataSplits(train=views_set, test=test, num_classes=classes, train_eval=train_eval)
+        test = labelled(scenes_test.images, largest_shape_class(scenes_test.semantic, classes))
+    return ImageSource(train=labelled(train.images, largest_shape_class(train.semantic, classes)),
+                       test=test, num_classes=classes, image_size=size)

@@ -5,7 +5,9 @@
 - :mod:`~levyjepa.data.images.lazy_images`, :mod:`~levyjepa.data.images.encoded_images`: images
   decoded one at a time when read (from files, from the hub, from bytes held in memory);
 - :mod:`~levyjepa.data.images.fixed_size_images`: decoded 8-bit images of one size (the loader's
-  items when views are made on the device);
-- :mod:`~levyjepa.data.images.image_splits`: images and labels wrapped into training and test
-  splits.
+  items when views are made on the device).
+
+The sources return plain labelled images
+(:class:`~levyjepa.data.loading.image_source.ImageSource`); the recipe's ``views`` section
+makes their views (:mod:`levyjepa.data.views`).
 """

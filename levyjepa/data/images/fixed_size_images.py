@@ -1,6 +1,6 @@
 """Decoded 8-bit images of one fixed size: the loader's items when views are made on the device.
 
-With ``data.augment_on: device`` a loader worker only decodes: every image is brought to
+With ``views.on: device`` a loader worker only decodes: every image is brought to
 ``size x size`` (shorter side resized to ``size`` with PIL's bilinear filter, then the central
 square cut; an image already of that size is left as it is) and returned as a uint8 tensor, so a
 batch stacks into ``(N, 3, size, size)`` and goes to the GPU as bytes, four times smaller than

@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Optional
 
 from levyjepa.data.images.encoded_images import EncodedImages
-from levyjepa.data.images.image_splits import image_splits
 from levyjepa.data.images.lazy_images import ImageFiles
+from levyjepa.data.loading.image_source import ImageSource, labelled
 from levyjepa.data.loading.skipped_files import check_on_error
-from levyjepa.data.loading.splits import DataSplits
-from levyjepa.data.views.augment_on import check_augment_on, place_augmentation
 from levyjepa.errors import ConfigError
 from levyjepa.registry import DATA
 
@@ -83,63 +81,24 @@ def image_folder(
     root: str,
     train_split: str = "train",
     test_split: Optional[str] = "val",
-    size: int = 128,
-    views: int = 4,
-    seed: int = 0,
-    crop_scale: tuple[float, float] = (0.08, 1.0),
-    color_jitter: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2),
-    color_jitter_p: float = 0.8,
-    grayscale_p: float = 0.2,
-    blur_kernel: int = 7,
-    blur_sigma: tuple[float, float] = (0.1, 2.0),
-    blur_p: float = 0.5,
-    solarize_threshold: int = 128,
-    solarize_p: float = 0.1,
-    flip_p: float = 0.5,
-    augment_on: str = "cpu",
-    load_size: int = 160,
     cache: bool = False,
     on_error: str = "skip",
-) -> DataSplits:
-    """Natural images from a local class-per-folder tree, with the seed's views.
-
-    Training items are ``V`` views of :func:`levyjepa.data.views.transforms.ssl_augmentation`, test
-    items one view of :func:`levyjepa.data.views.transforms.center_view`. The defaults are the seed
-    experiments' (docs/seed_experiments.md).
+) -> ImageSource:
+    """Natural images from a local class-per-folder tree (their views: the ``views`` section).
 
     Args:
         root: Root folder of the tree.
         train_split: Sub-folder of the training split.
         test_split: Sub-folder of the test split (``None``: no evaluation).
-        size: Side of every view in pixels.
-        views: Training views per image (``V``).
-        seed: Seed of the augmentation (drawn per epoch and item).
-        crop_scale: Area range of the random resized crop.
-        color_jitter: Brightness, contrast, saturation and hue strengths.
-        color_jitter_p: Probability of the colour jitter.
-        grayscale_p: Probability of grayscale.
-        blur_kernel: Gaussian blur kernel side.
-        blur_sigma: Gaussian blur standard deviation range.
-        blur_p: Probability of the blur.
-        solarize_threshold: Solarisation threshold (0-255).
-        solarize_p: Probability of solarisation.
-        flip_p: Probability of a horizontal flip.
-        augment_on: Where the training views are made: ``cpu`` (loader workers) or ``device``
-            (the loader yields uint8 images of ``load_size`` px, the training device makes
-            the views; :mod:`levyjepa.data.views.augment_on`).
-        load_size: Side of the uint8 images the loader yields with ``augment_on: device``.
         cache: Hold every file's encoded bytes in memory (read once, decoded on access).
         on_error: ``skip`` (warn, count in ``data/skipped_files``, read the next image) or
             ``raise`` (stop with one line naming the file) for images that do not decode, in
             every split.
+
+    Returns:
+        The images, decoded one at a time when read, and their labels.
     """
-    check_augment_on(augment_on, load_size)
     check_on_error(on_error)
-    augmentation = dict(
-        crop_scale=crop_scale, color_jitter=color_jitter, color_jitter_p=color_jitter_p,
-        grayscale_p=grayscale_p, blur_kernel=blur_kernel, blur_sigma=blur_sigma, blur_p=blur_p,
-        solarize_threshold=solarize_threshold, solarize_p=solarize_p, flip_p=flip_p,
-    )
     base = Path(root).expanduser()
     if not base.is_dir():
         raise ConfigError(f"data.root: image folder '{base}' does not exist")
@@ -148,9 +107,6 @@ def image_folder(
     test = None
     if test_split is not None:
         test_paths, test_labels, _ = scan_split(base, test_split, classes)
-        test = (images(test_paths), test_labels)
-    splits = image_splits(train=(images(paths), labels), test=test, num_classes=len(classes),
-                          size=size, views=views, seed=seed, augmentation=augmentation,
-                          on_error=on_error)
-    return place_augmentation(splits, augment_on=augment_on, load_size=load_size, size=size,
-                              views=views, seed=seed, augmentation=augmentation)
+        test = labelled(images(test_paths), test_labels)
+    return ImageSource(train=labelled(images(paths), labels), test=test,
+                       num_classes=len(classes), on_error=on_error)

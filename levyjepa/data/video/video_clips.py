@@ -198,4 +198,5 @@ def generated_clip_splits(
         test_videos = videos(count=test_size, start=test_start)
         test = ClipDataset(test_videos, test_videos.labels(), transform=center, views=None,
                            **clip)
-    return DataSplits(train=train, test=test, num_classes=num_classes, train_eval=train_eval)
+    return DataSplits(train=train, test=test, num_classes=num_classes, train_eval=train_eval,
+                      view_groups=((views, size),))

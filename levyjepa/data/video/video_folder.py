@@ -174,4 +174,5 @@ def video_folder(
     elif test_root is not None:
         warnings.warn("data.test_root is ignored: the training folder is unlabelled",
                       RuntimeWarning, stacklevel=2)
-    return DataSplits(train=train, test=test, num_classes=len(classes), train_eval=train_eval)
+    return DataSplits(train=train, test=test, num_classes=len(classes), train_eval=train_eval,
+                      view_groups=((views, size),))

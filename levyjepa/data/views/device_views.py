@@ -1,8 +1,9 @@
 """The seed's training views (docs/seed_experiments.md) made in batch on the training device.
 
-With ``data.augment_on: device`` the loader only decodes: it yields 8-bit images of one fixed
-size, and :class:`DeviceViews` turns each batch ``(N, 3, H, W)`` into ``V`` views per image
-``(N, V, 3, size, size)`` on the GPU (or the CPU), with parameters drawn per view (see
+With ``views.on: device`` the loader only decodes: it yields 8-bit images of one fixed size,
+and :class:`DeviceViews` turns each batch ``(N, 3, H, W)`` into ``V`` views per image
+``(N, V, 3, size, size)`` on the GPU (or the CPU), plus ``L`` local views per image at a second
+size with multi-crop, with parameters drawn per view (see
 :mod:`levyjepa.data.views.view_params`) and applied by the batched operations of
 :mod:`levyjepa.data.views.batch_ops`, in the seed's order: crop-resize, colour jitter, grayscale,
 blur, solarisation, flip, normalisation (the flip is done right after the crop, which gives the same
@@ -30,17 +31,23 @@ _JITTER = (batch_ops.adjust_brightness, batch_ops.adjust_contrast, batch_ops.adj
            batch_ops.adjust_hue)
 
 
+LOCAL_STREAM = 0x10CA1
+"""Mixed into the seed of the local views' parameters, so they are drawn from their own stream."""
+
+
 class DeviceViews(nn.Module):
     """``V`` augmented views of every image of a uint8 batch, made where the batch is.
 
-    The arguments are those of :func:`levyjepa.data.views.transforms.ssl_augmentation` (validated by
-    it, with the same messages) plus ``views`` and ``seed``.
+    The arguments are those of :func:`levyjepa.data.views.transforms.ssl_augmentation`
+    (validated by it, with the same messages) plus ``views`` and ``seed``, and the local group
+    of multi-crop: ``local_views`` views of ``local_size`` px whose crops cover ``local_scale``
+    of the image, with the same photometric augmentation.
 
     Args:
-        size: Side of every view.
-        views: Views ``V`` per image.
+        size: Side of every (global) view.
+        views: Global views ``V`` per image.
         seed: Base seed; the views of a batch depend on ``(seed, step, rank)`` only.
-        crop_scale: Area range of the crop.
+        crop_scale: Area range of the global views' crop.
         color_jitter: Brightness, contrast, saturation and hue strengths.
         color_jitter_p: Probability of the colour jitter.
         grayscale_p: Probability of grayscale.
@@ -50,6 +57,9 @@ class DeviceViews(nn.Module):
         solarize_threshold: Solarisation threshold on the 0-255 scale.
         solarize_p: Probability of solarisation.
         flip_p: Probability of a horizontal flip.
+        local_views: Local views ``L`` per image (0: none; the output is one tensor).
+        local_size: Side of every local view.
+        local_scale: Area range of the local views' crop.
 
     Raises:
         ValueError: naming the first invalid argument.
@@ -71,44 +81,66 @@ class DeviceViews(nn.Module):
         solarize_threshold: int = 128,
         solarize_p: float = 0.1,
         flip_p: float = 0.5,
+        local_views: int = 0,
+        local_size: int = 96,
+        local_scale: tuple[float, float] = (0.05, 0.3),
     ) -> None:
         super().__init__()
         if isinstance(views, bool) or not isinstance(views, int) or views < 1:
             raise ValueError(f"views must be a positive integer, got {views!r}")
+        if isinstance(local_views, bool) or not isinstance(local_views, int) or local_views < 0:
+            raise ValueError(f"local_views must be a non-negative integer, got {local_views!r}")
         crop_scale, blur_sigma = tuple(crop_scale), tuple(blur_sigma)
-        color_jitter = tuple(color_jitter)
-        self.reference_kwargs = dict(
-            crop_scale=crop_scale, color_jitter=color_jitter, color_jitter_p=color_jitter_p,
-            grayscale_p=grayscale_p, blur_kernel=blur_kernel, blur_sigma=blur_sigma,
-            blur_p=blur_p, solarize_threshold=solarize_threshold, solarize_p=solarize_p,
-            flip_p=flip_p,
+        color_jitter, local_scale = tuple(color_jitter), tuple(local_scale)
+        photometric = dict(
+            color_jitter=color_jitter, color_jitter_p=color_jitter_p, grayscale_p=grayscale_p,
+            blur_kernel=blur_kernel, blur_sigma=blur_sigma, blur_p=blur_p,
+            solarize_threshold=solarize_threshold, solarize_p=solarize_p, flip_p=flip_p,
         )
+        self.reference_kwargs = dict(crop_scale=crop_scale, **photometric)
         ssl_augmentation(size, **self.reference_kwargs)  # validates every argument
+        self.local_reference_kwargs = dict(crop_scale=local_scale, **photometric)
+        if local_views:
+            ssl_augmentation(local_size, **self.local_reference_kwargs)
         self.size, self.views, self.seed = size, views, seed
+        self.local_size, self.local_views = local_size, local_views
         self.blur_kernel = blur_kernel
         self.solarize_threshold = solarize_threshold / 255.0
-        self.spec = ViewSpec(
-            crop_scale=crop_scale, color_jitter=color_jitter, color_jitter_p=color_jitter_p,
-            grayscale_p=grayscale_p, blur_sigma=blur_sigma, blur_p=blur_p,
-            solarize_p=solarize_p, flip_p=flip_p,
-        )
+        laws = dict(color_jitter=color_jitter, color_jitter_p=color_jitter_p,
+                    grayscale_p=grayscale_p, blur_sigma=blur_sigma, blur_p=blur_p,
+                    solarize_p=solarize_p, flip_p=flip_p)
+        self.spec = ViewSpec(crop_scale=crop_scale, **laws)
+        self.local_spec = ViewSpec(crop_scale=local_scale, **laws)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
                              persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
                              persistent=False)
 
     def reference(self):
-        """The equivalent per-image torchvision pipeline (``ssl_augmentation``)."""
+        """The equivalent per-image torchvision pipeline of a global view (``ssl_augmentation``)."""
         return ssl_augmentation(self.size, **self.reference_kwargs)
 
+    def local_reference(self):
+        """The equivalent per-image torchvision pipeline of a local view."""
+        return ssl_augmentation(self.local_size, **self.local_reference_kwargs)
+
     def sample(self, images: torch.Tensor, *, step: int, rank: int = 0) -> ViewParams:
-        """Draw the view parameters of the batch ``images`` ``(N, 3, H, W)`` for ``step``."""
+        """Draw the global views' parameters of the batch ``images`` ``(N, 3, H, W)``."""
         generator = torch.Generator().manual_seed(item_seed(self.seed, step, rank))
         n, _, height, width = images.shape
         return sample_view_params(images=n, views=self.views, height=height, width=width,
                                   spec=self.spec, generator=generator)
 
-    def forward(self, images: torch.Tensor, *, step: int, rank: int = 0) -> torch.Tensor:
+    def sample_local(self, images: torch.Tensor, *, step: int, rank: int = 0) -> ViewParams:
+        """Draw the local views' parameters (their own stream: not those of the global views)."""
+        seed = item_seed(self.seed, step, rank) ^ LOCAL_STREAM
+        generator = torch.Generator().manual_seed(seed)
+        n, _, height, width = images.shape
+        return sample_view_params(images=n, views=self.local_views, height=height, width=width,
+                                  spec=self.local_spec, generator=generator)
+
+    def forward(self, images: torch.Tensor, *, step: int, rank: int = 0
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Views of a batch of 8-bit images.
 
         Args:
@@ -117,9 +149,14 @@ class DeviceViews(nn.Module):
             rank: Process index (processes see different images, so they draw differently).
 
         Returns:
-            ``(N, V, 3, size, size)`` float32 views, ImageNet-normalised, on ``images.device``.
+            ``(N, V, 3, size, size)`` float32 views, ImageNet-normalised, on ``images.device``;
+            with local views the pair of that and ``(N, L, 3, local_size, local_size)``.
         """
-        return self.apply(images, self.sample(images, step=step, rank=rank))
+        views = self.apply(images, self.sample(images, step=step, rank=rank))
+        if not self.local_views:
+            return views
+        params = self.sample_local(images, step=step, rank=rank)
+        return views, self._make(images, params, size=self.local_size, views=self.local_views)
 
     def apply(self, images: torch.Tensor, params: ViewParams) -> torch.Tensor:
         """Views of ``images`` ``(N, 3, H, W)`` uint8 with the given parameters.
@@ -127,6 +164,11 @@ class DeviceViews(nn.Module):
         Returns:
             ``(N, V, 3, size, size)`` float32 views, ImageNet-normalised.
         """
+        return self._make(images, params, size=self.size, views=self.views)
+
+    def _make(self, images: torch.Tensor, params: ViewParams, *, size: int, views: int
+              ) -> torch.Tensor:
+        """``(N, views, 3, size, size)`` views of ``images`` with the given parameters."""
         if images.dim() != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
             raise ValueError("DeviceViews expects uint8 images (N, 3, H, W), got "
                              f"{images.dtype} {tuple(images.shape)}")
@@ -135,8 +177,7 @@ class DeviceViews(nn.Module):
         def where(mask: torch.Tensor) -> torch.Tensor:  # indices chosen on the CPU, no sync
             return mask.nonzero().squeeze(1).to(device, non_blocking=True)
 
-        x = batch_ops.crop_resize(images.float().div_(255.0), params.boxes, params.source,
-                                  self.size)
+        x = batch_ops.crop_resize(images.float().div_(255.0), params.boxes, params.source, size)
         flip = where(params.flip)
         if len(flip):
             x[flip] = x[flip].flip(-1)
@@ -157,4 +198,4 @@ class DeviceViews(nn.Module):
         if len(solarize):
             x[solarize] = batch_ops.solarize(x[solarize], self.solarize_threshold)
         x = (x - self.mean) / self.std
-        return x.unflatten(0, (images.shape[0], self.views))
+        return x.unflatten(0, (images.shape[0], views))

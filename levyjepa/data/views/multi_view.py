@@ -13,12 +13,15 @@ augmentation of the original index) or stops the run (``raise``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch.utils.data import Dataset
 
 from levyjepa.data.loading.skipped_files import SkipsUnreadableFiles
+
+Views = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+"""A training item's views: ``(V, C, H, W)``, or ``(global, local)`` with local views."""
 
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
@@ -34,15 +37,22 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
 class MultiViewDataset(SkipsUnreadableFiles, Dataset):
     """``V`` independently augmented views of every item of a labelled image dataset.
 
+    With ``local_views`` (multi-crop) an item also has ``L`` local views: its views are the pair
+    ``(global (V, C, H, W), local (L, C, h, w))``. The global views are drawn first, then the
+    local ones, from the item's one seed, so the global views are those of the same dataset
+    without local views.
+
     Args:
         images: Indexable of images (e.g. a uint8 tensor ``(n, C, H, W)``).
         labels: Their labels (``-1`` for unlabelled items).
         transform: Augmentation applied to one image (uses the global torch RNG, which is
             seeded per item here).
-        views: Number of views ``V``.
+        views: Number of (global) views ``V``.
         seed: Base seed of the augmentation.
         on_error: ``skip`` or ``raise`` for images that do not decode (files); ``None`` for
             in-memory images, which cannot fail (no ``data/skipped_files`` metric).
+        local_transform: Augmentation of a local view (needed when ``local_views > 0``).
+        local_views: Number of local views ``L`` (0: none, items are ``(views, label)``).
     """
 
     def __init__(
@@ -54,13 +64,20 @@ class MultiViewDataset(SkipsUnreadableFiles, Dataset):
         views: int,
         seed: int,
         on_error: Optional[str] = None,
+        local_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        local_views: int = 0,
     ) -> None:
         if views < 1:
             raise ValueError(f"views must be >= 1, got {views}")
+        if local_views < 0:
+            raise ValueError(f"local_views must be >= 0, got {local_views}")
+        if local_views and local_transform is None:
+            raise ValueError("local_views > 0 needs a local_transform")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels
         self.transform, self.views, self.seed = transform, views, seed
+        self.local_transform, self.local_views = local_transform, local_views
         self.track_unreadable(len(images), on_error, noun="image")
         # in shared memory, so that persistent loader workers see the epoch the loop sets
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -80,14 +97,19 @@ class MultiViewDataset(SkipsUnreadableFiles, Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[Views, int]:
         return self.read_readable(index, lambda item: self._views(item, seed_index=index))
 
-    def _views(self, item: int, *, seed_index: int) -> tuple[torch.Tensor, int]:
+    def _views(self, item: int, *, seed_index: int) -> tuple[Views, int]:
         """The views of image ``item`` with the augmentation of ``seed_index`` in this epoch."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(item_seed(self.seed, self.epoch, seed_index))
             views = torch.stack([self.transform(self.images[item]) for _ in range(self.views)])
+            if self.local_views:
+                assert self.local_transform is not None
+                local = torch.stack([self.local_transform(self.images[item])
+                                     for _ in range(self.local_views)])
+                return (views, local), int(self.labels[item])
         return views, int(self.labels[item])
 
 
