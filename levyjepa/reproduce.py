@@ -26,7 +26,7 @@ Examples::
         data.root=path/to/imagenette-160
     # a tiny CPU check of the whole pipeline (2 steps per run, a small ViT at 32 px)
     python -m levyjepa.reproduce --out /tmp/repro trainer.max_steps=2 \\
-        data.root=path/to/imagenette-160 data.size=32 data.batch_size=16 data.workers=0 \\
+        data.root=path/to/imagenette-160 views.global_size=32 data.batch_size=16 data.workers=0 \\
         encoder.img_size=32 encoder.patch_size=8 encoder.embed_dim=64 encoder.depth=1 \\
         encoder.num_heads=2 encoder.pool_heads=2 encoder.emb_dim=64 encoder.proj_hidden=128 \\
         method.sigreg.slices=32 log.trackers=[] log.every=1
