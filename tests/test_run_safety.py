@@ -25,7 +25,7 @@ from levyjepa.run import main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "recipes" / "quickstart.yaml")
-TINY = tiny_quickstart(extra=["objective.levy=null", "objective.gamma=0"])
+TINY = tiny_quickstart(extra=["priors.within=null"])
 
 NAN_PRIOR = textwrap.dedent("""
     import torch
@@ -73,7 +73,7 @@ def finite_checkpoint(ckpt: Path) -> bool:
 def nan_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     (tmp_path / "nan_prior_plugin.py").write_text(NAN_PRIOR)
     monkeypatch.syspath_prepend(str(tmp_path))
-    return ["plugins=[nan_prior_plugin]", "objective.sigreg.name=_test_sigreg_nan_at"]
+    return ["plugins=[nan_prior_plugin]", "method.sigreg.name=_test_sigreg_nan_at"]
 
 
 def test_divergent_learning_rate_stops_in_one_line_with_only_finite_checkpoints(
@@ -105,26 +105,26 @@ def test_nan_stops_and_resume_auto_continues_exactly_from_the_last_good_checkpoi
     assert run(straight, *common) == 0
     broken = tmp_path / "broken"
     # step index 4 is the 5th optimiser step: metrics line 5
-    assert run(broken, *common, "objective.sigreg.nan_at_step=4") == 3
+    assert run(broken, *common, "method.sigreg.nan_at_step=4") == 3
     line = one_line(capsys.readouterr().err)
     assert "step 5: non-finite train/sigreg" in line and "train/grad_norm" in line
     assert [c.name for c in list_checkpoints(broken)] == ["step_00000003", "step_00000004"]
     assert all(finite_checkpoint(c) for c in list_checkpoints(broken))
     # the divergence fixed (the prior no longer injects it), the run continues from step 4
-    assert run(broken, *common, "objective.sigreg.nan_at_step=-1", "resume=auto",
-               "resume_changes=[objective.sigreg.nan_at_step]") == 0
+    assert run(broken, *common, "method.sigreg.nan_at_step=-1", "resume=auto",
+               "resume_changes=[method.sigreg.nan_at_step]") == 0
     assert "changed on purpose" in capsys.readouterr().out
     a, b = train_events(straight), train_events(broken)
     assert [e["step"] for e in b] == list(range(1, 9))
     for ea, eb in zip(a, b):
-        for key in ("train/lejepa_loss", "train/sigreg", "train/probe_loss", "train/lr"):
+        for key in ("train/loss", "train/sigreg", "train/probe_loss", "train/lr"):
             assert eb[key] == pytest.approx(ea[key], rel=1e-6), (ea["step"], key)
 
 
 def test_on_nonfinite_skip_drops_the_update_and_counts_it(tmp_path: Path,
                                                          nan_plugin: list[str]) -> None:
     out = tmp_path / "run"
-    assert run(out, *nan_plugin, "objective.sigreg.nan_at_step=1", "trainer.max_steps=4",
+    assert run(out, *nan_plugin, "method.sigreg.nan_at_step=1", "trainer.max_steps=4",
                "trainer.on_nonfinite=skip") == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 4 and summary["skipped_steps"] == 1
@@ -227,8 +227,8 @@ KILLER = textwrap.dedent("""
 
     ckpt.save_checkpoint, ckpt.atomic_write_json = save_checkpoint, write_json
     torch.save = torch_save
-    import levyjepa.train
-    levyjepa.train.save_checkpoint = save_checkpoint
+    import levyjepa.run_end  # the loop's checkpoint() calls its own import of save_checkpoint
+    levyjepa.run_end.save_checkpoint = save_checkpoint
     sys.exit(main(sys.argv[3:]))
 """)
 
@@ -251,7 +251,7 @@ def test_sigkill_while_writing_a_checkpoint_resumes_exactly(tmp_path: Path, poin
     a, b = train_events(straight), train_events(killed)
     assert [e["step"] for e in b] == list(range(1, 9))
     for ea, eb in zip(a, b):
-        for key in ("train/lejepa_loss", "train/sigreg", "train/probe_loss", "train/lr"):
+        for key in ("train/loss", "train/sigreg", "train/probe_loss", "train/lr"):
             assert eb[key] == pytest.approx(ea[key], rel=1e-6), (ea["step"], key)
     wa = load_file(str(list_checkpoints(straight)[-1] / "model.safetensors"))
     wb = load_file(str(list_checkpoints(killed)[-1] / "model.safetensors"))

@@ -1,9 +1,11 @@
-"""``objective.within_in_loss``: the seed's ``gamma = 0`` graph, exactly (issue 12, item 11).
+"""``priors.within.graph_at_zero_weight``: the seed's ``gamma = 0`` graph, exactly (issue 12,
+item 11; the option was ``objective.within_in_loss`` before the method seam).
 
-With ``gamma = 0`` the seed still adds ``gamma * within`` to its loss, so the token projector
-gets gradients that are exactly zero and AdamW's decoupled weight decay multiplies it by
-``1 - lr_t * weight_decay`` at every step (its moments stay zero: no other update). Every other
-parameter gets the same gradient as without the option, so ``test/acc`` cannot change.
+With ``gamma = 0`` (``priors.within.weight``) the seed still adds ``gamma * within`` to its loss,
+so the token projector gets gradients that are exactly zero and AdamW's decoupled weight decay
+multiplies it by ``1 - lr_t * weight_decay`` at every step (its moments stay zero: no other
+update). Every other parameter gets the same gradient as without the option, so ``test/acc``
+cannot change.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from levyjepa.run import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = tiny_quickstart(train=12, extra=[
-    "objective.levy.name=levy2d", "objective.gamma=0", "trainer.epochs=2",
+    "priors.within.name=levy2d", "priors.within.weight=0", "trainer.epochs=2",
     "optim.weight_decay=0.3", "optim.warmup_epochs=0", "optim.net_lr_bs256=0.05"])
 
 
 def _run(out: Path, within_in_loss: bool) -> tuple[dict[str, torch.Tensor], list[dict]]:
     assert main([str(ROOT / "recipes" / "quickstart.yaml"), *TINY, f"out_dir={out}",
-                 f"objective.within_in_loss={str(within_in_loss).lower()}"]) == 0
+                 f"priors.within.graph_at_zero_weight={str(within_in_loss).lower()}"]) == 0
     weights = load_file(str(list_checkpoints(out)[-1] / "model.safetensors"))
     events = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     return weights, events
@@ -70,4 +72,4 @@ def test_within_in_loss_decays_the_token_projector_by_the_adamw_factor_and_nothi
 @pytest.mark.parametrize("name", ["image_baseline", "image_levy2d", "image_noinv_baseline",
                                   "image_noinv_levy2d"])
 def test_the_seed_recipes_reproduce_the_seed_graph(name: str) -> None:
-    assert load_recipe(ROOT / "recipes" / f"{name}.yaml").objective.within_in_loss is True
+    assert load_recipe(ROOT / "recipes" / f"{name}.yaml").priors.within.graph_at_zero_weight is True

@@ -12,6 +12,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from levyjepa import ENCODERS
+from levyjepa.attached_priors import AttachedPriors
 from levyjepa.data.images.encoded_images import EncodedImages
 from levyjepa.data.images.fixed_size_images import FixedSizeImages, square_uint8
 from levyjepa.data.images.image_folder import image_folder
@@ -21,7 +22,7 @@ from levyjepa.data.loading.loader_options import epoch_reaches_workers, loader_o
 from levyjepa.data.views.multi_view import MultiViewDataset
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.errors import ConfigError
-from levyjepa.objective import build_objective
+from levyjepa.methods.lejepa import LeJEPA
 from levyjepa.recipe import load_recipe
 from levyjepa.speed import apply_speed_options, channels_last_views
 from levyjepa.train import train
@@ -40,7 +41,7 @@ def one_thread():
 TINY = ["data.batch_size=4", "data.workers=0", "data.size=16", "data.views=2",
         "encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32", "encoder.depth=1",
         "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
-        "encoder.proj_hidden=32", "objective.sigreg.slices=16", "log.progress=false",
+        "encoder.proj_hidden=32", "method.sigreg.slices=16", "log.progress=false",
         "log.trackers=[]", "log.diagnostics_every=0", "log.pictures=false",
         "trainer.eval_every=0", "trainer.cpu_threads=1"]  # see tests/test_perf_benchmarks.py
 
@@ -66,8 +67,8 @@ def test_each_option_trains_two_steps(option: list[str], tmp_path: Path,
     assert summary["steps"] == 2
     events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
               .splitlines()]
-    last = [e for e in events if "train/lejepa_loss" in e][-1]
-    assert np.isfinite(last["train/lejepa_loss"]) and np.isfinite(last["train/within"])
+    last = [e for e in events if "train/loss" in e][-1]
+    assert np.isfinite(last["train/loss"]) and np.isfinite(last["train/within"])
 
 
 def test_persistent_workers_cross_an_epoch(tmp_path: Path, image_tree: Path) -> None:
@@ -96,7 +97,7 @@ def test_device_views_resume_like_an_uninterrupted_run(tmp_path: Path,
 
     def losses(run: Path) -> list[float]:
         lines = (run / "run" / "metrics.jsonl").read_text().splitlines()
-        return [json.loads(x)["train/lejepa_loss"] for x in lines if "train/lejepa_loss" in x]
+        return [json.loads(x)["train/loss"] for x in lines if "train/loss" in x]
 
     assert losses(parted) == pytest.approx(losses(straight), rel=1e-6)
 
@@ -189,18 +190,25 @@ def test_augment_on_and_cache_are_validated(image_tree: Path) -> None:
 
 
 def test_gamma_zero_computes_within_without_gradient() -> None:
-    section = {"lamb": 0.02, "kappa": 1.0, "gamma": 0.0, "sigreg": {"name": "sigreg"},
-               "levy": {"name": "levy2d"}}
+    """A prior of weight 0 (the seed's gamma = 0) is computed and logged without a graph."""
+    method = LeJEPA(lamb=0.02, kappa=1.0, sigreg={"name": "sigreg"})
     proj = torch.randn(2, 8, 16, requires_grad=True)
     tokens_proj = torch.randn(16, 4, 4, 16, requires_grad=True)
     out = EncoderOutput(emb=torch.randn(16, 8), proj=proj, tokens=torch.randn(16, 4, 4, 8),
                         tokens_proj=tokens_proj)
-    terms = build_objective(section)(out, step=0)
-    assert not terms["within"].requires_grad and torch.isfinite(terms["within"])
-    terms["lejepa_loss"].backward()
+
+    def terms(**entry: object) -> dict[str, torch.Tensor]:
+        priors = AttachedPriors({"within": {"name": "levy2d", "input": "tokens_proj", **entry}},
+                                outputs=LeJEPA.outputs, method="lejepa")
+        result = method(lambda views: out, [torch.zeros(8, 2, 1)], step=0)  # encoder: out
+        return priors(result.terms, result.outputs, step=0)
+
+    zero = terms(weight=0.0)
+    assert not zero["within"].requires_grad and torch.isfinite(zero["within"])
+    zero["loss"].backward()
     assert tokens_proj.grad is None and proj.grad is not None
-    terms = build_objective({**section, "gamma": 1.0})(out, step=0)
-    assert terms["within"].requires_grad
+    assert terms(weight=1.0)["within"].requires_grad
+    assert terms(weight=0.0, graph_at_zero_weight=True)["within"].requires_grad
 
 
 def test_speed_options_prepare_the_model_and_views() -> None:

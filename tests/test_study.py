@@ -148,7 +148,7 @@ def test_study_resumes_reports_and_stops_on_a_failed_run(
     out.mkdir()
     (out / "fail").write_text("levy 2")
     args = [QUICKSTART, QUICKSTART, "--out", str(out), "--names", "base,levy", "--tasks",
-            "segmentation,tracking", "--b", "objective.gamma=1.0", "--eval", "k=5",
+            "segmentation,tracking", "--b", "priors.within.weight=1.0", "--eval", "k=5",
             "trainer.max_steps=3"]
     assert main(args) == 1  # the last run fails: one line naming its folder and log
     err = capsys.readouterr().err.strip()
@@ -157,7 +157,7 @@ def test_study_resumes_reports_and_stops_on_a_failed_run(
     train = [c for c in fake_calls if c[0] == "levyjepa.run"]
     assert train[0] == ["levyjepa.run", QUICKSTART, "seed=0", f"out_dir={out / 'base' / 'seed_0'}",
                         "resume=auto", "trainer.max_steps=3"]
-    assert train[1][-2:] == ["trainer.max_steps=3", "objective.gamma=1.0"]  # arm B's last
+    assert train[1][-2:] == ["trainer.max_steps=3", "priors.within.weight=1.0"]  # arm B's last
     assert fake_calls[1] == ["levyjepa.eval", str(out / "base" / "seed_0"), "progress=false",
                              "task=segmentation,tracking", "k=5"]
     (out / "fail").write_text("")
@@ -231,7 +231,7 @@ def test_tiny_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the training and evaluation subprocesses
     out = tmp_path / "study"
     args = [QUICKSTART, QUICKSTART, "--seeds", "1", "--out", str(out),
-            "--b", "objective.gamma=1.0", "--eval", "pictures=false",
+            "--b", "priors.within.weight=1.0", "--eval", "pictures=false",
             "--eval", "linear_steps=20", *tiny_quickstart(extra=["trainer.max_steps=2"])]
     assert main(args) == 0
     printed = capsys.readouterr().out
@@ -244,19 +244,19 @@ def test_tiny_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert [r["skipped"] for r in saved["runs"]] == [False, False]
     record = json.loads((out / "B" / "seed_0.record.json").read_text())
     assert record["eval"] == ["progress=false", "pictures=false", "linear_steps=20"]  # no task
-    assert record["overrides"][-1] == "objective.gamma=1.0"
+    assert record["overrides"][-1] == "priors.within.weight=1.0"
     text = (out / "study.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| classification/")]
     assert len(rows) == 2 and all("interval undefined (n=1): no verdict" in r for r in rows)
-    assert "`objective.gamma=1.0`" in text and "## Runs" in text
+    assert "`priors.within.weight=1.0`" in text and "## Runs" in text
     assert (out / "study.png").read_bytes().startswith(PNG_MAGIC)
     assert main(args) == 0  # the same command again: both runs are done
     printed = capsys.readouterr().out
     assert "seed 0 arm A: done, skipped" in printed and "seed 0 arm B: done, skipped" in printed
     # another recipe for B in the same folder is refused before anything runs
-    assert main([*args, "--b", "objective.gamma=0.5"]) == 2
+    assert main([*args, "--b", "priors.within.weight=0.5"]) == 2
     err = capsys.readouterr().err
-    assert "B/seed_0 holds a run of another recipe (objective.gamma: 1.0 -> 0.5)" in err
+    assert "B/seed_0 holds a run of another recipe (priors.within.weight: 1.0 -> 0.5)" in err
 
 
 def test_an_edited_recipe_file_makes_a_finished_run_stale(

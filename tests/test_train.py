@@ -34,7 +34,7 @@ TINY_SCENES = ["data.size=32", "data.train_size=16", "data.test_size=8", "data.v
                "encoder.img_size=32", "encoder.patch_size=8"]
 TINY_VIT = ["encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32",
             "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
-            "encoder.proj_hidden=32", "objective.sigreg.slices=16"]
+            "encoder.proj_hidden=32", "method.sigreg.slices=16"]
 
 
 def tiny(out_dir: Path, *extra: str, data: Sequence[str] = TINY_SYNTHETIC) -> list[str]:
@@ -76,10 +76,10 @@ def test_every_recipe_runs_two_steps(recipe: Path, tmp_path: Path, image_tree: P
     assert summary["steps"] == 2
     events = read_metrics(tmp_path / "run")
     last_train = [e for e in events if "train/inv" in e][-1]
-    keys = ["train/inv", "train/sigreg", "train/lejepa_loss", "train/orig_lejepa_loss",
-            "train/probe_loss", "train/lr"]
-    if cfg.objective.levy is not None:  # within is logged whenever a Lévy prior is configured
-        keys.append("train/within")
+    keys = ["train/inv", "train/sigreg", "train/loss", "train/orig_lejepa_loss",
+            "train/probe_loss", "train/grad_norm", "train/lr"]
+    # every attached prior is logged under its term (within: the Lévy prior, even at weight 0)
+    keys += [f"train/{term}" for term, entry in cfg.priors.items() if entry is not None]
     for key in keys:
         assert key in last_train and torch.isfinite(torch.tensor(last_train[key]))
     assert any("test/acc" in e for e in events)
@@ -143,7 +143,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     b = [e for e in read_metrics(parted) if "train/inv" in e]
     assert [e["step"] for e in a] == [e["step"] for e in b] == [1, 2, 3, 4]
     for ea, eb in zip(a, b):
-        for key in ("train/lejepa_loss", "train/probe_loss", "train/sigreg", "train/lr"):
+        for key in ("train/loss", "train/probe_loss", "train/sigreg", "train/lr"):
             assert eb[key] == pytest.approx(ea[key], rel=1e-6, abs=1e-9), (ea["step"], key)
     sa, sb = _encoder_state(straight), _encoder_state(parted)
     assert sa.keys() == sb.keys()
