@@ -85,7 +85,7 @@ def finish_run(run: Run, *, step: int, train_time: float, skipped_steps: int) ->
 
         write_pictures(run.pretrainer.encoder, token_prior, run.splits, run_dir, step=step,
                        trackers=accelerator.trackers)
-    views_per_step = run.batch_size * sum(count for count, _ in getattr(run.splits, 'view_groups', ((run.cfg.data.get('views', 1), 0),)))
+    views_per_step = run.batch_size * sum(count for count, _ in run.splits.view_groups)
     runlog: RunLog = run.runlog
     done = step - run.start_step
     summary = {

@@ -106,9 +106,7 @@ def build_run(cfg: DictConfig) -> Run:
     # ---- model, method, priors, optimiser, schedule -----------------------------------------
     encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
                              with_tokens_proj=encoder_needs_tokens_proj(cfg))
-    view_groups = getattr(splits, "view_groups", None) or (
-        (cfg.data.get("views", 1), cfg.data.get("size", 0)),)  # TEMP until the views section
-    method, priors = build_method(cfg, encoder=encoder, view_groups=view_groups)
+    method, priors = build_method(cfg, encoder=encoder, view_groups=splits.view_groups)
     classes = cfg.trainer.probe_classes or splits.num_classes
     probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=classes) if splits.num_classes else None
     pretrainer = Pretrainer(encoder, method, probe)

@@ -182,3 +182,39 @@ def test_priors_read_only_what_the_method_returns(tmp_path: Path) -> None:
     cfg = load_recipe(QUICKSTART, tiny(tmp_path, "priors.within.name=levy3d"))
     # a renamed prior keeps its attachment (input, weight) but not the old prior's parameters
     assert dict(cfg.priors.within) == {"name": "levy3d", "input": "tokens_proj", "weight": 0.2}
+
+
+def test_a_run_written_before_the_method_seam_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A run directory whose saved recipe still has the old ``objective`` section: resuming it
+    and loading it for evaluation each fail with one line naming the moved key."""
+    from levyjepa.trained import load_trained
+
+    run = tmp_path / "old"
+    train(load_recipe(QUICKSTART, tiny(run, "trainer.max_steps=1")))
+    saved = (run / "config.yaml").read_text()
+    old = saved.replace("method:\n", "objective:\n  gamma: 0.2\nmethod:\n", 1)
+    (run / "config.yaml").write_text(old)
+    with pytest.raises(ConfigError, match=r"^resume: .*config.yaml was written by an earlier "
+                                          r"levyjepa and cannot be resumed \(start a new "
+                                          r"out_dir\); its key: objective.gamma moved to "
+                                          r"priors.within.weight[^\n]*$"):
+        train(load_recipe(QUICKSTART, tiny(run, "trainer.max_steps=2", "resume=auto")))
+    with pytest.raises(ConfigError, match=r"config.yaml was written by an earlier levyjepa.*"
+                                          r"objective.gamma moved to priors.within.weight"):
+        load_trained(run)
+
+
+def test_lejepa_trains_with_local_views_and_other_methods_refuse_them(tmp_path: Path) -> None:
+    local = ["views.local_views=3", "views.local_size=8", "trainer.max_steps=2", "log.every=1"]
+    run = tmp_path / "multicrop"
+    summary = train(load_recipe(QUICKSTART, tiny(run, *local)))
+    assert summary["steps"] == 2
+    # views per step: 4 samples x (2 global + 3 local)
+    assert summary["views_per_s"] * summary["train_time_s"] == pytest.approx(2 * 4 * 5)
+    assert all(e["train/inv"] > 0 for e in read_metrics(run) if "train/inv" in e)
+    with pytest.raises(ConfigError, match=r"^method 'vicreg' takes no local views; set "
+                                          r"views.local_views=0$"):
+        train(load_recipe(QUICKSTART, tiny(tmp_path / "v", *local, "method={name: vicreg}")))
+    with pytest.raises(ConfigError, match=r"method 'vicreg' needs at least 2 global views"):
+        train(load_recipe(QUICKSTART, tiny(tmp_path / "w", "views.global_views=1",
+                                           "method={name: vicreg}")))

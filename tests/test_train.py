@@ -20,17 +20,20 @@ from levyjepa.recipe import load_recipe
 from levyjepa.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))  # recipes/methods/ too
 
 # Shrinks any recipe to a few seconds on a CPU; encoder keys a recipe's encoder lacks are dropped.
 TINY_DATA = ["data.batch_size=4", "data.workers=0"]
-TINY_SYNTHETIC = ["data.size=16", "data.train_size=16", "data.test_size=8", "data.views=2"]
-TINY_IMAGES = ["data.size=16", "data.views=2"]  # plus data.root: a generated image tree
+TINY_SYNTHETIC = ["data.size=16", "data.train_size=16", "data.test_size=8",
+                  "views.global_views=2"]
+TINY_IMAGES = ["views.global_size=16", "views.global_views=2"]  # plus data.root: an image tree
 IMAGE_SOURCES = ("image_folder", "imagenette")
 # plus data.root and data.test_root: generated clips written to .mp4 (the video_tree fixture)
 TINY_VIDEO = ["data.size=16", "data.views=2", "data.frames_per_clip=4", "data.frame_step=2"]
 VIDEO_SOURCES = ("video_folder",)
-TINY_SCENES = ["data.size=32", "data.train_size=16", "data.test_size=8", "data.views=2",
+GENERATED_VIDEO_SOURCES = ("synthetic_video", "scene_video")
+TINY_GENERATED_CLIPS = ["data.size=16", "data.train_size=16", "data.test_size=8", "data.views=2"]
+TINY_SCENES = ["data.size=32", "data.train_size=16", "data.test_size=8", "views.global_views=2",
                "encoder.img_size=32", "encoder.patch_size=8"]
 TINY_VIT = ["encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32",
             "encoder.depth=1", "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
@@ -54,6 +57,8 @@ def tiny_data(recipe: Path, image_root: Path, video_root: Path | None = None) ->
         return tiny_video(video_root)
     if source == "scenes":  # scenes are 32 px at least
         return TINY_SCENES
+    if source in GENERATED_VIDEO_SOURCES:  # they make their own clip views (data.views)
+        return TINY_GENERATED_CLIPS
     return TINY_SYNTHETIC
 
 
