@@ -5,8 +5,9 @@ Usage::
     python benchmarks/step.py RECIPE [key=value ...] [--steps N] [--warmup W] [--rounds R]
                               [--json] [--no-flops] [--peak-tflops T]
 
-Three loops run on the same recipe (same data source and loader, model, objective, optimiser and
-schedule, built the way :func:`levyjepa.train.train` builds them), alternately, ``--rounds``
+Three loops run on the same recipe (same data source and loader, encoder, method, attached
+priors, probe, optimiser and schedule, built the way :func:`levyjepa.run_setup.build_run` builds
+them, with :func:`levyjepa.methods.build.build_method`), alternately, ``--rounds``
 times (in reverse order every other round), each for ``--warmup`` untimed and ``--steps`` timed
 steps:
 
@@ -14,17 +15,19 @@ steps:
   checks and diagnostics as the recipe sets them), timed between optimiser steps through its
   ``on_step`` hook;
 * ``plain``: the same step as a bare PyTorch loop (no Accelerate, no logging): load, (views on
-  the device), forward under the recipe's autocast, objective and probe loss, backward, AdamW,
-  schedule;
+  the device), the method's forward under the recipe's autocast, the attached priors and the
+  probe loss, backward, AdamW, schedule;
 * ``phases``: the plain loop with a clock reading (after device synchronisation) between its
-  phases: data wait (loading and the copy to the device), device views (``augment_on: device``),
-  forward, priors (the objective and the probe loss), backward, optimiser.
+  phases: data wait (loading and the copy to the device), device views (``views.on: device``),
+  forward (the encoder and the method's own terms), priors (the recipe's attached priors and
+  the probe loss), backward, optimiser.
 
 Every step ends with a device synchronisation, so a step's time is complete. Reported: median
 step time (wall clock, and the process's CPU time, all threads: on a CPU shared with other work
 the latter is the steadier measure of a loop's own cost) and views/s of each loop, the
 toolkit/plain ratio (its overhead), the phase breakdown,
-each prior's forward + backward time on the step's own inputs (and the token projector that the
+each prior's forward + backward time on the step's own inputs (the method's own, e.g. LeJEPA's
+SIGReg on ``proj``, then every attached prior on its ``input``, and the token projector that the
 Lévy prior needs) as a share of the plain step, peak host memory (RSS of the process and its
 loader workers) and peak device memory, FLOPs per step (``torch.utils.flop_counter``) with the
 achieved rate and, on a GPU with a known peak, the model FLOP utilisation, and the projected
@@ -38,7 +41,7 @@ Examples::
         data.batch_size=4 data.workers=0 log.trackers=[] --steps 5 --warmup 2 --rounds 2
     # the same on a GPU, full batch, views made on the GPU, compiled
     python benchmarks/step.py recipes/image_levy2d.yaml data.root=data/imagenette-160 \\
-        data.augment_on=device trainer.compile=true log.trackers=[]
+        views.on=device trainer.compile=true log.trackers=[]
 """
 
 from __future__ import annotations
@@ -74,14 +77,17 @@ from common import (  # noqa: E402
     peak_tflops,
 )
 
+from levyjepa.attached_priors import AttachedPriors  # noqa: E402
+from levyjepa.data.build import build_splits  # noqa: E402
 from levyjepa.data.loading.loader_options import loader_options  # noqa: E402
 from levyjepa.data.loading.sampling import EpochShuffleSampler  # noqa: E402
+from levyjepa.methods.base import MethodOutput  # noqa: E402
+from levyjepa.methods.build import build_method, encoder_needs_tokens_proj  # noqa: E402
 from levyjepa.model import Pretrainer  # noqa: E402
-from levyjepa.objective import LeJEPAObjective, build_objective  # noqa: E402
 from levyjepa.optim import build_optimizer, build_scheduler  # noqa: E402
 from levyjepa.probe import OnlineProbe  # noqa: E402
 from levyjepa.recipe import load_recipe  # noqa: E402
-from levyjepa.registry import DATA, ENCODERS  # noqa: E402
+from levyjepa.registry import ENCODERS  # noqa: E402
 from levyjepa.speed import apply_speed_options, channels_last_views  # noqa: E402
 
 PHASES = ("data", "device_views", "forward", "priors", "backward", "optimizer")
@@ -89,15 +95,16 @@ PHASES = ("data", "device_views", "forward", "priors", "backward", "optimizer")
 
 @dataclass
 class Pieces:
-    """Everything one training step uses, built as :func:`levyjepa.train.train` builds it."""
+    """Everything one training step uses, built as :func:`levyjepa.run_setup.build_run`
+    builds it."""
 
     cfg: DictConfig
     device: torch.device
     bf16: bool
     loader: DataLoader
     test_loader: Optional[DataLoader]
-    model: Pretrainer
-    objective: LeJEPAObjective
+    model: Pretrainer  # encoder, method, probe
+    priors: AttachedPriors
     optimizer: torch.optim.Optimizer
     scheduler: Any
     device_views: Optional[torch.nn.Module]
@@ -121,7 +128,8 @@ def set_threads(cfg: DictConfig, device: torch.device) -> None:
 
 
 def build_pieces(cfg: DictConfig, *, compile: Optional[bool] = None) -> Pieces:
-    """Data, model, objective, optimiser and schedule of ``cfg`` on the training device.
+    """Data, encoder, method, priors, probe, optimiser and schedule of ``cfg`` on the training
+    device.
 
     Args:
         cfg: The recipe.
@@ -130,9 +138,8 @@ def build_pieces(cfg: DictConfig, *, compile: Optional[bool] = None) -> Pieces:
     device = training_device(cfg)
     set_threads(cfg, device)
     torch.manual_seed(cfg.seed)
-    data_cfg = OmegaConf.to_container(cfg.data)
-    batch_size, workers = data_cfg.pop("batch_size"), data_cfg.pop("workers")
-    splits = DATA.build(data_cfg, where="data")
+    batch_size, workers = cfg.data.batch_size, cfg.data.workers
+    splits = build_splits(cfg)
     on_cuda = device.type == "cuda"
     options = loader_options(splits.train, workers=workers, on_cuda=on_cuda,
                              pin_memory=cfg.trainer.pin_memory,
@@ -145,16 +152,18 @@ def build_pieces(cfg: DictConfig, *, compile: Optional[bool] = None) -> Pieces:
                                  **loader_options(splits.test, workers=workers, on_cuda=on_cuda,
                                                   pin_memory=cfg.trainer.pin_memory,
                                                   persistent_workers=False))
-    objective = build_objective(OmegaConf.to_container(cfg.objective)).to(device)
     encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
-                             with_tokens_proj=objective.reads_tokens)
-    classes = cfg.objective.probe_classes or splits.num_classes
+                             with_tokens_proj=encoder_needs_tokens_proj(cfg))
+    view_groups = splits.view_groups
+    method, priors = build_method(cfg, encoder=encoder, view_groups=view_groups)
+    classes = cfg.trainer.probe_classes or splits.num_classes
     probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=classes) if splits.num_classes else None
     compile = cfg.trainer.compile if compile is None else compile
-    model = apply_speed_options(Pretrainer(encoder, probe), compile=compile,
+    model = apply_speed_options(Pretrainer(encoder, method, probe), compile=compile,
                                 channels_last=cfg.trainer.channels_last).to(device)
     optimizer = build_optimizer(
-        encoder_params=encoder.parameters(),
+        encoder_params=[*encoder.parameters(),  # a teacher (no gradient) is not optimised
+                        *(q for q in method.parameters() if q.requires_grad)],
         probe_params=probe.parameters() if probe is not None else [],
         batch_size=batch_size, net_lr_bs256=cfg.optim.net_lr_bs256,
         probe_lr_bs256=cfg.optim.probe_lr_bs256, weight_decay=cfg.optim.weight_decay,
@@ -168,11 +177,50 @@ def build_pieces(cfg: DictConfig, *, compile: Optional[bool] = None) -> Pieces:
     device_views = splits.device_views.to(device) if splits.device_views is not None else None
     return Pieces(
         cfg=cfg, device=device, bf16=on_cuda and cfg.trainer.precision == "bf16",
-        loader=loader, test_loader=test_loader, model=model, objective=objective,
+        loader=loader, test_loader=test_loader, model=model, priors=priors.to(device),
         optimizer=optimizer, scheduler=scheduler, device_views=device_views,
-        views_per_step=batch_size * cfg.data.get("views", 1), steps_per_epoch=len(loader),
+        views_per_step=count_views(batch_size, view_groups), steps_per_epoch=len(loader),
         non_blocking=options["pin_memory"],
     )
+
+
+def count_views(batch_size: int, view_groups: Any) -> int:
+    """Views a step encodes: ``batch_size`` samples times the views of every view group."""
+    return batch_size * sum(count for count, _ in view_groups)
+
+
+def view_groups_of(cfg: DictConfig) -> Any:
+    """``(count, size)`` of each view group the recipe's data makes (the data is built)."""
+    return build_splits(cfg).view_groups
+
+
+def to_device(views: Any, p: Pieces) -> Any:
+    """A batch's views (a tensor, or one per view group) on the training device."""
+    if isinstance(views, (list, tuple)):
+        return type(views)(v.to(p.device, non_blocking=p.non_blocking) for v in views)
+    return views.to(p.device, non_blocking=p.non_blocking)
+
+
+def model_views(p: Pieces, views: Any, *, step: int) -> list[torch.Tensor]:
+    """The views as the loop hands them to the model: a list of view groups ``(N, V_g, ...)``
+    (made on the device when the recipe says so), channels-last when the recipe says so."""
+    if p.device_views is not None:
+        views = p.device_views(views, step=step)
+    groups = list(views) if isinstance(views, (list, tuple)) else [views]
+    if p.cfg.trainer.channels_last:
+        groups = [channels_last_views(g) for g in groups]
+    return groups
+
+
+def step_loss(p: Pieces, result: MethodOutput, logits: Optional[torch.Tensor],
+              labels: torch.Tensor, *, step: int) -> torch.Tensor:
+    """The loop's loss: the method's ``loss`` with the attached priors, plus the probe's."""
+    terms = p.priors(result.terms, result.outputs, step=step)
+    loss = terms["loss"]
+    if logits is not None:
+        targets = labels.repeat_interleave(logits.shape[0] // labels.shape[0])
+        loss = loss + F.cross_entropy(logits.float(), targets, ignore_index=-1)
+    return loss
 
 
 def autocast(p: Pieces) -> contextlib.AbstractContextManager:
@@ -199,7 +247,7 @@ def plain_loop(p: Pieces, *, steps: int, warmup: int, phases: bool, first_step: 
 
     Returns:
         The timed steps' records (``step_s``, ``rss``, with ``phases`` every phase's seconds)
-        and the encoder output of the last step (for the prior timings).
+        and the method's output of the last step (for the prior timings).
     """
     clock = Clock(p.device)
     records: list[dict[str, float]] = []
@@ -211,23 +259,15 @@ def plain_loop(p: Pieces, *, steps: int, warmup: int, phases: bool, first_step: 
         t0 = clock()
         c0 = time.process_time()
         views, labels = next(it)
-        views = views.to(p.device, non_blocking=p.non_blocking)
+        views = to_device(views, p)
         labels = labels.to(p.device, non_blocking=p.non_blocking)
         t1 = clock() if phases else t0
-        if p.device_views is not None:
-            views = p.device_views(views, step=step)
-        if p.cfg.trainer.channels_last:
-            views = channels_last_views(views)
+        groups = model_views(p, views, step=step)
         t2 = clock() if phases else t0
         with autocast(p):
-            out, logits = p.model(views)
+            out, logits = p.model(groups, step=step)
         t3 = clock() if phases else t0
-        terms = p.objective(out, step=step)
-        probe_loss = torch.zeros((), device=p.device)
-        if logits is not None:
-            targets = labels.repeat_interleave(views.shape[1])
-            probe_loss = F.cross_entropy(logits.float(), targets, ignore_index=-1)
-        loss = terms["lejepa_loss"] + probe_loss
+        loss = step_loss(p, out, logits, labels, step=step)
         t4 = clock() if phases else t0
         p.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -275,17 +315,28 @@ def toolkit_loop(cfg: DictConfig, *, steps: int, warmup: int, device: torch.devi
             for a, b in zip(stamps[warmup - 1:], stamps[warmup:])]
 
 
-def prior_costs(p: Pieces, out: Any, *, repeats: int) -> list[dict[str, Any]]:
-    """Forward + backward seconds of each prior (and the token projector) on ``out``'s inputs."""
+def prior_costs(p: Pieces, out: MethodOutput, *, repeats: int) -> list[dict[str, Any]]:
+    """Forward + backward seconds of each prior (and the token projector) on ``out``'s inputs.
+
+    The method's own SIGReg (``method.sigreg``, on ``proj``) first, then every attached prior
+    on its ``input``, each named by its registered name (``term`` and ``input`` say where it
+    sits), then the token projector when the encoder has one.
+    """
     clock = Clock(p.device)
-    cases = [("sigreg", p.objective.sigreg, out.proj)]
-    if p.objective.levy is not None and out.tokens_proj is not None:
-        cases.append((p.cfg.objective.levy.name, p.objective.levy, out.tokens_proj))
+    outputs = out.outputs
+    cases = []  # (name, term, input, module, tensor)
+    sigreg = getattr(p.model.method, "sigreg", None)
+    if isinstance(sigreg, torch.nn.Module) and "proj" in outputs:
+        cases.append((p.cfg.method.sigreg.name, "sigreg", "proj", sigreg, outputs["proj"]))
+    for term, prior in p.priors.priors.items():
+        source = p.priors.attachments[term].input
+        cases.append((p.cfg.priors[term].name, term, source, prior, outputs[source]))
     encoder = p.model.encoder
-    if encoder.tokens_proj is not None:
-        cases.append(("tokens_proj (read by the Lévy prior)", encoder.tokens_proj, out.tokens))
+    if getattr(encoder, "tokens_proj", None) is not None and "tokens" in outputs:
+        cases.append(("tokens_proj (read by the Lévy prior)", None, "tokens",
+                      encoder.tokens_proj, outputs["tokens"]))
     results = []
-    for name, module, tensor in cases:
+    for name, term, source, module, tensor in cases:
         x = tensor.detach().clone().requires_grad_(True)
         times = []
         for r in range(repeats + 1):
@@ -300,7 +351,8 @@ def prior_costs(p: Pieces, out: Any, *, repeats: int) -> list[dict[str, Any]]:
             if r:  # the first run is a warm-up
                 times.append(end - start)
             x.grad = None
-        results.append({"name": name, "shape": list(tensor.shape), "fwd_bwd_s": median(times)})
+        results.append({"name": name, "term": term, "input": source,
+                        "shape": list(tensor.shape), "fwd_bwd_s": median(times)})
     return results
 
 
@@ -315,7 +367,7 @@ def epoch_costs(p: Pieces) -> dict[str, float]:
         start = clock()
         with torch.no_grad(), autocast(p):
             for images, _ in p.test_loader:
-                _, logits = p.model(images.to(p.device, non_blocking=p.non_blocking).unsqueeze(1))
+                logits = p.model.test_logits(images.to(p.device, non_blocking=p.non_blocking))
                 logits.argmax(-1).cpu()
         costs["eval_s"] = clock() - start
         p.model.train()
@@ -332,19 +384,15 @@ def epoch_costs(p: Pieces) -> dict[str, float]:
 
 
 def flops_per_step(p: Pieces) -> float:
-    """FLOPs of one forward + backward of the model and the objective (the optimiser excluded)."""
+    """FLOPs of one forward + backward of the model, the method, its priors and the probe
+    (the optimiser excluded)."""
     views, labels = next(iter(p.loader))
-    views = views.to(p.device)
-    if p.device_views is not None:
-        views = p.device_views(views, step=0)
+    groups = model_views(p, to_device(views, p), step=0)
     counter = FlopCounterMode(display=False)
     with counter:
         with autocast(p):
-            out, logits = p.model(views)
-        loss = p.objective(out, step=0)["lejepa_loss"]
-        if logits is not None:
-            loss = loss + logits.float().logsumexp(-1).mean()
-        loss.backward()
+            out, logits = p.model(groups, step=0)
+        step_loss(p, out, logits, labels.to(p.device), step=0).backward()
     p.optimizer.zero_grad(set_to_none=True)
     return float(counter.get_total_flops())
 
@@ -390,6 +438,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error("--steps, --warmup and --rounds must be >= 1")
     cfg = load_recipe(args.recipe, args.overrides)
     device = training_device(cfg)
+    per_step = count_views(cfg.data.batch_size, view_groups_of(cfg))
     label = {"recipe": cfg.name, "overrides": args.overrides,
              "label": args.label or " ".join(args.overrides)}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in args.loops}
@@ -409,7 +458,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 peaks[name] = max(peaks.get(name, 0), torch.cuda.max_memory_allocated(device))
             results[name] += records
             emit({"bench": "step", **label, "round": round_,
-                  **summarise(name, records, cfg.data.batch_size * cfg.data.get("views", 1))})
+                  **summarise(name, records, per_step)})
             pieces = out = None
             gc.collect()
     # the prior timings and the FLOP count on a fresh, uncompiled copy, after one step
@@ -486,7 +535,8 @@ def tables(s: dict[str, Any]) -> str:
         rows = [[ph, f"{phases[f'{ph}_s'] * 1e3:.1f}", f"{100 * phases[f'{ph}_s'] / total:.1f}%"]
                 for ph in PHASES if f"{ph}_s" in phases]
         lines += ["", markdown_table(["phase", "ms (median)", "share"], rows)]
-    rows = [[p["name"], "x".join(map(str, p["shape"])), f"{p['fwd_bwd_s'] * 1e3:.2f}",
+    rows = [[p["name"] + (f" ({p['term']} on {p['input']})" if p.get("term") else ""),
+             "x".join(map(str, p["shape"])), f"{p['fwd_bwd_s'] * 1e3:.2f}",
              f"{100 * p['share_of_step']:.2f}%" if p["share_of_step"] else "-"]
             for p in s["priors"]]
     lines += ["", markdown_table(["term", "input", "fwd+bwd ms", "share of plain step"], rows)]

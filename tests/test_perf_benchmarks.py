@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["data.batch_size=4", "data.workers=0", "data.size=16", "data.views=2",
         "encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32", "encoder.depth=1",
         "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
-        "encoder.proj_hidden=32", "objective.sigreg.slices=16", "log.trackers=[]",
-        "log.diagnostics_every=0", "log.pictures=false", "objective.gamma=1.0",
+        "encoder.proj_hidden=32", "method.sigreg.slices=16", "log.trackers=[]",
+        "log.diagnostics_every=0", "log.pictures=false", "priors.within.weight=1.0",
         "trainer.cpu_threads=1"]  # 2 threads spin in OpenMP barriers on a loaded 2-core machine
 
 
@@ -52,6 +52,9 @@ def test_step_benchmark_reports_loops_phases_priors_and_ratio(
     assert summary["toolkit_over_plain"] > 0
     names = [p["name"] for p in summary["priors"]]
     assert names[:2] == ["sigreg", "levy2d"] and names[2].startswith("tokens_proj")
+    # the method's own SIGReg on proj, then the recipe's prior under its term on its input
+    assert [(p["term"], p["input"]) for p in summary["priors"]] == [
+        ("sigreg", "proj"), ("within", "tokens_proj"), (None, "tokens")]
     assert all(p["share_of_step"] > 0 for p in summary["priors"])
     assert summary["flops_per_step"] > 0 and summary["projected_hours"] > 0
     assert summary["eval_s"] > 0 and summary["checkpoint_s"] > 0
