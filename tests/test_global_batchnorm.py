@@ -124,7 +124,7 @@ def _train(out: Path, processes: int, *extra: str) -> list[dict]:
     return _losses(out)
 
 
-KEYS = ("train/inv", "train/sigreg", "train/lejepa_loss", "train/probe_loss")
+KEYS = ("train/inv", "train/sigreg", "train/loss", "train/probe_loss")
 
 
 def test_two_processes_give_the_losses_of_one(tmp_path: Path) -> None:

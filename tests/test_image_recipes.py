@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from levyjepa.encoders.vit import ViTEncoder
-from levyjepa.objective import build_objective
+from levyjepa.methods.build import encoder_needs_tokens_proj
 from levyjepa.optim import build_optimizer, build_scheduler
 from levyjepa.probe import OnlineProbe
 from levyjepa.registry import ENCODERS
@@ -61,14 +61,17 @@ def test_print_config_shows_the_seed_setting(recipe: str,
         "name": "vit", "arch": "vit_small_patch8_224", "img_size": 128, "drop_path": 0.1,
         "emb_dim": 512, "pool_heads": 6, "proj_hidden": 2048, "proj_dim": 16,
     }
-    assert OmegaConf.to_container(cfg.objective) == {
-        "lamb": 0.02, "kappa": kappa, "gamma": gamma,
+    assert OmegaConf.to_container(cfg.method) == {
+        "name": "lejepa", "lamb": 0.02, "kappa": kappa,
         "sigreg": {"name": "sigreg", "slices": 256, "knots": 17, "t_max": 3.0},
-        "levy": {"name": "levy2d", "jumps": "laplace", "alpha": 1.0, "sigma": 0.125,
-                 "lam": lam},
-        "probe_classes": 100,
-        "within_in_loss": True,  # the seed's gamma = 0 graph (tests/test_seed_fidelity.py)
     }
+    assert OmegaConf.to_container(cfg.priors) == {  # gamma: the Lévy prior's weight
+        "within": {"name": "levy2d", "input": "tokens_proj", "weight": gamma,
+                   "jumps": "laplace", "alpha": 1.0, "sigma": 0.125, "lam": lam,
+                   # the seed's gamma = 0 graph (tests/test_seed_fidelity.py)
+                   "graph_at_zero_weight": True},
+    }
+    assert cfg.trainer.probe_classes == 100
     assert OmegaConf.to_container(cfg.optim) == {
         "net_lr_bs256": net_lr, "probe_lr_bs256": 1e-3, "weight_decay": 0.05,
         "probe_weight_decay": 1e-7, "warmup_epochs": 1.0, "warmup_start": 0.01,
@@ -93,10 +96,9 @@ def test_seed_encoder_from_the_recipe_has_the_seed_parameter_count(
     cfgs = [printed_config(recipe, capsys) for recipe in SPEC8]
     assert all(c.encoder == cfgs[0].encoder for c in cfgs)  # one encoder for all four runs
     cfg = cfgs[0]  # the baseline (gamma = 0) still builds the token projector: within is logged
-    objective = build_objective(OmegaConf.to_container(cfg.objective))
-    assert objective.reads_tokens
+    assert encoder_needs_tokens_proj(cfg)
     encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
-                             with_tokens_proj=objective.reads_tokens)
+                             with_tokens_proj=encoder_needs_tokens_proj(cfg))
     assert isinstance(encoder, ViTEncoder)
 
     def count(module: torch.nn.Module) -> int:
@@ -105,7 +107,7 @@ def test_seed_encoder_from_the_recipe_has_the_seed_parameter_count(
     assert count(encoder) == 32_669_216
     assert count(encoder.backbone) == 21_467_520
     assert encoder.grid == (16, 16) and encoder.width == 384
-    probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=cfg.objective.probe_classes)
+    probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=cfg.trainer.probe_classes)
     assert probe.net[1].weight.shape == (100, 512)
     with torch.no_grad():
         out = encoder.eval()(torch.zeros(1, 2, 3, 128, 128))

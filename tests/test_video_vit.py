@@ -11,9 +11,10 @@ import torch
 from omegaconf import OmegaConf
 
 from levyjepa import ENCODERS
+from levyjepa.attached_priors import AttachedPriors
 from levyjepa.encoders.video_vit import VideoViTEncoder
 from levyjepa.errors import ConfigError
-from levyjepa.objective import build_objective
+from levyjepa.methods.lejepa import LeJEPA
 from levyjepa.priors.sheet_sampler import sample_levy_sheet
 from levyjepa.recipe import load_recipe
 
@@ -75,7 +76,7 @@ def test_wrong_input_shapes_are_refused() -> None:
 
 
 def test_levy3d_scores_sheets_far_below_white_noise_through_video_vit() -> None:
-    """The recipe's objective (levy3d, gamma 1, channel rotation on) on ``tokens_proj``-shaped
+    """The recipe's prior (levy3d, weight gamma 1, channel rotation on) on ``tokens_proj``-shaped
     fields of the encoder's own output: 3D Lévy sheets (axis-aligned cells, the recipe's
     sigma, lam, alpha, time_scale) score far below white noise with the sheets' variance.
     Per family, with rotation off, the axis family also separates the sheets from white noise
@@ -83,24 +84,27 @@ def test_levy3d_scores_sheets_far_below_white_noise_through_video_vit() -> None:
     overrides = ["data.root=unused", "data.size=24", "data.frames_per_clip=8",
                  *(f"encoder.{k}={val}" for k, val in TINY.items()
                    if k not in ("img_size", "num_frames")),
-                 "objective.sigreg.slices=16"]
+                 "method.sigreg.slices=16"]
     cfg = load_recipe(ROOT / "recipes" / "video_levy3d.yaml", overrides)
-    assert cfg.objective.levy.name == "levy3d" and cfg.objective.gamma == 1.0
+    assert cfg.priors.within.name == "levy3d" and cfg.priors.within.weight == 1.0
     torch.manual_seed(0)
     encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), with_tokens_proj=True)
-    objective = build_objective(OmegaConf.to_container(cfg.objective))
+    priors = AttachedPriors(OmegaConf.to_container(cfg.priors), outputs=LeJEPA.outputs,
+                            method="lejepa")
+    assert priors.attachments["within"].input == "tokens_proj"
     with torch.no_grad():
         out = encoder(torch.randn(16, 2, 3, 8, 24, 24))
     shape = out.tokens_proj.shape
     assert shape == (32, 4, 6, 6, 8)
-    levy = cfg.objective.levy
+    levy = cfg.priors.within
     gen = torch.Generator().manual_seed(1)
     sheets = sample_levy_sheet(shape[:-1], shape[-1], sigma=levy.sigma, lam=levy.lam,
                                alpha=levy.alpha, time_scale=levy.time_scale, generator=gen)
     white = torch.randn(shape, generator=gen) * sheets.std()
 
     def within(field: torch.Tensor) -> float:
-        return sum(float(objective(out._replace(tokens_proj=field), step=s)["within"])
+        loss = torch.zeros(())  # the method's loss; the prior's term is added to it
+        return sum(float(priors({"loss": loss}, {"tokens_proj": field}, step=s)["within"])
                    for s in range(3)) / 3
 
     on_sheets, on_white = within(sheets), within(white)
@@ -108,7 +112,7 @@ def test_levy3d_scores_sheets_far_below_white_noise_through_video_vit() -> None:
 
     var_1 = levy.sigma**2 + levy.lam * 2.0 / levy.alpha**2  # Laplace jumps: E[tau] = 2/alpha^2
     white_increments = torch.randn(shape, generator=gen) * (levy.time_scale * var_1 / 8) ** 0.5
-    axis = objective.levy.statistics  # family 0: 2x2x2 cells
-    objective.levy.rotate = False
+    axis = priors.priors["within"].statistics  # family 0: 2x2x2 cells
+    priors.priors["within"].rotate = False
     null, alt = axis(sheets, step=0)[0], axis(white_increments, step=0)[0]
     assert alt.mean() > 5 * null.mean() and alt.min() > null.quantile(0.9), (null, alt)
