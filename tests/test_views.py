@@ -149,6 +149,28 @@ def test_the_views_seed_is_the_recipes_unless_set(image_tree: Path) -> None:
     assert splits(7).train.seed == 7 and splits(7, seed=2).train.seed == 2
 
 
+def test_a_plugin_pipeline_without_a_seed_and_inferred_view_groups(image_tree: Path) -> None:
+    from levyjepa.data.loading.splits import DataSplits
+    from levyjepa.data.views.multi_view import TransformedDataset
+    from levyjepa.data.views.transforms import center_view
+
+    if "_test_centre" not in levyjepa.VIEWS:
+        @levyjepa.VIEWS.register("_test_centre")
+        class Centre:  # one centred view per item, no seed, no view_groups stated
+            def __init__(self, *, side: int = 8) -> None:
+                self.transform = center_view(side)
+
+            def __call__(self, source):
+                images, labels = source.train
+                train = TransformedDataset(images, labels, transform=lambda x: self.transform(
+                    x).unsqueeze(0))
+                return DataSplits(train=train, test=None, num_classes=source.num_classes)
+
+    splits = splits_from(folder(image_tree), {"name": "_test_centre", "side": 12})
+    assert splits.view_groups == ((1, 12),)  # read off the first item
+    assert load_recipe(QUICKSTART, ["views={name: _test_centre, side: 32}"]).views.side == 32
+
+
 # ---- view_groups of every kind of source ---------------------------------------------------------
 
 def test_video_sources_state_their_view_groups() -> None:
@@ -222,6 +244,6 @@ def test_an_image_source_without_a_views_section_is_refused(image_tree: Path) ->
                         "views section saying how training views are made, e.g. views: {name: "
                         "light, global_views: 2} (generated images) or views: {name: seed, "
                         "global_views: 4, global_size: 128} (natural images); view pipelines: "
-                        "light, seed")
+                        f"{', '.join(levyjepa.VIEWS.names())}")
     with pytest.raises(ConfigError, match="needs a views section"):
         splits_from(folder(image_tree), None)

@@ -70,10 +70,7 @@ def splits_from(data: Mapping[str, Any], views: Optional[Mapping[str, Any]], *,
     if isinstance(made, ImageSource):
         if views is None:
             raise ConfigError(missing_views_message(name))
-        section = dict(views)
-        if section.get("seed") is None:
-            section["seed"] = seed
-        splits = VIEWS.build(section, where="views")(made)
+        splits = VIEWS.build(_seeded(views, seed), where="views")(made)
     elif isinstance(made, DataSplits):
         if views is not None:
             raise ConfigError(own_views_message(name))
@@ -127,7 +124,7 @@ def check_views_section(data: Mapping[str, Any], views: Optional[Mapping[str, An
     if kind is DataSplits and views is not None:
         raise ConfigError(own_views_message(name))
     if views is not None and views.get("name") in VIEWS:
-        VIEWS.build({**views, "seed": views.get("seed") or 0}, where="views")
+        VIEWS.build(_seeded(views, 0), where="views")
 
 
 def source_kind(name: Any) -> Optional[type]:
@@ -195,6 +192,14 @@ def infer_view_groups(splits: DataSplits) -> ViewGroups:
     views = splits.train[0][0]
     parts = views if isinstance(views, (tuple, list)) else (views,)
     return tuple((int(p.shape[0]), int(p.shape[-1])) for p in parts)
+
+
+def _seeded(views: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """The ``views`` section with ``seed`` (the recipe's) unless it sets one or takes none."""
+    section = dict(views)
+    if section.get("seed") is None and "seed" in VIEWS.parameters(section["name"]):
+        section["seed"] = seed
+    return section
 
 
 def _plain(tree: Any) -> Any:
