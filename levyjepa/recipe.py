@@ -3,11 +3,13 @@
 A recipe is a YAML file. ``base: other.yaml`` (a path relative to the recipe) names a recipe it
 extends: the child's keys are merged over the base's. A component section (``data``,
 ``encoder``, ``method``, ``method.sigreg``, each entry of ``priors``) whose ``name`` changes in
-the child, or in an override, is replaced as a whole, so the old component's parameters do not leak into the new
-one; its other keys must be given again, and a missing one is reported (all of them at once)
-with a note that the section was replaced. The loader keys of ``data`` (``data.batch_size`` and
-``data.workers``, :data:`levyjepa.schema.DATA_LOADER_KEYS`) configure the loader, not the data
-source, so they are kept across such a replacement. Command-line overrides are OmegaConf dotlist
+the child, or in an override, is replaced as a whole, so the old component's parameters do not
+leak into the new one; its other keys must be given again, and a missing one is reported (all
+of them at once) with a note that the section was replaced. The loader keys of ``data``
+(``data.batch_size`` and ``data.workers``, :data:`levyjepa.schema.DATA_LOADER_KEYS`) configure
+the loader, not the data source, and a prior entry's ``input``, ``weight`` and
+``graph_at_zero_weight`` attach it rather than configure it, so they are kept across such a
+replacement. Command-line overrides are OmegaConf dotlist
 items (``trainer.epochs=3``).
 
 Every file is checked against :class:`levyjepa.schema.Recipe` as it is read, so a misspelt key
@@ -32,10 +34,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from levyjepa.attached_priors import ENTRY_KEYS
+from levyjepa.data.build import check_moved_data_keys, check_views_section, global_view_size
 from levyjepa.errors import ConfigError
+from levyjepa.methods.build import check_priors_section
 from levyjepa.moved_keys import refuse_moved_keys
 from levyjepa.registry import MissingParameters, Registry
-from levyjepa.methods.build import check_priors_section
 from levyjepa.schema import (
     DATA_LOADER_KEYS,
     DEVICES,
@@ -52,9 +55,10 @@ COMPONENT_SECTIONS: dict[str, str] = {
     "encoder": "ENCODERS",
     "method": "METHODS",
     "method.sigreg": "PRIORS",
+    "views": "VIEWS",
 }
 # Optional component sections: checked when present.
-OPTIONAL_SECTIONS = ("method.sigreg",)
+OPTIONAL_SECTIONS = ("method.sigreg", "views")
 
 # What the data source makes and what the encoder takes: (data key, encoder key) pairs of
 # parameters that must agree when both components have them.
@@ -153,6 +157,10 @@ def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = No
         if not isinstance(value, kind) or isinstance(value, bool) or value < (key != "workers"):
             fail(f"data.{key} must be a {'non-negative' if key == 'workers' else 'positive'} "
                  f"{kind.__name__}, got {value!r}")
+    try:  # an image source's data keys that moved to the views section
+        check_moved_data_keys(data)
+    except ConfigError as err:
+        fail(str(err))
     for where, registry_name in COMPONENT_SECTIONS.items():
         section = OmegaConf.select(cfg, where)
         if section is None and where in OPTIONAL_SECTIONS:
@@ -178,7 +186,9 @@ def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = No
         if loader_missing:
             fail(f"{where}: the loader needs {', '.join(f'data.{k}' for k in loader_missing)}"
                  f"{note}")
-    try:
+    views = OmegaConf.select(cfg, "views")
+    try:  # a views section an image source lacks or a video source has, and its values
+        check_views_section(data, OmegaConf.to_container(views) if views is not None else None)
         check_priors_section(cfg)
     except ConfigError as err:
         fail(str(err))
@@ -230,16 +240,23 @@ def _fit_problem(cfg: DictConfig, data_registry: Registry, encoder_registry: Reg
         made, taken = ("clips", "images") if clips else ("images", "clips")
         return (f"encoder: encoder '{enc_name}' takes {taken} but data source '{data_name}' "
                 f"makes {made}; encoders for {made}: {', '.join(fitting) or 'none'}")
+    views_side = global_view_size(cfg)  # the views section's side wins over data.size
     for data_key, enc_key in FIT_KEYS:
-        if data_key not in data or enc_key not in enc:
+        if enc_key not in enc or (data_key not in data and not (
+                data_key == "size" and views_side is not None)):
             continue
-        made, taken = data[data_key], enc[enc_key]
+        unit = " px views" if data_key == "size" else "-frame clips"
+        if data_key == "size" and views_side is not None:
+            (made_shown, made), key = views_side, "views.global_size"
+            makes = f"the views section makes {made}{unit}"
+        else:
+            made, made_shown, key = data[data_key], shown("data", data_key), f"data.{data_key}"
+            makes = f"the data source makes {made}{unit}"
+        taken = enc[enc_key]
         if not (_positive_int(made) and _positive_int(taken)) or made == taken:
             continue  # a value that is not a positive integer is its component's to refuse
-        unit = " px views" if data_key == "size" else "-frame clips"
-        return (f"{shown('data', data_key)} does not match {shown('encoder', enc_key)}: the "
-                f"data source makes {made}{unit} and the encoder takes {taken}{unit}; set "
-                f"encoder.{enc_key}={made} (or data.{data_key}={taken})")
+        return (f"{made_shown} does not match {shown('encoder', enc_key)}: {makes} and the "
+                f"encoder takes {taken}{unit}; set encoder.{enc_key}={made} (or {key}={taken})")
     if "tubelet_size" in enc:  # a tubelet embedding tiles the clip exactly or fails
         for size_key, tile_key in (("num_frames", "tubelet_size"), ("img_size", "patch_size")):
             size, tile = enc.get(size_key), enc.get(tile_key)
