@@ -38,6 +38,7 @@ from levyjepa.data.build import check_moved_data_keys, check_views_section, glob
 from levyjepa.errors import ConfigError
 from levyjepa.methods.build import check_priors_section
 from levyjepa.moved_keys import refuse_moved_keys
+from levyjepa.recipe_yaml import yaml_error
 from levyjepa.registry import MissingParameters, Registry
 from levyjepa.schema import (
     DATA_LOADER_KEYS,
@@ -282,7 +283,7 @@ def _load_file(path: Path, chain: tuple[Path, ...], replaced: Replaced) -> DictC
     try:
         raw = OmegaConf.load(path)
     except yaml.MarkedYAMLError as err:  # syntax errors and OmegaConf's duplicate keys
-        raise ConfigError(_yaml_error(path, err)) from None
+        raise ConfigError(yaml_error(path, err)) from None
     except Exception as err:  # YAML syntax errors come in several exception types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"{path}: not a valid YAML recipe: {first}") from None
@@ -296,55 +297,6 @@ def _load_file(path: Path, chain: tuple[Path, ...], replaced: Replaced) -> DictC
         raise ConfigError(f"{path}: 'base' must be a file name, got {base!r}")
     parent = _load_file(path.parent / base, chain=(*chain, resolved), replaced=replaced)
     return _merge(parent, raw, origin=str(path), replaced=replaced)
-
-
-def _yaml_error(path: Path, err: yaml.MarkedYAMLError) -> str:
-    """One line: ``file:line:column:`` and the problem (a duplicate key by its dotted name)."""
-    mark = err.problem_mark or err.context_mark
-    if mark is None:
-        return f"{path}: not a valid YAML recipe: {err.problem or err.context or err}"
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}"
-    problem = str(err.problem or err.context)
-    if problem.startswith("found duplicate key"):
-        key, first = _duplicate_key(path, mark) or (problem.split()[-1], None)
-        earlier = f" (first on line {first})" if first else ""
-        return f"{where}: duplicate key '{key}'{earlier}; a key may appear once per mapping"
-    lines = path.read_text(errors="replace").splitlines()
-    line = lines[mark.line] if mark.line < len(lines) else ""
-    if line[mark.column:mark.column + 1] == "\t":
-        problem = f"a tab character ({problem}); YAML indents with spaces, not tabs"
-    context = (f" ({err.context} at line {err.context_mark.line + 1}, column "
-               f"{err.context_mark.column + 1})" if err.context and err.context_mark
-               and err.problem_mark and err.context_mark.line != mark.line else "")
-    return f"{where}: not a valid YAML recipe: {problem}{context}"
-
-
-def _duplicate_key(path: Path, mark: Any) -> tuple[str, int | None] | None:
-    """The dotted name of the key at ``mark`` and the line of its first occurrence."""
-    try:
-        root = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-
-    def walk(node: yaml.Node, prefix: str) -> tuple[str, int | None] | None:
-        items: list[tuple[Any, yaml.Node]] = []
-        if isinstance(node, yaml.MappingNode):
-            items = node.value
-        elif isinstance(node, yaml.SequenceNode):
-            items = [(None, item) for item in node.value]
-        first: dict[Any, int] = {}
-        for index, (key, value) in enumerate(items):
-            name = f"{prefix}{index if key is None else key.value}"
-            if key is not None:
-                if (key.start_mark.line, key.start_mark.column) == (mark.line, mark.column):
-                    return name, first.get(key.value)
-                first.setdefault(key.value, key.start_mark.line + 1)
-            found = walk(value, f"{name}.")
-            if found:
-                return found
-        return None
-
-    return walk(root, "") if root is not None else None
 
 
 def _parse_override(item: str) -> DictConfig:
