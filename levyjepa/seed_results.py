@@ -17,9 +17,9 @@ class SeedRun:
     Attributes:
         recipe: The recipe in ``recipes/`` that reproduces it.
         label: The run's name in the seed's table.
-        gamma: Weight of the Lévy prior.
-        kappa: Weight of the invariance term.
-        levy_lam: Jump intensity ``lam`` of the Lévy prior.
+        gamma: Weight of the Lévy prior (``priors.within.weight`` in the recipe).
+        kappa: Weight of the invariance term (``method.kappa``).
+        levy_lam: Jump intensity ``lam`` of the Lévy prior (``priors.within.lam``).
         net_lr_bs256: Encoder learning rate at batch 256.
         test_acc: Online-probe test accuracy after the last epoch.
         within: Final ``train/within``.
