@@ -4,6 +4,7 @@ attached to any method get gradients (or none at weight 0); LeJEPA's multi-crop 
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -218,3 +219,15 @@ def test_lejepa_trains_with_local_views_and_other_methods_refuse_them(tmp_path: 
     with pytest.raises(ConfigError, match=r"method 'vicreg' needs at least 2 global views"):
         train(load_recipe(QUICKSTART, tiny(tmp_path / "w", "views.global_views=1",
                                            "method={name: vicreg}")))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("method.lamb=2.0", "method: method 'lejepa': lamb must be in [0, 1], got 2.0"),
+    ("method.kappa=-1", "method: method 'lejepa': kappa must be >= 0, got -1"),
+    ("method={name: vicreg, gamma: 0}", "method: method 'vicreg': gamma must be > 0, got 0"),
+    ("method.sigreg.slices=0", "method.sigreg: prior 'sigreg': sigreg: slices must be >= 1"),
+])
+def test_method_values_are_refused_when_the_recipe_loads(override: str, message: str,
+                                                         tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_recipe(QUICKSTART, tiny(tmp_path, override))

@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["data.batch_size=4", "data.workers=0", "data.size=16", "data.views=2",
+TINY = ["data.batch_size=4", "data.workers=0", "views.global_size=16", "views.global_views=2",
         "encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32", "encoder.depth=1",
         "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
         "encoder.proj_hidden=32", "method.sigreg.slices=16", "log.trackers=[]",
@@ -38,7 +38,7 @@ def test_step_benchmark_reports_loops_phases_priors_and_ratio(
         augment_on: str, image_tree: Path, capsys: pytest.CaptureFixture) -> None:
     summary = bench("step").main([
         str(ROOT / "recipes" / "image_levy2d.yaml"), *TINY, f"data.root={image_tree}",
-        f"data.augment_on={augment_on}", "data.load_size=24", "--steps", "1", "--warmup", "1",
+        f"views.on={augment_on}", "views.load_size=24", "--steps", "1", "--warmup", "1",
         "--prior-repeats", "1", "--epoch-costs"])
     printed = capsys.readouterr().out
     assert json_lines(printed)[-1]["bench"] == "step_summary"
@@ -70,7 +70,7 @@ def test_data_benchmark_reports_images_per_second(image_tree: Path,
                                                   capsys: pytest.CaptureFixture) -> None:
     records = bench("data").main([
         str(ROOT / "recipes" / "image_levy2d.yaml"), *TINY, f"data.root={image_tree}",
-        "data.augment_on=device", "data.load_size=24", "--workers", "0", "--batches", "1",
+        "views.on=device", "views.load_size=24", "--workers", "0", "--batches", "1",
         "--warmup", "1", "--device", "cpu"])
     assert len(records) == 1 and records[0]["kind"] == "images"
     assert records[0]["items_per_s"] > 0 and records[0]["device_views_per_s"] > 0

@@ -20,6 +20,7 @@ from levyjepa.data.images.imagenette import imagenette
 from levyjepa.data.images.lazy_images import ImageFiles
 from levyjepa.data.loading.loader_options import epoch_reaches_workers, loader_options
 from levyjepa.data.views.multi_view import MultiViewDataset
+from levyjepa.data.views.seed_views import SeedViews
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.errors import ConfigError
 from levyjepa.methods.lejepa import LeJEPA
@@ -38,7 +39,7 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-TINY = ["data.batch_size=4", "data.workers=0", "data.size=16", "data.views=2",
+TINY = ["data.batch_size=4", "data.workers=0", "views.global_size=16", "views.global_views=2",
         "encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32", "encoder.depth=1",
         "encoder.num_heads=2", "encoder.pool_heads=2", "encoder.emb_dim=32",
         "encoder.proj_hidden=32", "method.sigreg.slices=16", "log.progress=false",
@@ -55,7 +56,7 @@ def tiny_run(tmp_path: Path, image_tree: Path, *extra: str, steps: int = 2,
 
 
 @pytest.mark.parametrize("option", [
-    ["data.augment_on=device", "data.load_size=24"],
+    ["views.on=device", "views.load_size=24"],
     ["data.cache=true"],
     ["trainer.channels_last=true"],
     ["optim.fused=false"],
@@ -88,7 +89,7 @@ def test_compile_trains_two_steps(tmp_path: Path, image_tree: Path) -> None:
 def test_device_views_resume_like_an_uninterrupted_run(tmp_path: Path,
                                                        image_tree: Path) -> None:
     """Device views are drawn from (seed, step, rank): 1 + 2 steps equal 3 straight steps."""
-    common = ["data.augment_on=device", "data.load_size=24", "log.every=1", "trainer.epochs=2"]
+    common = ["views.on=device", "views.load_size=24", "log.every=1", "trainer.epochs=2"]
     straight = tmp_path / "straight"
     tiny_run(straight, image_tree, *common, steps=3)
     parted = tmp_path / "parted"
@@ -174,15 +175,15 @@ def test_fixed_size_images_resize_and_centre_crop() -> None:
         FixedSizeImages([square], torch.tensor([0]), size=0)
 
 
-def test_augment_on_and_cache_are_validated(image_tree: Path) -> None:
-    with pytest.raises(ConfigError, match="data.augment_on must be one of cpu, device"):
-        image_folder(root=str(image_tree), augment_on="gpu")
-    with pytest.raises(ConfigError, match="data.load_size must be a positive integer"):
-        image_folder(root=str(image_tree), augment_on="device", load_size=0)
+def test_views_on_and_cache_are_validated(image_tree: Path) -> None:
+    with pytest.raises(ConfigError, match="views.on must be one of cpu, device"):
+        SeedViews(on="gpu", seed=0)
+    with pytest.raises(ConfigError, match="views.load_size must be a positive integer"):
+        SeedViews(on="device", load_size=0, seed=0)
     with pytest.raises(ConfigError, match="data.cache needs data.root"):
         imagenette(root=None, cache=True)
-    splits = image_folder(root=str(image_tree), size=16, views=3, augment_on="device",
-                          load_size=20)
+    splits = SeedViews(global_size=16, global_views=3, on="device", load_size=20,
+                       seed=0)(image_folder(root=str(image_tree)))
     image, label = splits.train[0]
     assert image.shape == (3, 20, 20) and image.dtype == torch.uint8
     assert splits.device_views.views == 3 and splits.device_views.size == 16

@@ -25,12 +25,15 @@ def method_class(cfg: DictConfig) -> type[Method]:
 
 
 def check_priors_section(cfg: DictConfig) -> None:
-    """Check every ``priors.<term>`` entry against the prior registry and the method's outputs.
+    """Check the method's values (building it, unless it needs the runner's objects) and every
+    ``priors.<term>`` entry against the prior registry and the method's outputs.
 
     Raises:
         ConfigError: naming the entry's key.
     """
     cls = method_class(cfg)
+    if not METHODS.runtime_names(cfg.method.name):  # its constructor checks its values now
+        METHODS.build(OmegaConf.to_container(cfg.method), where="method")
     section = OmegaConf.to_container(cfg.priors)
     assert isinstance(section, dict)
     for term, entry in section.items():
