@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from levyjepa.data.generated import dead_leaves as dl
+from levyjepa.data.generated import random_streams, shape_masks
 from levyjepa.data.generated.dead_leaves import SHAPE_CLASSES, render_shapes
 
-# Area of each shape in units of its squared circumradius (see _shape_inside).
+# Area of each shape in units of its squared circumradius (see shape_masks.shape_inside).
 _UNIT_AREA = {
     "disk": math.pi * 0.9**2,
     "square": 1.4**2,
@@ -27,7 +28,7 @@ _UNIT_AREA = {
     "half_disk": math.pi * 0.92**2 / 2.0,
 }
 # Circumradius over image side: half the scale range of the generator.
-_R_LO, _R_HI = dl._SCALE_MIN / 2.0, dl._SCALE_MAX / 2.0
+_R_LO, _R_HI = shape_masks._SCALE_MIN / 2.0, shape_masks._SCALE_MAX / 2.0
 
 
 @pytest.fixture(autouse=True)
@@ -118,10 +119,10 @@ def test_each_image_contains_its_shape() -> None:
     lab = labels.numpy()
     # The thresholded foreground is exactly the shape's coverage: every pixel fully covered by
     # the shape is foreground and every uncovered pixel is background.
-    head, trig, _ = dl._draw_params(0, count, 0, 0)
-    cover = dl._foreground_cover(head, trig, lab, size).numpy()
+    head, trig, _ = random_streams.draw_params(0, count, 0, 0)
+    cover = shape_masks._foreground_cover(head, trig, lab, size).numpy()
     assert not np.any(masks & (cover == 0))
-    assert np.all(masks[cover == dl._SS**2])
+    assert np.all(masks[cover == shape_masks._SS**2])
     # The area matches the class's shape at the generator's range of scales.
     frac = masks.mean(axis=(1, 2))
     for k, name in enumerate(SHAPE_CLASSES):
@@ -135,11 +136,11 @@ def test_each_image_contains_its_shape() -> None:
 def test_shape_stands_out_from_leaves() -> None:
     size, count = 32, 200
     images, labels = render_shapes(count, size=size, seed=4)
-    head, trig, _ = dl._draw_params(0, count, 4, 32)
-    cover = dl._foreground_cover(head, trig, labels.numpy(), size)
+    head, trig, _ = random_streams.draw_params(0, count, 4, 32)
+    cover = shape_masks._foreground_cover(head, trig, labels.numpy(), size)
     near = torch.nn.functional.max_pool2d(cover[:, None].float(), 5, stride=1, padding=2)
     band = ((near[:, 0] > 0) & (cover == 0)).numpy()
-    full = (cover == dl._SS**2).numpy()
+    full = (cover == shape_masks._SS**2).numpy()
     img = images.numpy().astype(np.float64)
     # Mean colour of the fully covered pixels, per image: (count, 3).
     inside = (img * full[:, None]).sum(axis=(2, 3)) / full.sum(axis=(1, 2))[:, None]
@@ -154,7 +155,7 @@ def test_classes_have_distinct_shapes() -> None:
     # leaves a clear difference from the other.
     grid = (torch.arange(72) + 0.5) / 30.0 - 1.2  # cell centres on [-1.2, 1.2]
     v, u = torch.meshgrid(-grid, grid, indexing="ij")
-    masks = [dl._shape_inside(k, u, v) for k in range(len(SHAPE_CLASSES))]
+    masks = [shape_masks.shape_inside(k, u, v) for k in range(len(SHAPE_CLASSES))]
     for k, name in enumerate(SHAPE_CLASSES):
         area = masks[k].float().mean().item() * 2.4**2
         assert abs(area - _UNIT_AREA[name]) < 0.06 * _UNIT_AREA[name], name
@@ -166,7 +167,7 @@ def test_classes_have_distinct_shapes() -> None:
     c, s = torch.cos(angle), torch.sin(angle)
     pu, pv = (c * u + s * v) / scale, (c * v - s * u) / scale
     for b in range(len(masks)):
-        posed = dl._shape_inside(b, pu, pv)
+        posed = shape_masks.shape_inside(b, pu, pv)
         for a in range(len(masks)):
             if a == b:
                 continue
@@ -216,10 +217,10 @@ def test_instances_one_per_cell_and_of_the_image_class() -> None:
                 lo = 0.6 * _UNIT_AREA[name] * _R_LO**2
                 hi = 1.5 * _UNIT_AREA[name] * _R_HI**2
                 assert lo < frac < hi, (b, name, r, c, frac, lo, hi)
-    head, trig, _ = dl._draw_params(0, count, 2, 0)
-    cells0 = dl._cells(0, count, 2, grid)[:, 0]
-    cover0 = dl._foreground_cover(head, trig, lab, size, grid, cells0).numpy()
-    assert np.all(masks[cover0 == dl._SS**2]) and cover0.any(axis=(1, 2)).all()
+    head, trig, _ = random_streams.draw_params(0, count, 2, 0)
+    cells0 = random_streams.shape_cells(0, count, 2, grid)[:, 0]
+    cover0 = shape_masks._foreground_cover(head, trig, lab, size, grid, cells0).numpy()
+    assert np.all(masks[cover0 == shape_masks._SS**2]) and cover0.any(axis=(1, 2)).all()
 
 
 def test_instances_deterministic_and_slice_consistent() -> None:

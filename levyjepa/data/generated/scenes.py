@@ -40,14 +40,12 @@ from levyjepa.data.generated.dead_leaves import (
     _CHUNK_PIXELS,
     SHAPE_CLASSES,
     _check_int,
-    _draw_params,
-    _keys,
-    _shape_inside,
-    _uniforms,
     check_image_args,
     render_background,
     shade_and_quantise,
 )
+from levyjepa.data.generated.random_streams import draw_params, stream_keys, uniforms
+from levyjepa.data.generated.shape_masks import shape_inside
 from levyjepa.data.views.transforms import eval_transform
 from levyjepa.errors import ConfigError
 
@@ -102,8 +100,8 @@ def _layout(
         int64 ``(n, S, _CANDIDATES, 3)``, the candidate colours (uint8 levels).
     """
     lo, hi = shapes
-    keys = _keys(seed, _STREAM, np.arange(first, first + count, dtype=np.uint64))
-    u = _uniforms(keys, 0, _U_SLOT + hi * _SLOT)
+    keys = stream_keys(seed, _STREAM, np.arange(first, first + count, dtype=np.uint64))
+    u = uniforms(keys, 0, _U_SLOT + hi * _SLOT)
     number = lo + np.minimum(np.floor(u[:, _U_COUNT] * (hi - lo + 1)), hi - lo).astype(np.int64)
     # Sorting random keys: a random permutation of the classes, whose first k are distinct.
     order = np.argsort(u[:, _U_CLASS : _U_CLASS + classes], axis=1, kind="stable")[:, :hi]
@@ -180,7 +178,7 @@ def _masks(
     mask = torch.zeros((n, size, size), dtype=torch.bool)
     for k in np.unique(labels[labels >= 0]).tolist():
         sel = torch.from_numpy(np.flatnonzero(labels == k))
-        mask[sel] = _shape_inside(k, u[sel], v[sel])
+        mask[sel] = shape_inside(k, u[sel], v[sel])
     return mask.reshape(n, size * size)
 
 
@@ -215,7 +213,7 @@ def _render_chunk(
     """Render scenes ``first .. first + count - 1`` in one go (see :func:`render_scenes`)."""
     labels, centre, radius, trig, levels = _layout(
         first, count, seed, classes, shapes, rotation, size)
-    head, bg_trig, leaf = _draw_params(first, count, seed, leaves)
+    head, bg_trig, leaf = draw_params(first, count, seed, leaves)
     bg = render_background(head, leaf, size)
     img = shade_and_quantise(bg, head, bg_trig, size).reshape(count, 3, size * size)
     full = [_masks(labels[:, j], centre[:, j], radius[:, j], trig[:, j], size)
