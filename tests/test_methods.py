@@ -4,8 +4,8 @@ attached to any method get gradients (or none at weight 0); LeJEPA's multi-crop 
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
