@@ -24,9 +24,9 @@ from torchvision.transforms.v2 import functional as TF
 
 from levyjepa.data.views import batch_ops
 from levyjepa.data.views.device_views import DeviceViews
+from levyjepa.data.views.photometric import SEED_PHOTOMETRIC, Photometric
 from levyjepa.data.views.transforms import IMAGENET_MEAN, IMAGENET_STD, ssl_augmentation
 from levyjepa.data.views.view_params import (
-    ViewSpec,
     crop_area_fraction,
     crop_aspect_ratio,
     sample_view_params,
@@ -51,7 +51,8 @@ STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 def draw(n: int, *, height: int, width: int, seed: int = 0):
     """``n`` views' parameters with the seed's laws."""
     gen = torch.Generator().manual_seed(seed)
-    return sample_view_params(images=n, views=1, height=height, width=width, spec=ViewSpec(),
+    return sample_view_params(images=n, views=1, height=height, width=width,
+                              crop_scale=(0.08, 1.0), photometric=SEED_PHOTOMETRIC,
                               generator=gen)
 
 
@@ -108,10 +109,10 @@ def test_jitter_factors_order_and_blur_sigma_follow_torchvision() -> None:
 
 
 def test_parameters_are_per_view_and_reproducible() -> None:
-    spec = ViewSpec()
-    a = sample_view_params(images=8, views=4, height=64, width=64, spec=spec,
+    laws = dict(crop_scale=(0.08, 1.0), photometric=SEED_PHOTOMETRIC)
+    a = sample_view_params(images=8, views=4, height=64, width=64, **laws,
                            generator=torch.Generator().manual_seed(5))
-    b = sample_view_params(images=8, views=4, height=64, width=64, spec=spec,
+    b = sample_view_params(images=8, views=4, height=64, width=64, **laws,
                            generator=torch.Generator().manual_seed(5))
     assert torch.equal(a.boxes, b.boxes) and torch.equal(a.order, b.order)
     assert a.source.tolist() == [i for i in range(8) for _ in range(4)]
@@ -150,9 +151,10 @@ PROBABILITY = {"flip_p": 0.5, "grayscale_p": 0.2, "solarize_p": 0.1, "blur_p": 0
 
 def _only(arg: str) -> dict:
     """Arguments that switch every operation off but ``arg`` (crops cover the whole image)."""
-    kwargs = {p: 0.0 for p in PROBABILITY}
-    kwargs[arg] = PROBABILITY[arg]
-    return dict(crop_scale=(1.0, 1.0), blur_sigma=(1.0, 2.0), **kwargs)
+    probabilities = {p: 0.0 for p in PROBABILITY}
+    probabilities[arg] = PROBABILITY[arg]
+    return dict(crop_scale=(1.0, 1.0),
+                photometric=Photometric(blur_sigma=(1.0, 2.0), **probabilities))
 
 
 @pytest.mark.parametrize("op", list(OPERATIONS))
@@ -232,7 +234,7 @@ def test_whole_chain_matches_torchvision_for_given_parameters() -> None:
     torch.manual_seed(2)
     images = torch.randint(0, 256, (6, 3, 20, 20), dtype=torch.uint8)
     spec = dict(color_jitter_p=0.7, grayscale_p=0.4, blur_p=0.5, solarize_p=0.5, flip_p=0.5)
-    device = DeviceViews(size=20, views=5, seed=0, **spec)
+    device = DeviceViews(size=20, views=5, seed=0, photometric=Photometric(**spec))
     params = device.sample(images, step=7)
     params.boxes[:] = torch.tensor([0.0, 0.0, 20.0, 20.0], dtype=torch.float64)  # whole image
     out = device.apply(images, params)
@@ -258,7 +260,7 @@ def test_whole_chain_matches_torchvision_for_given_parameters() -> None:
 
 
 def test_output_shape_and_normalisation_without_augmentation() -> None:
-    off = dict(crop_scale=(1.0, 1.0), **{p: 0.0 for p in PROBABILITY})
+    off = dict(crop_scale=(1.0, 1.0), photometric=Photometric(**{p: 0.0 for p in PROBABILITY}))
     images = torch.randint(0, 256, (3, 3, 24, 24), dtype=torch.uint8)
     out = DeviceViews(size=24, views=2, **off)(images, step=0)
     assert out.shape == (3, 2, 3, 24, 24) and out.dtype == torch.float32
@@ -285,7 +287,7 @@ def test_invalid_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="crop_scale must satisfy"):
         DeviceViews(size=16, views=2, crop_scale=(0.5, 0.1))
     with pytest.raises(ValueError, match="blur_kernel must be odd"):
-        DeviceViews(size=16, views=2, blur_kernel=4)
+        DeviceViews(size=16, views=2, photometric=Photometric(blur_kernel=4))
     with pytest.raises(ValueError, match="uint8 images"):
         DeviceViews(size=16, views=2)(torch.rand(2, 3, 16, 16), step=0)
     with pytest.raises(ValueError, match="height must be >= 1"):

@@ -20,6 +20,7 @@ import levyjepa.data.images.lazy_images as lazy_images
 from levyjepa.data.build import build_splits, splits_from
 from levyjepa.data.loading.image_source import ImageSource
 from levyjepa.data.loading.splits import DataSplits
+from levyjepa.data.views.photometric import Photometric
 from levyjepa.data.views.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -86,8 +87,8 @@ def test_seed_augmentation_parameters(image_tree: Path) -> None:
 
 
 def test_solarize_threshold_is_on_the_8_bit_scale() -> None:
-    only_solarize = ssl_augmentation(4, crop_scale=(1.0, 1.0), color_jitter_p=0.0,
-                                     grayscale_p=0.0, blur_p=0.0, solarize_p=1.0, flip_p=0.0)
+    only_solarize = ssl_augmentation(4, crop_scale=(1.0, 1.0), photometric=Photometric(
+        color_jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=1.0, flip_p=0.0))
     image = torch.full((3, 4, 4), 100, dtype=torch.uint8)
     image[:, :2] = 200
     expected = torch.full((3, 4, 4), 100 / 255)

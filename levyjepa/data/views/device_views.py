@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchvision.transforms import v2
 
 from levyjepa.data.views import batch_ops
 from levyjepa.data.views.multi_view import item_seed
+from levyjepa.data.views.photometric import SEED_PHOTOMETRIC, Photometric
 from levyjepa.data.views.transforms import IMAGENET_MEAN, IMAGENET_STD, ssl_augmentation
-from levyjepa.data.views.view_params import ViewParams, ViewSpec, sample_view_params
+from levyjepa.data.views.view_params import ViewParams, sample_view_params
 
 _JITTER = (batch_ops.adjust_brightness, batch_ops.adjust_contrast, batch_ops.adjust_saturation,
            batch_ops.adjust_hue)
@@ -38,25 +40,18 @@ LOCAL_STREAM = 0x10CA1
 class DeviceViews(nn.Module):
     """``V`` augmented views of every image of a uint8 batch, made where the batch is.
 
-    The arguments are those of :func:`levyjepa.data.views.transforms.ssl_augmentation`
-    (validated by it, with the same messages) plus ``views`` and ``seed``, and the local group
-    of multi-crop: ``local_views`` views of ``local_size`` px whose crops cover ``local_scale``
-    of the image, with the same photometric augmentation.
+    ``size``, ``crop_scale`` and ``photometric`` are the arguments of
+    :func:`levyjepa.data.views.transforms.ssl_augmentation` (validated by it, with the same
+    messages), plus ``views`` and ``seed``, and the local group of multi-crop: ``local_views``
+    views of ``local_size`` px whose crops cover ``local_scale`` of the image, with the same
+    photometric augmentation.
 
     Args:
         size: Side of every (global) view.
         views: Global views ``V`` per image.
         seed: Base seed; the views of a batch depend on ``(seed, step, rank)`` only.
         crop_scale: Area range of the global views' crop.
-        color_jitter: Brightness, contrast, saturation and hue strengths.
-        color_jitter_p: Probability of the colour jitter.
-        grayscale_p: Probability of grayscale.
-        blur_kernel: Odd side of the blur kernel.
-        blur_sigma: Range of the blur's standard deviation.
-        blur_p: Probability of the blur.
-        solarize_threshold: Solarisation threshold on the 0-255 scale.
-        solarize_p: Probability of solarisation.
-        flip_p: Probability of a horizontal flip.
+        photometric: Colour jitter, grayscale, blur, solarisation and flip parameters.
         local_views: Local views ``L`` per image (0: none; the output is one tensor).
         local_size: Side of every local view.
         local_scale: Area range of the local views' crop.
@@ -72,15 +67,7 @@ class DeviceViews(nn.Module):
         views: int,
         seed: int = 0,
         crop_scale: tuple[float, float] = (0.08, 1.0),
-        color_jitter: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2),
-        color_jitter_p: float = 0.8,
-        grayscale_p: float = 0.2,
-        blur_kernel: int = 7,
-        blur_sigma: tuple[float, float] = (0.1, 2.0),
-        blur_p: float = 0.5,
-        solarize_threshold: int = 128,
-        solarize_p: float = 0.1,
-        flip_p: float = 0.5,
+        photometric: Photometric = SEED_PHOTOMETRIC,
         local_views: int = 0,
         local_size: int = 96,
         local_scale: tuple[float, float] = (0.05, 0.3),
@@ -90,46 +77,37 @@ class DeviceViews(nn.Module):
             raise ValueError(f"views must be a positive integer, got {views!r}")
         if isinstance(local_views, bool) or not isinstance(local_views, int) or local_views < 0:
             raise ValueError(f"local_views must be a non-negative integer, got {local_views!r}")
-        crop_scale, blur_sigma = tuple(crop_scale), tuple(blur_sigma)
-        color_jitter, local_scale = tuple(color_jitter), tuple(local_scale)
-        photometric = dict(
-            color_jitter=color_jitter, color_jitter_p=color_jitter_p, grayscale_p=grayscale_p,
-            blur_kernel=blur_kernel, blur_sigma=blur_sigma, blur_p=blur_p,
-            solarize_threshold=solarize_threshold, solarize_p=solarize_p, flip_p=flip_p,
-        )
-        self.reference_kwargs = dict(crop_scale=crop_scale, **photometric)
-        ssl_augmentation(size, **self.reference_kwargs)  # validates every argument
-        self.local_reference_kwargs = dict(crop_scale=local_scale, **photometric)
-        if local_views:
-            ssl_augmentation(local_size, **self.local_reference_kwargs)
+        self.crop_scale, self.local_scale = tuple(crop_scale), tuple(local_scale)
+        self.photometric = photometric
         self.size, self.views, self.seed = size, views, seed
         self.local_size, self.local_views = local_size, local_views
-        self.blur_kernel = blur_kernel
-        self.solarize_threshold = solarize_threshold / 255.0
-        laws = dict(color_jitter=color_jitter, color_jitter_p=color_jitter_p,
-                    grayscale_p=grayscale_p, blur_sigma=blur_sigma, blur_p=blur_p,
-                    solarize_p=solarize_p, flip_p=flip_p)
-        self.spec = ViewSpec(crop_scale=crop_scale, **laws)
-        self.local_spec = ViewSpec(crop_scale=local_scale, **laws)
+        self.reference()  # validates every argument
+        if local_views:
+            self.local_reference()
+        self.blur_kernel = photometric.blur_kernel
+        self.solarize_threshold = photometric.solarize_threshold / 255.0
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
                              persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
                              persistent=False)
 
-    def reference(self):
+    def reference(self) -> v2.Compose:
         """The equivalent per-image torchvision pipeline of a global view (``ssl_augmentation``)."""
-        return ssl_augmentation(self.size, **self.reference_kwargs)
+        return ssl_augmentation(self.size, crop_scale=self.crop_scale,
+                                photometric=self.photometric)
 
-    def local_reference(self):
+    def local_reference(self) -> v2.Compose:
         """The equivalent per-image torchvision pipeline of a local view."""
-        return ssl_augmentation(self.local_size, **self.local_reference_kwargs)
+        return ssl_augmentation(self.local_size, crop_scale=self.local_scale,
+                                photometric=self.photometric)
 
     def sample(self, images: torch.Tensor, *, step: int, rank: int = 0) -> ViewParams:
         """Draw the global views' parameters of the batch ``images`` ``(N, 3, H, W)``."""
         generator = torch.Generator().manual_seed(item_seed(self.seed, step, rank))
         n, _, height, width = images.shape
         return sample_view_params(images=n, views=self.views, height=height, width=width,
-                                  spec=self.spec, generator=generator)
+                                  crop_scale=self.crop_scale, photometric=self.photometric,
+                                  generator=generator)
 
     def sample_local(self, images: torch.Tensor, *, step: int, rank: int = 0) -> ViewParams:
         """Draw the local views' parameters (their own stream: not those of the global views)."""
@@ -137,7 +115,8 @@ class DeviceViews(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         n, _, height, width = images.shape
         return sample_view_params(images=n, views=self.local_views, height=height, width=width,
-                                  spec=self.local_spec, generator=generator)
+                                  crop_scale=self.local_scale, photometric=self.photometric,
+                                  generator=generator)
 
     def forward(self, images: torch.Tensor, *, step: int, rank: int = 0
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

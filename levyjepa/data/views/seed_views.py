@@ -17,6 +17,7 @@ from typing import Optional
 from levyjepa.data.loading.image_source import ImageSource
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.data.views.device_views import DeviceViews
+from levyjepa.data.views.photometric import Photometric
 from levyjepa.data.views.transforms import center_view, ssl_augmentation
 from levyjepa.data.views.view_splits import (
     check_groups,
@@ -94,7 +95,7 @@ class SeedViews:
             raise ConfigError(f"views.load_size must be a positive integer, got {load_size!r}")
         if seed is None:
             raise ValueError("seed is None: build_splits passes the recipe's seed; give one")
-        self.photometric = dict(
+        self.photometric = Photometric(
             color_jitter=tuple(color_jitter), color_jitter_p=color_jitter_p,
             grayscale_p=grayscale_p, blur_kernel=blur_kernel, blur_sigma=tuple(blur_sigma),
             blur_p=blur_p, solarize_threshold=solarize_threshold, solarize_p=solarize_p,
@@ -106,9 +107,10 @@ class SeedViews:
         self.local_scale = (float(local_scale[0]), float(local_scale[1]))
         self.on, self.load_size, self.seed = on, load_size, seed
         self.transform = ssl_augmentation(global_size, crop_scale=tuple(global_scale),
-                                          **self.photometric)  # validates the photometric ones
+                                          photometric=self.photometric)  # validates it
         self.local_transform = (ssl_augmentation(local_size, crop_scale=tuple(local_scale),
-                                                 **self.photometric) if local_views else None)
+                                                 photometric=self.photometric)
+                                if local_views else None)
 
     def __call__(self, source: ImageSource) -> DataSplits:
         """The training, ``train_eval`` and test splits of ``source``'s images."""
@@ -123,6 +125,7 @@ class SeedViews:
         device_views = DeviceViews(
             size=self.global_size, views=self.global_views, seed=self.seed,
             crop_scale=self.global_scale, local_views=self.local_views,
-            local_size=self.local_size, local_scale=self.local_scale, **self.photometric)
+            local_size=self.local_size, local_scale=self.local_scale,
+            photometric=self.photometric)
         return device_view_splits(splits, source, load_size=self.load_size,
                                   device_views=device_views)

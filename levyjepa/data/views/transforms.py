@@ -7,6 +7,13 @@ import math
 import torch
 from torchvision.transforms import v2
 
+from levyjepa.data.views.photometric import (
+    SEED_PHOTOMETRIC,
+    Photometric,
+    check_positive_int,
+    float_pair,
+)
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -68,15 +75,7 @@ def ssl_augmentation(
     size: int,
     *,
     crop_scale: tuple[float, float] = (0.08, 1.0),
-    color_jitter: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2),
-    color_jitter_p: float = 0.8,
-    grayscale_p: float = 0.2,
-    blur_kernel: int = 7,
-    blur_sigma: tuple[float, float] = (0.1, 2.0),
-    blur_p: float = 0.5,
-    solarize_threshold: int = 128,
-    solarize_p: float = 0.1,
-    flip_p: float = 0.5,
+    photometric: Photometric = SEED_PHOTOMETRIC,
 ) -> v2.Compose:
     """The seed experiments' training view of a natural image (docs/seed_experiments.md).
 
@@ -88,20 +87,13 @@ def ssl_augmentation(
 
     The seed wraps ``RandomSolarize(threshold=128)``, whose own probability is torchvision's
     default 0.5, in ``RandomApply(p=0.2)``: a view is solarised with probability 0.1, the
-    default of ``solarize_p`` here (one probability, same distribution).
+    default of ``Photometric.solarize_p`` (one probability, same distribution).
 
     Args:
         size: Side of the square output view.
         crop_scale: Area range of the random resized crop, as fractions of the image.
-        color_jitter: Brightness, contrast, saturation and hue strengths.
-        color_jitter_p: Probability of applying the colour jitter.
-        grayscale_p: Probability of converting to grayscale.
-        blur_kernel: Odd side of the Gaussian blur kernel.
-        blur_sigma: Range of the blur's standard deviation.
-        blur_p: Probability of blurring.
-        solarize_threshold: Solarisation threshold on the 0-255 scale.
-        solarize_p: Probability of solarising.
-        flip_p: Probability of a horizontal flip.
+        photometric: Colour jitter, grayscale, blur, solarisation and flip parameters
+            (checked here by :meth:`Photometric.check`).
 
     Returns:
         A transform from one 8-bit image to a float tensor ``(3, size, size)``.
@@ -109,32 +101,21 @@ def ssl_augmentation(
     Raises:
         ValueError: naming the first invalid parameter and its valid range.
     """
-    _check_positive_int("size", size)
-    for name, p in (("color_jitter_p", color_jitter_p), ("grayscale_p", grayscale_p),
-                    ("blur_p", blur_p), ("solarize_p", solarize_p), ("flip_p", flip_p)):
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
-    low, high = _pair("crop_scale", crop_scale)
+    check_positive_int("size", size)
+    low, high = float_pair("crop_scale", crop_scale)
     if not 0.0 < low <= high <= 1.0:
         raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {list(crop_scale)}")
-    if len(color_jitter) != 4 or min(color_jitter) < 0 or color_jitter[3] > 0.5:
-        raise ValueError("color_jitter must be [brightness, contrast, saturation, hue], all >= 0 "
-                         f"and hue <= 0.5, got {list(color_jitter)}")
-    _check_positive_int("blur_kernel", blur_kernel)
-    if blur_kernel % 2 == 0:
-        raise ValueError(f"blur_kernel must be odd, got {blur_kernel}")
-    sigma_low, sigma_high = _pair("blur_sigma", blur_sigma)
-    if not 0.0 < sigma_low <= sigma_high:
-        raise ValueError(f"blur_sigma must satisfy 0 < low <= high, got {list(blur_sigma)}")
-    if not 0 <= solarize_threshold <= 255:
-        raise ValueError(f"solarize_threshold must be in 0..255, got {solarize_threshold}")
+    photometric.check()
+    p = photometric
     return v2.Compose([
         v2.RandomResizedCrop(size, scale=(low, high), antialias=True),
-        v2.RandomApply([v2.ColorJitter(*color_jitter)], p=color_jitter_p),
-        v2.RandomGrayscale(p=grayscale_p),
-        v2.RandomApply([v2.GaussianBlur(blur_kernel, sigma=(sigma_low, sigma_high))], p=blur_p),
-        v2.RandomSolarize(threshold=solarize_threshold, p=solarize_p),
-        v2.RandomHorizontalFlip(p=flip_p),
+        v2.RandomApply([v2.ColorJitter(*p.color_jitter)], p=p.color_jitter_p),
+        v2.RandomGrayscale(p=p.grayscale_p),
+        v2.RandomApply([v2.GaussianBlur(p.blur_kernel,
+                                        sigma=float_pair("blur_sigma", p.blur_sigma))],
+                       p=p.blur_p),
+        v2.RandomSolarize(threshold=p.solarize_threshold, p=p.solarize_p),
+        v2.RandomHorizontalFlip(p=p.flip_p),
         v2.ToImage(),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
@@ -147,7 +128,7 @@ def center_view(size: int) -> v2.Compose:
     Accepts a PIL image or a uint8 tensor ``(C, H, W)``; returns a float tensor
     ``(3, size, size)``.
     """
-    _check_positive_int("size", size)
+    check_positive_int("size", size)
     return v2.Compose([
         v2.Resize(size, antialias=True),
         v2.CenterCrop(size),
@@ -155,14 +136,3 @@ def center_view(size: int) -> v2.Compose:
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ])
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _pair(name: str, value: tuple[float, float]) -> tuple[float, float]:
-    if len(value) != 2:
-        raise ValueError(f"{name} must be [low, high], got {list(value)}")
-    return float(value[0]), float(value[1])

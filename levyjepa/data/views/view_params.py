@@ -3,7 +3,7 @@ batch.
 
 :func:`sample_view_params` draws, for every view of every image of a batch, the same random
 quantities that :func:`levyjepa.data.views.transforms.ssl_augmentation` draws for one view, with the
-same laws:
+same laws (``crop_scale`` and a :class:`levyjepa.data.views.photometric.Photometric`):
 
 * crop: torchvision's ``RandomResizedCrop`` rule (up to 10 trials of an area fraction uniform in
   ``crop_scale`` and a log-uniform aspect ratio in ``[3/4, 4/3]``, sides rounded to whole pixels,
@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from levyjepa.data.views.photometric import Photometric
+
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 """Aspect-ratio range (width / height) of the random resized crop (torchvision's default)."""
 
@@ -34,31 +36,6 @@ CROP_TRIALS = 10
 
 JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
 """Colour-jitter operations; ``ViewParams.order`` and ``ViewParams.factors`` index them."""
-
-
-@dataclass(frozen=True)
-class ViewSpec:
-    """The laws of the random view parameters (the arguments of ``ssl_augmentation``).
-
-    Attributes:
-        crop_scale: Area range of the crop, as fractions of the image.
-        color_jitter: Brightness, contrast, saturation and hue strengths.
-        color_jitter_p: Probability of the colour jitter.
-        grayscale_p: Probability of grayscale.
-        blur_sigma: Range of the blur's standard deviation.
-        blur_p: Probability of the blur.
-        solarize_p: Probability of solarisation.
-        flip_p: Probability of a horizontal flip.
-    """
-
-    crop_scale: tuple[float, float] = (0.08, 1.0)
-    color_jitter: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2)
-    color_jitter_p: float = 0.8
-    grayscale_p: float = 0.2
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    blur_p: float = 0.5
-    solarize_p: float = 0.1
-    flip_p: float = 0.5
 
 
 @dataclass
@@ -113,7 +90,8 @@ def sample_view_params(
     views: int,
     height: int,
     width: int,
-    spec: ViewSpec,
+    crop_scale: tuple[float, float],
+    photometric: Photometric,
     generator: torch.Generator,
 ) -> ViewParams:
     """Draw the parameters of ``views`` views of each of ``images`` images of one size.
@@ -123,7 +101,9 @@ def sample_view_params(
         views: Views ``V`` per image.
         height: Image height ``H`` in pixels.
         width: Image width ``W`` in pixels.
-        spec: The laws of the parameters.
+        crop_scale: Area range of the crops, as fractions of the image.
+        photometric: The photometric parameters whose probabilities, jitter strengths and
+            blur range are the laws of the draws (the kernel and threshold are not drawn).
         generator: CPU generator every draw comes from.
 
     Returns:
@@ -141,9 +121,9 @@ def sample_view_params(
     def uniform(*shape: int, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
         return low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
 
-    left, top, w, h = _crop_boxes(m, height, width, spec.crop_scale, uniform)
-    jitter = uniform(m) < spec.color_jitter_p
-    b, c, s, hue = spec.color_jitter
+    left, top, w, h = _crop_boxes(m, height, width, crop_scale, uniform)
+    jitter = uniform(m) < photometric.color_jitter_p
+    b, c, s, hue = photometric.color_jitter
     factors = torch.stack([
         uniform(m, low=max(0.0, 1.0 - b), high=1.0 + b),
         uniform(m, low=max(0.0, 1.0 - c), high=1.0 + c),
@@ -151,11 +131,11 @@ def sample_view_params(
         uniform(m, low=-hue, high=hue),
     ], dim=1)
     order = uniform(m, 4).argsort(dim=1)
-    gray = uniform(m) < spec.grayscale_p
-    blur = uniform(m) < spec.blur_p
-    sigma = uniform(m, low=spec.blur_sigma[0], high=spec.blur_sigma[1])
-    solarize = uniform(m) < spec.solarize_p
-    flip = uniform(m) < spec.flip_p
+    gray = uniform(m) < photometric.grayscale_p
+    blur = uniform(m) < photometric.blur_p
+    sigma = uniform(m, low=photometric.blur_sigma[0], high=photometric.blur_sigma[1])
+    solarize = uniform(m) < photometric.solarize_p
+    flip = uniform(m) < photometric.flip_p
     return ViewParams(
         source=torch.arange(images).repeat_interleave(views),
         boxes=torch.stack([left, top, left + w, top + h], dim=1),
