@@ -9,13 +9,47 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from levyjepa.atomic import atomic_write_json
 from levyjepa.checkpoint import list_checkpoints, save_checkpoint
-from levyjepa.nonfinite import NonFiniteError
+from levyjepa.nonfinite import NonFiniteError, finite_flags, grad_total_norm, nonfinite_names
 from levyjepa.run_setup import Run
 from levyjepa.runlog import RunLog
+
+
+def probe_loss(logits: Optional[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the online probe on every view that gave an embedding (``-1``: no
+    label); zero without a probe."""
+    if logits is None:
+        return torch.zeros((), device=labels.device)
+    targets = labels.repeat_interleave(logits.shape[0] // labels.shape[0])
+    return F.cross_entropy(logits.float(), targets, ignore_index=-1)
+
+
+def gradient_norm(run: Run) -> torch.Tensor:
+    """The 2-norm of all gradients, after clipping them to ``optim.grad_clip`` when it is set
+    (the norm before clipping is returned either way)."""
+    params = run.model.parameters()
+    clip = run.cfg.optim.grad_clip
+    norm = run.accelerator.clip_grad_norm_(params, clip) if clip else grad_total_norm(params)
+    return norm.to(run.accelerator.device)
+
+
+def nonfinite_terms(run: Run, terms: dict[str, torch.Tensor]) -> list[str]:
+    """The ``train/<name>`` of every non-finite term (gradients included), agreed by all
+    processes with one reduction, so that all of them skip or stop together."""
+    flags = finite_flags(terms)
+    if run.accelerator.num_processes > 1:
+        flags = run.mean(flags)
+    return nonfinite_names(terms, flags.tolist())
+
+
+def show_terms(bar: Any, metrics: dict[str, float]) -> None:
+    """The logged terms on the progress bar (without ``lr`` and ``grad_norm``)."""
+    bar.set_postfix({k[6:]: f"{v:.4g}" for k, v in metrics.items()
+                     if k.startswith("train/") and k not in ("train/lr", "train/grad_norm")})
 
 
 def log_step(run: Run, terms: dict[str, torch.Tensor], lr: float, *, step: int, epoch: int,

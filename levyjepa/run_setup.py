@@ -71,6 +71,10 @@ class Run:
     runlog: RunLog
     started: float
 
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` averaged over processes (itself on one process)."""
+        return self.accelerator.reduce(values, reduction="mean")
+
     @property
     def pretrainer(self) -> Pretrainer:
         """The unwrapped :class:`Pretrainer` (encoder, method, probe)."""

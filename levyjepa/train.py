@@ -17,14 +17,22 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from levyjepa.data.loading.skipped_files import skipped_files_metric
 from levyjepa.diagnostics import TrainingDiagnostics
-from levyjepa.nonfinite import finite_flags, grad_total_norm, nonfinite_names
-from levyjepa.run_end import checkpoint, evaluate, finish_run, log_step, stop_nonfinite
+from levyjepa.run_end import (
+    checkpoint,
+    evaluate,
+    finish_run,
+    gradient_norm,
+    log_step,
+    nonfinite_terms,
+    probe_loss,
+    show_terms,
+    stop_nonfinite,
+)
 from levyjepa.run_setup import Run, build_run
 from levyjepa.speed import channels_last_views
 
@@ -59,23 +67,11 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
             with accelerator.autocast():
                 result, logits = model(views, step=step)
             terms = run.priors(result.terms, result.outputs, step=step)  # method + priors
-            terms["probe_loss"] = torch.zeros((), device=labels.device)
-            if logits is not None:  # the probe reads every view that gave an embedding
-                targets = labels.repeat_interleave(logits.shape[0] // labels.shape[0])
-                terms["probe_loss"] = F.cross_entropy(logits.float(), targets, ignore_index=-1)
+            terms["probe_loss"] = probe_loss(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(terms["loss"] + terms["probe_loss"])
-            if cfg.optim.grad_clip:
-                grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            else:
-                grad_norm = grad_total_norm(model.parameters())
-            terms["grad_norm"] = grad_norm.to(labels.device)
-            # every term and the gradients, checked before the update (one sync; all processes
-            # agree): a NaN never reaches the weights, the optimiser state or a checkpoint
-            flags = finite_flags(terms)
-            if accelerator.num_processes > 1:
-                flags = accelerator.reduce(flags, reduction="mean")
-            bad = nonfinite_names(terms, flags.tolist())
+            terms["grad_norm"] = gradient_norm(run)  # clipped first with optim.grad_clip
+            bad = nonfinite_terms(run, terms)  # before the update: a NaN never reaches weights
             if bad and cfg.trainer.on_nonfinite == "stop":
                 bar.close()
                 raise stop_nonfinite(run, terms, bad, lr, step=step + 1, epoch=epoch)
@@ -94,14 +90,10 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
             if step % cfg.log.every == 0 or step == run.stop_step:
                 extra = {"train/skipped_steps": float(skipped_steps)} if skipped_steps else {}
                 extra.update(skipped_files_metric(run.splits.train, device=accelerator.device))
-                metrics = log_step(run, terms, lr, step=step, epoch=epoch, extra=extra)
-                bar.set_postfix({k[6:]: f"{v:.4g}" for k, v in metrics.items()
-                                 if k not in ("train/lr", "train/grad_norm")
-                                 and k.startswith("train/")})
+                show_terms(bar, log_step(run, terms, lr, step=step, epoch=epoch, extra=extra))
             if diagnostics.due(step):  # on this batch's outputs, at the step they were made
-                runlog_metrics = diagnostics(result.outputs, step=step - 1, reduce=lambda t:
-                                             accelerator.reduce(t, reduction="mean"))
-                run.runlog.log(runlog_metrics, step=step, epoch=epoch)
+                run.runlog.log(diagnostics(result.outputs, step=step - 1, reduce=run.mean),
+                               step=step, epoch=epoch)
             bar.update(1)
             if cfg.trainer.checkpoint_every and step % cfg.trainer.checkpoint_every == 0:
                 checkpoint(run, step)
