@@ -84,3 +84,21 @@ def test_augment_benchmark_compares_methods(capsys: pytest.CaptureFixture) -> No
                                      "--methods", "torchvision", "own"])
     assert [r["method"] for r in records] == ["torchvision", "own"]
     assert all(r["views_per_s"] > 0 for r in records)
+
+
+def test_methods_benchmark_tabulates_trained_against_untrained(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Two seeds of a tiny quickstart: one row with both accuracies, their intervals and the
+    paired gain's verdict; a second call reads the finished runs instead of training again."""
+    from tiny_overrides import tiny_quickstart
+
+    args = ["--seeds", "0", "1", "--out", str(tmp_path), str(ROOT / "recipes" / "quickstart.yaml"),
+            *tiny_quickstart(batch=8, train=32, test=16, extra=["trainer.max_steps=2"])]
+    assert bench("methods").main(args) == 0
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert row.startswith("| quickstart | 0 1 | 2 |")
+    assert row.count("[") >= 4 and ("no detectable difference" in row or "trained " in row)
+    stamp = (tmp_path / "quickstart-s0" / "eval.json").stat().st_mtime
+    assert bench("methods").main(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == row
+    assert (tmp_path / "quickstart-s0" / "eval.json").stat().st_mtime == stamp
