@@ -48,7 +48,7 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
     """
     run = build_run(cfg)
     accelerator, model, optimizer = run.accelerator, run.model, run.optimizer
-    method = run.pretrainer.method
+    method, encoder = run.pretrainer.method, run.pretrainer.encoder  # unwrapped once
     diagnostics = TrainingDiagnostics(every=cfg.log.diagnostics_every,
                                       prior=run.priors.first_on("tokens_proj"),
                                       warn=accelerator.print)
@@ -84,7 +84,7 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
                 optimizer.step()
             run.scheduler.step()
             step += 1
-            method.after_step(run.pretrainer.encoder, step=step, total_steps=run.stop_step)
+            method.after_step(encoder, step=step, total_steps=run.stop_step)
             if on_step is not None:
                 on_step(step)
             if step % cfg.log.every == 0 or step == run.stop_step:

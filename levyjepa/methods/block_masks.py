@@ -33,6 +33,8 @@ from typing import NamedTuple
 
 import torch
 
+from levyjepa.data.views.multi_view import item_seed
+
 
 class BlockMasks(NamedTuple):
     """Patch indices (raster order on the grid, ``row * W' + col``) of a batch's masks.
@@ -47,9 +49,8 @@ class BlockMasks(NamedTuple):
 
 
 def mask_generator(*, seed: int, step: int, rank: int) -> torch.Generator:
-    """A CPU generator unique to ``(seed, step, rank)``."""
-    mixed = (seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + rank * 0x94D049BB133111EB)
-    return torch.Generator().manual_seed(mixed % (1 << 63))
+    """A CPU generator unique to ``(seed, step, rank)`` (the views' per-item seed mixing)."""
+    return torch.Generator().manual_seed(item_seed(seed, step, rank))
 
 
 def block_side(scale: tuple[float, float], aspect: tuple[float, float], grid: tuple[int, int],
