@@ -19,7 +19,7 @@ from levyjepa.data.build import build_splits
 from levyjepa.data.loading.loader_options import loader_options
 from levyjepa.data.loading.sampling import EpochShuffleSampler
 from levyjepa.methods.base import MethodOutput
-from levyjepa.methods.build import build_method, encoder_needs_tokens_proj
+from levyjepa.methods.build import build_method, encoder_runtime
 from levyjepa.model import Pretrainer
 from levyjepa.optim import build_optimizer, build_scheduler
 from levyjepa.probe import OnlineProbe
@@ -87,7 +87,7 @@ def build_pieces(cfg: DictConfig, *, compile: Optional[bool] = None) -> Pieces:
                                                   pin_memory=cfg.trainer.pin_memory,
                                                   persistent_workers=False))
     encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
-                             with_tokens_proj=encoder_needs_tokens_proj(cfg))
+                             **encoder_runtime(cfg))
     view_groups = splits.view_groups
     method, priors = build_method(cfg, encoder=encoder, view_groups=view_groups)
     classes = cfg.trainer.probe_classes or splits.num_classes

@@ -14,6 +14,11 @@ import torch
 import torch.distributed as dist
 
 
+def rank() -> int:
+    """This process's rank (0 without a process group)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def world_size() -> int:
     """Number of processes in the default group (1 when not distributed)."""
     if dist.is_available() and dist.is_initialized():

@@ -6,10 +6,13 @@ Usage::
 
 writes (atomically) into ``DIR`` (default ``RUN_DIR/export``):
 
-- ``encoder.safetensors``: the encoder's weights (the checkpoint's ``encoder.*`` entries);
+- ``encoder.safetensors``: the weights of the encoder the method evaluates (the checkpoint's
+  ``encoder.*`` entries; for I-JEPA with its EMA teacher, the teacher's
+  ``method.teacher.encoder.*``, as I-JEPA evaluates its target encoder);
 - ``encoder.yaml``: what rebuilds it: the recipe's ``encoder`` section, ``with_tokens_proj``
-  (whether it has the token projector), the ``plugins`` the recipe imports (an encoder may come
-  from a plugin), and, for the record, the run, checkpoint, step and ``levyjepa`` version.
+  and ``with_proj`` (whether it has the token and pooled projectors), the ``plugins`` the recipe
+  imports (an encoder may come from a plugin), and, for the record, the run, checkpoint, step,
+  which weights (``source.weights``) and ``levyjepa`` version.
 
 Loading needs only the two files::
 
@@ -62,8 +65,10 @@ def export(run_dir: str | Path, out_dir: Optional[str | Path] = None, *,
     config: dict[str, Any] = {
         "encoder": OmegaConf.to_container(run.cfg.encoder),
         "with_tokens_proj": run.with_tokens_proj,
+        "with_proj": run.with_proj,
         "plugins": list(run.cfg.plugins),
         "source": {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "step": run.step,
+                   "weights": run.weights_key,
                    "levyjepa_version": levyjepa.__version__},
     }
     state = {k: v.detach().contiguous() for k, v in run.encoder.state_dict().items()}
@@ -100,7 +105,8 @@ def load_encoder(path: str | Path, *, device: str = "cpu") -> nn.Module:
         raise ConfigError(f"{config}: no 'encoder' section")
     load_plugins(cfg.get("plugins", []))
     encoder = ENCODERS.build(cfg["encoder"], where=f"{config}: encoder",
-                             with_tokens_proj=bool(cfg.get("with_tokens_proj", True)))
+                             with_tokens_proj=bool(cfg.get("with_tokens_proj", True)),
+                             **({} if cfg.get("with_proj", True) else {"with_proj": False}))
     missing, unexpected = encoder.load_state_dict(load_file(str(weights), device=device),
                                                   strict=False)
     if missing or unexpected:

@@ -39,8 +39,9 @@ class Pretrainer(nn.Module):
         return result, logits
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """``(N, ...)`` un-augmented images to ``(N, E)`` embeddings (the encoder's ``emb``)."""
-        return self.encoder(images.unsqueeze(1)).emb
+        """``(N, ...)`` un-augmented images to ``(N, E)`` embeddings: ``emb`` of the encoder
+        the method evaluates (the trained encoder, or I-JEPA's EMA teacher)."""
+        return self.method.evaluated_encoder(self.encoder)(images.unsqueeze(1)).emb
 
     def test_logits(self, images: torch.Tensor) -> torch.Tensor:
         """The probe's logits for ``(N, ...)`` un-augmented test images."""

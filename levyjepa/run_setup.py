@@ -36,7 +36,7 @@ from levyjepa.data.loading.sampling import EpochShuffleSampler
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.errors import ConfigError
 from levyjepa.global_batchnorm import convert_to_global_batchnorm
-from levyjepa.methods.build import build_method, encoder_needs_tokens_proj
+from levyjepa.methods.build import build_method, encoder_runtime
 from levyjepa.model import Pretrainer
 from levyjepa.optim import build_optimizer, build_scheduler
 from levyjepa.probe import OnlineProbe
@@ -65,6 +65,7 @@ class Run:
     scheduler: Any
     batch_size: int
     steps_per_epoch: int
+    total_steps: int  # of the schedule: steps_per_epoch * trainer.epochs
     start_step: int
     stop_step: int
     resumed: bool
@@ -109,7 +110,7 @@ def build_run(cfg: DictConfig) -> Run:
 
     # ---- model, method, priors, optimiser, schedule -----------------------------------------
     encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
-                             with_tokens_proj=encoder_needs_tokens_proj(cfg))
+                             **encoder_runtime(cfg))
     method, priors = build_method(cfg, encoder=encoder, view_groups=splits.view_groups)
     classes = cfg.trainer.probe_classes or splits.num_classes
     probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=classes) if splits.num_classes else None
@@ -178,7 +179,8 @@ def build_run(cfg: DictConfig) -> Run:
                splits=splits, sampler=sampler, train_loader=train_loader,
                test_loader=test_loader, device_views=device_views, model=model, priors=priors,
                optimizer=optimizer, scheduler=scheduler, batch_size=batch_size,
-               steps_per_epoch=steps_per_epoch, start_step=step, stop_step=stop_step,
+               steps_per_epoch=steps_per_epoch, total_steps=total_steps, start_step=step,
+               stop_step=stop_step,
                resumed=plan.resume_from is not None, runlog=runlog, started=started)
 
 

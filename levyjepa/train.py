@@ -84,7 +84,7 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
                 optimizer.step()
             run.scheduler.step()
             step += 1
-            method.after_step(encoder, step=step, total_steps=run.stop_step)
+            method.after_step(encoder, step=step, total_steps=run.total_steps)
             if on_step is not None:
                 on_step(step)
             if step % cfg.log.every == 0 or step == run.stop_step:

@@ -2,9 +2,12 @@
 
 A run directory (:mod:`levyjepa.train`) holds the resolved recipe ``config.yaml`` and
 checkpoints ``checkpoints/step_XXXXXXXX/`` whose ``model.safetensors`` is the state of the
-trained :class:`~levyjepa.model.Pretrainer` (keys ``encoder.*`` and ``probe.*``). The encoder
-is rebuilt from the recipe's ``encoder`` section, with the token projector exactly when the
-recipe's method or a prior reads ``tokens_proj``, and given the checkpoint's weights.
+trained :class:`~levyjepa.model.Pretrainer` (keys ``encoder.*``, ``method.*`` and ``probe.*``).
+The encoder is rebuilt from the recipe's ``encoder`` section, with the token projector exactly
+when the recipe's method or a prior reads ``tokens_proj`` (and the pooled projector unless the
+method never reads it), and given the checkpoint's weights of the encoder the method evaluates:
+the trained encoder (``encoder.*``), or I-JEPA's EMA teacher (``method.teacher.encoder.*``,
+:meth:`levyjepa.methods.Method.evaluated_key`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from torch import nn
 from levyjepa.attached_priors import AttachedPriors
 from levyjepa.checkpoint import STATE_FILE, list_checkpoints
 from levyjepa.errors import ConfigError
-from levyjepa.methods.build import encoder_needs_tokens_proj, method_class
+from levyjepa.methods.build import encoder_runtime, method_class
 from levyjepa.moved_keys import refuse_moved_keys
 from levyjepa.registry import ENCODERS
 
@@ -46,6 +49,9 @@ class TrainedRun:
         encoder: The encoder with the checkpoint's weights, in eval mode, on CPU.
         prior: The prior attached to ``tokens_proj`` (``priors.within``), or ``None``.
         with_tokens_proj: Whether the encoder has its token projector.
+        with_proj: Whether it has its pooled projector.
+        weights_key: Where its weights are in the checkpoint (``encoder``, or
+            ``method.teacher.encoder`` for I-JEPA's EMA teacher).
         checkpoint: The checkpoint folder the weights come from.
         step: The training step of that checkpoint.
     """
@@ -54,6 +60,8 @@ class TrainedRun:
     encoder: nn.Module
     prior: Optional[nn.Module]
     with_tokens_proj: bool
+    with_proj: bool
+    weights_key: str
     checkpoint: Path
     step: int
 
@@ -76,23 +84,27 @@ def resolve_checkpoint(run_dir: Path, checkpoint: Optional[str | Path] = None) -
     return found[-1]
 
 
-def encoder_state(model_state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The encoder's entries of a saved ``Pretrainer`` state, without wrapper prefixes.
+def encoder_state(model_state: Mapping[str, torch.Tensor], *, key: str = "encoder"
+                  ) -> dict[str, torch.Tensor]:
+    """An encoder's entries of a saved ``Pretrainer`` state, without wrapper prefixes.
 
     Args:
-        model_state: ``model.safetensors`` of a checkpoint (keys ``encoder.*``, ``probe.*``,
-            possibly with ``module.`` or ``_orig_mod.`` inserted by DDP or ``torch.compile``).
+        model_state: ``model.safetensors`` of a checkpoint (keys ``encoder.*``, ``method.*``,
+            ``probe.*``, possibly with ``module.`` or ``_orig_mod.`` inserted by DDP or
+            ``torch.compile``).
+        key: The encoder's module path (``encoder``, or ``method.teacher.encoder``).
 
     Returns:
-        The encoder's state dict (keys without the ``encoder.`` prefix).
+        That encoder's state dict (keys without the ``<key>.`` prefix).
     """
+    prefix = key + "."
     state = {}
-    for key, value in model_state.items():
-        clean = _WRAPPERS.sub(r"\1", key)
+    for name, value in model_state.items():
+        clean = _WRAPPERS.sub(r"\1", name)
         while _WRAPPERS.search(clean):
             clean = _WRAPPERS.sub(r"\1", clean)
-        if clean.startswith("encoder."):
-            state[clean[len("encoder."):]] = value
+        if clean.startswith(prefix):
+            state[clean[len(prefix):]] = value
     return state
 
 
@@ -130,22 +142,25 @@ def load_trained(
         raise ConfigError(f"{ckpt}: no {MODEL_FILE} in the checkpoint")
     prior = AttachedPriors(OmegaConf.to_container(cfg.priors), outputs=method_class(cfg).outputs,
                            method=cfg.method.name).first_on("tokens_proj")
-    with_tokens_proj = encoder_needs_tokens_proj(cfg)
+    runtime = encoder_runtime(cfg)
+    with_tokens_proj = runtime["with_tokens_proj"]
+    with_proj = runtime.get("with_proj", True)
+    key = method_class(cfg).evaluated_key(OmegaConf.to_container(cfg.method))
     with torch.random.fork_rng(devices=[]):  # the recipe's initial weights; caller's RNG kept
         torch.manual_seed(cfg.seed)
         encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
-                                 with_tokens_proj=with_tokens_proj)
-    if untrained:
+                                 **runtime)
+    found = dict(cfg=cfg, encoder=encoder, prior=prior, with_tokens_proj=with_tokens_proj,
+                 with_proj=with_proj, weights_key=key, checkpoint=ckpt)
+    if untrained:  # an EMA teacher starts as a copy of the encoder: the same weights
         encoder.eval()
-        return TrainedRun(cfg=cfg, encoder=encoder, prior=prior,
-                          with_tokens_proj=with_tokens_proj, checkpoint=ckpt, step=0)
-    state = encoder_state(load_file(str(weights)))
+        return TrainedRun(**found, step=0)
+    state = encoder_state(load_file(str(weights)), key=key)
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if missing or unexpected:
         bad = (missing or unexpected)[0]
         raise ConfigError(f"{weights}: does not match the recipe's encoder section "
-                          f"({'missing' if missing else 'unexpected'} key 'encoder.{bad}')")
+                          f"({'missing' if missing else 'unexpected'} key '{key}.{bad}')")
     encoder.eval()
     step = int(json.loads((ckpt / STATE_FILE).read_text())["step"])
-    return TrainedRun(cfg=cfg, encoder=encoder, prior=prior,
-                      with_tokens_proj=with_tokens_proj, checkpoint=ckpt, step=step)
+    return TrainedRun(**found, step=step)

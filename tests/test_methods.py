@@ -27,13 +27,18 @@ QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 BUILTIN = [n for n in METHODS.names() if METHODS.get(n).__module__.startswith("levyjepa.")]
 
 
+# What a method needs beyond its own defaults on the tiny quickstart (a 4x4 token grid)
+NEEDS = {"ijepa": ["encoder.pool=mean", "method.min_keep=2", "method.predictor_width=16",
+                   "method.predictor_depth=1", "method.predictor_heads=2"]}
+
+
 def method_overrides(name: str) -> list[str]:
     """Select ``name`` on the quickstart (the section is replaced: its defaults apply)."""
-    return [] if name == "lejepa" else [f"method={{name: {name}}}"]
+    return [] if name == "lejepa" else [f"method={{name: {name}}}", *NEEDS.get(name, [])]
 
 
 def test_builtin_methods_are_registered() -> None:
-    assert {"lejepa", "vicreg"} <= set(BUILTIN)
+    assert {"lejepa", "vicreg", "ijepa"} <= set(BUILTIN)
 
 
 @pytest.mark.parametrize("name", BUILTIN)
@@ -44,7 +49,8 @@ def test_every_method_trains_two_steps_and_logs_its_terms(name: str, tmp_path: P
     assert summary["steps"] == 2 and summary["method"] == name
     events = [e for e in read_metrics(run) if "train/loss" in e]
     assert [e["step"] for e in events] == [1, 2]
-    terms = {"lejepa": {"inv", "sigreg", "orig_lejepa_loss"}, "vicreg": {"inv", "var", "cov"}}
+    terms = {"lejepa": {"inv", "sigreg", "orig_lejepa_loss"}, "vicreg": {"inv", "var", "cov"},
+             "ijepa": {"pred_loss"}}
     for event in events:  # the method's terms, the prior's and the loop's, all finite
         want = {"loss", "within", "probe_loss", "grad_norm", *terms.get(name, ())}
         got = {k.removeprefix("train/") for k in event if k.startswith("train/")}
@@ -92,16 +98,26 @@ def test_every_method_on_two_cpu_processes(name: str, tmp_path: Path) -> None:
     assert summary["world_size"] == 2 and summary["method"] == name
 
 
-def tiny_encoder() -> ViTEncoder:
+def tiny_encoder(name: str = "lejepa") -> ViTEncoder:
+    """A tiny ViT as ``name`` needs it (I-JEPA: mean pooling, no pooled projector)."""
     torch.manual_seed(0)
+    needs = METHODS.get(name).needs
     return ViTEncoder(arch="vit_tiny_patch16_224", img_size=16, patch_size=4, embed_dim=32,
                       depth=1, num_heads=2, drop_path=0.0, emb_dim=32, pool_heads=2,
-                      proj_hidden=32, proj_dim=8)
+                      proj_hidden=32, proj_dim=8, pool=needs.pool or "attention",
+                      with_proj=needs.proj)
 
 
-def build(name: str):
-    return METHODS.build({"name": name, **({"sigreg": {"name": "sigreg", "slices": 16}}
-                                            if name == "lejepa" else {})})
+SECTIONS = {"lejepa": {"sigreg": {"name": "sigreg", "slices": 16}},
+            "ijepa": {"min_keep": 2, "predictor_width": 16, "predictor_depth": 1,
+                      "predictor_heads": 2}}
+
+
+def build(name: str, encoder: torch.nn.Module):
+    """``name`` built as the runner builds it (given the encoder and seed where it takes them)."""
+    offered = {"encoder": encoder, "seed": 0}
+    runtime = {k: v for k, v in offered.items() if k in METHODS.runtime_names(name)}
+    return METHODS.build({"name": name, **SECTIONS.get(name, {})}, **runtime)
 
 
 @pytest.mark.parametrize("name", BUILTIN)
@@ -110,7 +126,8 @@ def test_priors_attached_to_every_method_get_gradients(name: str, weight: float,
                                                        graph: bool) -> None:
     """A prior on ``tokens_proj`` trains the token projector at weight > 0; at weight 0 it is
     logged without a graph (no gradient at all), or with the seed's graph (zero gradients)."""
-    encoder, method = tiny_encoder(), build(name)
+    encoder = tiny_encoder(name)
+    method = build(name, encoder)
     priors = AttachedPriors({"within": {"name": "levy2d", "input": "tokens_proj",
                                         "weight": weight, "graph_at_zero_weight": graph}},
                             outputs=type(method).outputs, method=name)
@@ -130,7 +147,7 @@ def test_priors_attached_to_every_method_get_gradients(name: str, weight: float,
         assert terms["loss"] is result.terms["loss"] or torch.equal(terms["loss"],
                                                                     result.terms["loss"])
     # the method's own terms train the rest of the encoder in every case
-    assert encoder.proj[0].weight.grad is not None
+    assert encoder.backbone.blocks[0].attn.qkv.weight.grad is not None
 
 
 class FieldEncoder(torch.nn.Module):

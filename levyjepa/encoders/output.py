@@ -13,7 +13,9 @@ class EncoderOutput(NamedTuple):
     Attributes:
         emb: ``(N*V, E)`` pooled embedding, read by the online probe. Row ``n*V + v`` is view
             ``v`` of sample ``n``.
-        proj: ``(V, N, K)`` projected pooled embedding, read by the invariance term and SIGReg.
+        proj: ``(V, N, K)`` projected pooled embedding, read by the invariance term and SIGReg;
+            ``None`` when the encoder was built with ``with_proj=False`` (the method never
+            reads it: I-JEPA).
         tokens: ``(N*V, *grid, D)`` patch-token field; ``grid`` is ``(H', W')`` for images and
             ``(T', H', W')`` for clips.
         tokens_proj: ``(N*V, *grid, K)`` projected token field, read by the Lévy priors; ``None``
@@ -21,6 +23,6 @@ class EncoderOutput(NamedTuple):
     """
 
     emb: torch.Tensor
-    proj: torch.Tensor
+    proj: Optional[torch.Tensor]
     tokens: torch.Tensor
     tokens_proj: Optional[torch.Tensor]

@@ -39,7 +39,7 @@ ARCHS: dict[str, tuple[int, int, int]] = {
 """Named sizes: token width ``D``, depth, attention heads (as the image ViTs of DeiT / ViT)."""
 
 
-@ENCODERS.register("video_vit", runtime=("with_tokens_proj",))
+@ENCODERS.register("video_vit", runtime=("with_tokens_proj", "with_proj"))
 class VideoViTEncoder(nn.Module):
     """Spatiotemporal ViT (never pretrained) with pooling and projector heads.
 
@@ -68,6 +68,8 @@ class VideoViTEncoder(nn.Module):
             step unless it is narrower than the pooled projector.
         proj_dim: Output width ``K`` of both projectors.
         with_tokens_proj: Build and run the token projector (set by the runner).
+        with_proj: Build and run the pooled projector (set by the runner; off for methods
+            that never read ``proj``).
 
     Raises:
         ValueError: naming the invalid parameter and its valid values.
@@ -93,6 +95,7 @@ class VideoViTEncoder(nn.Module):
         tokens_proj_hidden: Optional[int] = None,
         proj_dim: int = 16,
         with_tokens_proj: bool = True,
+        with_proj: bool = True,
     ) -> None:
         super().__init__()
         if arch not in ARCHS:
@@ -130,7 +133,8 @@ class VideoViTEncoder(nn.Module):
         t, h, w = self.grid
         self.head = AttentionPoolHead(width=width, grid=(t * h, w), emb_dim=emb_dim,
                                       heads=pool_heads)
-        self.proj = projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
+        self.proj = (projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
+                     if with_proj else None)
         self.tokens_proj = (
             projector(width, tokens_proj_hidden or proj_hidden, proj_dim, nn.LayerNorm)
             if with_tokens_proj else None
@@ -161,6 +165,7 @@ class VideoViTEncoder(nn.Module):
         n, v = views.shape[:2]
         tokens = self.forward_tokens(views.flatten(0, 1))
         emb = self.head(tokens.flatten(1, 2))  # (B, T'*H', W', D): time folded into height
-        proj = self.proj(emb).unflatten(0, (n, v)).transpose(0, 1)
+        proj = (self.proj(emb).unflatten(0, (n, v)).transpose(0, 1)
+                if self.proj is not None else None)
         tokens_proj = self.tokens_proj(tokens) if self.tokens_proj is not None else None
         return EncoderOutput(emb=emb, proj=proj, tokens=tokens, tokens_proj=tokens_proj)

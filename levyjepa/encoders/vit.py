@@ -22,8 +22,10 @@ from levyjepa.encoders.output import EncoderOutput
 from levyjepa.errors import ConfigError
 from levyjepa.registry import ENCODERS
 
+POOLS = ("attention", "mean")
 
-@ENCODERS.register("vit", runtime=("with_tokens_proj",))
+
+@ENCODERS.register("vit", runtime=("with_tokens_proj", "with_proj"))
 class ViTEncoder(nn.Module):
     """A timm ViT backbone (never pretrained) with pooling and projector heads.
 
@@ -41,7 +43,9 @@ class ViTEncoder(nn.Module):
         num_heads: Override of the number of attention heads.
         in_chans: Input channels.
         drop_path: Stochastic depth rate of the backbone.
-        emb_dim: Width ``E`` of the pooled embedding.
+        emb_dim: Width ``E`` of the pooled embedding (with ``pool: mean``, the token width).
+        pool: ``attention`` (the seed's attention-pool head to ``emb``) or ``mean`` (``emb``
+            is the mean of the patch tokens, no parameters: I-JEPA's evaluation readout).
         pool_heads: Heads of the attention pool.
         proj_hidden: Hidden width of both projectors.
         tokens_proj_hidden: Hidden width of the token projector alone (``None``: ``proj_hidden``,
@@ -50,6 +54,8 @@ class ViTEncoder(nn.Module):
         proj_dim: Output width ``K`` of both projectors.
         with_tokens_proj: Build and run the token projector (set by the runner: only when the
             method or a prior of the recipe's ``priors`` reads ``tokens_proj``).
+        with_proj: Build and run the pooled projector (set by the runner: a method that never
+            reads ``proj``, as I-JEPA, leaves it out, so no parameter goes unused).
     """
 
     def __init__(
@@ -64,13 +70,17 @@ class ViTEncoder(nn.Module):
         in_chans: int = 3,
         drop_path: float = 0.1,
         emb_dim: int = 512,
+        pool: str = "attention",
         pool_heads: int = 6,
         proj_hidden: int = 2048,
         tokens_proj_hidden: Optional[int] = None,
         proj_dim: int = 16,
         with_tokens_proj: bool = True,
+        with_proj: bool = True,
     ) -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
         if tokens_proj_hidden is not None and tokens_proj_hidden < 1:
             raise ValueError(f"tokens_proj_hidden must be >= 1, got {tokens_proj_hidden}")
         overrides = {
@@ -101,11 +111,16 @@ class ViTEncoder(nn.Module):
         width = self.backbone.embed_dim
         self.grid: tuple[int, int] = (int(grid[0]), int(grid[1]))
         self.width = width
+        if pool == "mean" and emb_dim != width:
+            raise ValueError(f"emb_dim={emb_dim} must equal the token width embed_dim={width} "
+                             "with pool: mean")
         self.emb_dim = emb_dim
         self.proj_dim = proj_dim
-        self.head = AttentionPoolHead(width=width, grid=self.grid, emb_dim=emb_dim,
-                                      heads=pool_heads)
-        self.proj = projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
+        self.pool = pool
+        self.head = (AttentionPoolHead(width=width, grid=self.grid, emb_dim=emb_dim,
+                                       heads=pool_heads) if pool == "attention" else None)
+        self.proj = (projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
+                     if with_proj else None)
         self.tokens_proj = (
             projector(width, tokens_proj_hidden or proj_hidden, proj_dim, nn.LayerNorm)
             if with_tokens_proj else None
@@ -126,10 +141,41 @@ class ViTEncoder(nn.Module):
         if views.dim() != 5:
             raise ValueError(f"vit expects (N, V, C, H, W) views, got shape {tuple(views.shape)}")
         n, v = views.shape[:2]
-        feats = self.backbone.forward_features(views.flatten(0, 1))
-        grid = self.grid_of(views.shape[-2:])
-        tokens = feats[:, self.backbone.num_prefix_tokens :].unflatten(1, grid)
-        emb = self.head(tokens)
-        proj = self.proj(emb).unflatten(0, (n, v)).transpose(0, 1)
+        tokens = self.forward_tokens(views.flatten(0, 1))
+        emb = self.head(tokens) if self.head is not None else tokens.mean((1, 2))
+        proj = (self.proj(emb).unflatten(0, (n, v)).transpose(0, 1)
+                if self.proj is not None else None)
         tokens_proj = self.tokens_proj(tokens) if self.tokens_proj is not None else None
         return EncoderOutput(emb=emb, proj=proj, tokens=tokens, tokens_proj=tokens_proj)
+
+    def forward_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """The last-layer patch-token field ``(B, H', W', D)`` of ``(B, C, H, W)`` images (after
+        the backbone's final norm; prefix tokens dropped)."""
+        feats = self.backbone.forward_features(images)
+        grid = self.grid_of(images.shape[-2:])
+        return feats[:, self.backbone.num_prefix_tokens:].unflatten(1, grid)
+
+    def forward_masked(self, images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The last-layer tokens of the kept patches only, the others dropped before the blocks.
+
+        I-JEPA's context encoder (Assran et al., CVPR 2023, section 3): patches are embedded and
+        given their position embedding on the full grid, then only the ``K`` kept ones (and the
+        backbone's prefix tokens, a class token) enter the transformer, so its cost falls with
+        the number kept. The result equals the full forward restricted to the kept tokens when
+        attention in the full forward may only look at kept and prefix tokens
+        (tests/test_masked_forward.py checks this).
+
+        Args:
+            images: ``(B, C, H, W)``.
+            keep: ``(B, K)`` int64 raster indices (``row * W' + col``) of the kept patches.
+
+        Returns:
+            ``(B, K, D)`` tokens, in the order of ``keep``.
+        """
+        bb = self.backbone
+        x = bb.norm_pre(bb.patch_drop(bb._pos_embed(bb.patch_embed(images))))
+        prefix = bb.num_prefix_tokens
+        patches = x[:, prefix:]
+        kept = patches.gather(1, keep.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
+        x = bb.blocks(torch.cat([x[:, :prefix], kept], 1))
+        return bb.norm(x)[:, prefix:]

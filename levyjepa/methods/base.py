@@ -35,9 +35,9 @@ any named output of any method.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -55,12 +55,20 @@ class MethodNeeds:
         tokens_proj: The encoder must build its token projector (``tokens_proj``).
         masked_forward: The encoder must offer ``forward_masked`` (a forward on a subset of
             patch tokens, as I-JEPA's context encoder).
+        proj: The encoder must build its pooled projector (``proj``); a method that never
+            reads it says ``False``, so no parameter is left without a gradient (which
+            distributed training refuses).
+        pool: The encoder's pooling to ``emb`` the method needs (``encoder.pool``: ``mean``
+            for I-JEPA, whose ``emb`` is the mean of the evaluated encoder's tokens and which
+            trains no pooling head); ``None``: any.
     """
 
     min_views: int = 1
     local_views: bool = False
     tokens_proj: bool = False
     masked_forward: bool = False
+    proj: bool = True
+    pool: Optional[str] = None
 
 
 class MethodOutput(NamedTuple):
@@ -108,8 +116,21 @@ class Method(nn.Module):
         Args:
             encoder: The encoder, just updated.
             step: Steps done so far.
-            total_steps: Steps of the whole run (for a momentum schedule).
+            total_steps: Steps of the whole schedule (``trainer.epochs`` epochs, as the learning
+                rate's; a run cut short by ``trainer.max_steps`` keeps the same schedule).
         """
+
+    @classmethod
+    def evaluated_key(cls, section: Mapping[str, Any]) -> str:
+        """Where the encoder that evaluation and export read lives in the trained module's
+        state (``encoder``, or ``method.teacher`` for a method whose teacher is the one its
+        authors evaluate), given the recipe's ``method`` section."""
+        return "encoder"
+
+    def evaluated_encoder(self, encoder: nn.Module) -> nn.Module:
+        """The encoder the online probe's test accuracy reads (the one at
+        :meth:`evaluated_key`)."""
+        return encoder
 
 
 def encode_groups(encoder: nn.Module, views: Sequence[torch.Tensor]) -> list[EncoderOutput]:

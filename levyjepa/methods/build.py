@@ -49,6 +49,15 @@ def encoder_needs_tokens_proj(cfg: DictConfig) -> bool:
         isinstance(e, Mapping) and e.get("input") == "tokens_proj" for e in priors.values())
 
 
+def encoder_runtime(cfg: DictConfig) -> dict[str, bool]:
+    """The runner's arguments of the recipe's encoder: ``with_tokens_proj`` always, and
+    ``with_proj=False`` when the method never reads ``proj`` (so nothing goes unused)."""
+    flags = {"with_tokens_proj": encoder_needs_tokens_proj(cfg)}
+    if not method_class(cfg).needs.proj:
+        flags["with_proj"] = False
+    return flags
+
+
 def check_needs(needs: MethodNeeds, *, method: str, view_groups: Sequence[tuple[int, int]],
                 encoder: nn.Module) -> None:
     """Refuse data or an encoder that cannot give the method what it needs (one line).
@@ -67,6 +76,10 @@ def check_needs(needs: MethodNeeds, *, method: str, view_groups: Sequence[tuple[
     if needs.masked_forward and not callable(getattr(encoder, "forward_masked", None)):
         raise ConfigError(f"method '{method}' needs an encoder with a masked forward "
                           f"(forward_masked); encoder '{type(encoder).__name__}' has none")
+    if needs.pool is not None and getattr(encoder, "pool", None) != needs.pool:
+        raise ConfigError(f"method '{method}' needs encoder.pool={needs.pool}; encoder "
+                          f"'{type(encoder).__name__}' pools with "
+                          f"{getattr(encoder, 'pool', 'its own head')!r}")
 
 
 def build_method(cfg: DictConfig, *, encoder: nn.Module,
@@ -75,12 +88,13 @@ def build_method(cfg: DictConfig, *, encoder: nn.Module,
 
     The runner offers the method the built ``encoder`` and the data's ``view_groups`` (a
     method registered with ``runtime=("encoder",)`` receives the encoder, e.g. to copy an EMA
-    teacher from it).
+    teacher from it; ``seed``, the recipe's seed, e.g. to draw masks).
     """
     cls = method_class(cfg)
     name = cfg.method.name
     check_needs(cls.needs, method=name, view_groups=view_groups, encoder=encoder)
-    offered: dict[str, Any] = {"encoder": encoder, "view_groups": tuple(view_groups)}
+    offered: dict[str, Any] = {"encoder": encoder, "view_groups": tuple(view_groups),
+                               "seed": int(cfg.seed)}
     runtime = {k: v for k, v in offered.items() if k in METHODS.runtime_names(name)}
     section = OmegaConf.to_container(cfg.method)
     assert isinstance(section, dict)

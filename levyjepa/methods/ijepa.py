@@ -1,0 +1,195 @@
+"""``ijepa``: masked latent prediction, with an EMA teacher or with SIGReg instead.
+
+M. Assran et al., "Self-Supervised Learning from Images with a Joint-Embedding Predictive
+Architecture", CVPR 2023. For each image (each global view is one image; I-JEPA uses one):
+
+1. multi-block masks on the patch grid (:mod:`levyjepa.methods.block_masks`): ``M = 4`` target
+   blocks and one context block with the targets removed, drawn from ``(seed, step, rank)``;
+2. the context encoder (the trained encoder) runs on the context patches only, the others
+   dropped (:meth:`levyjepa.encoders.vit.ViTEncoder.forward_masked`);
+3. the targets are the teacher's last-layer tokens of the *full* image, layer-normalised over
+   the width without affine parameters, at each target block's patches;
+4. the predictor (:class:`levyjepa.methods.jepa_predictor.JEPAPredictor`) fills every target
+   block in from the context, and ``pred_loss`` is the smooth-L1 distance (beta 1) between
+   predictions and targets, averaged over blocks, patches and channels.
+
+``teacher: ema``: the teacher is an EMA of the encoder (:mod:`levyjepa.methods.ema_teacher`,
+momentum 0.996 -> 1.0 over the schedule), without gradient; ``loss = pred_loss``. This teacher
+(I-JEPA's "target encoder") is the one I-JEPA evaluates, so evaluation, export and the online
+probe read it (:meth:`IJEPA.evaluated_key`). ``teacher: none``, as LeJEPA proposes
+(Balestriero & LeCun, arXiv:2511.08544): the targets are the encoder's own full-image tokens,
+with gradient, and SIGReg on the mean-pooled context tokens and mean-pooled predictions (two
+"views" of each image, ``(2, B, D)``) prevents collapse: ``loss = (1 - lamb) * pred_loss +
+lamb * sigreg``; the trained encoder is the evaluated one.
+
+Outputs for the recipe's priors: ``emb`` ``(B, D)`` (the evaluated encoder's mean-pooled
+full-image tokens, I-JEPA's linear-probe readout; read by the online probe), ``tokens_proj``
+``(B, H', W', K)`` (the encoder's token projector on its full-image field; only when a prior
+reads it: with ``teacher: ema`` it costs one more forward of the encoder on the full image),
+and ``pred_field`` ``(B*M, h, w, D)`` (the predictor's output on each ``h x w`` target block, a
+complete rectangle of the grid, so a Lévy 2D prior applies to it unchanged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from levyjepa.dist import rank
+from levyjepa.methods.base import Method, MethodNeeds, MethodOutput, full_precision
+from levyjepa.methods.block_masks import BlockMasks, mask_generator, sample_block_masks
+from levyjepa.methods.ema_teacher import EMATeacher, momentum_at
+from levyjepa.methods.jepa_predictor import JEPAPredictor
+from levyjepa.registry import METHODS, PRIORS
+
+TEACHERS = ("ema", "none")
+
+
+def _pair(name: str, value: Sequence[float]) -> tuple[float, float]:
+    if len(value) != 2:
+        raise ValueError(f"{name} must be [low, high], got {list(value)}")
+    return float(value[0]), float(value[1])
+
+
+@METHODS.register("ijepa", runtime=("encoder", "seed"))
+class IJEPA(Method):
+    """I-JEPA on an encoder with a masked forward (see the module docstring).
+
+    Args:
+        encoder: The built encoder (given by the runner; the EMA teacher starts as its copy).
+        seed: The run's seed (given by the runner; masks are drawn from ``(seed, step, rank)``).
+        teacher: ``ema`` or ``none``.
+        momentum: EMA momentum ``[start, end]`` over the schedule (``teacher: ema``).
+        predictor_width: The predictor's width.
+        predictor_depth: Its blocks.
+        predictor_heads: Its attention heads.
+        targets: Target blocks per image ``M``.
+        target_scale: Area range of a target block (fraction of the grid).
+        target_aspect: Aspect-ratio range ``w / h`` of a target block.
+        context_scale: Area range of the context block (aspect 1).
+        min_keep: Fewest context patches an image may keep.
+        lamb: SIGReg's weight in ``[0, 1]`` (when ``sigreg`` is set).
+        sigreg: SIGReg section (``{name: sigreg, slices: 256}``): required with
+            ``teacher: none``, optional with ``ema``.
+    """
+
+    needs = MethodNeeds(min_views=1, masked_forward=True, proj=False, pool="mean")
+    outputs = ("emb", "tokens_proj", "pred_field")
+
+    def __init__(
+        self,
+        *,
+        encoder: nn.Module,
+        seed: int = 0,
+        teacher: str = "ema",
+        momentum: Sequence[float] = (0.996, 1.0),
+        predictor_width: int = 192,
+        predictor_depth: int = 6,
+        predictor_heads: int = 6,
+        targets: int = 4,
+        target_scale: Sequence[float] = (0.15, 0.2),
+        target_aspect: Sequence[float] = (0.75, 1.5),
+        context_scale: Sequence[float] = (0.85, 1.0),
+        min_keep: int = 10,
+        lamb: float = 0.02,
+        sigreg: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        super().__init__()
+        if teacher not in TEACHERS:
+            raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {teacher!r}")
+        if teacher == "none" and sigreg is None:
+            raise ValueError("teacher: none needs sigreg ({name: sigreg}): without a teacher "
+                             "nothing else keeps the embeddings from collapsing")
+        start, end = _pair("momentum", momentum)
+        if not 0.0 <= start <= end <= 1.0:
+            raise ValueError(f"momentum must satisfy 0 <= start <= end <= 1, got {[start, end]}")
+        if not 0.0 <= lamb <= 1.0:
+            raise ValueError(f"lamb must be in [0, 1], got {lamb}")
+        if isinstance(targets, bool) or not isinstance(targets, int) or targets < 1:
+            raise ValueError(f"targets must be a positive integer, got {targets!r}")
+        self.seed, self.momentum = int(seed), (start, end)
+        self.masks = dict(targets=targets, target_scale=_pair("target_scale", target_scale),
+                          target_aspect=_pair("target_aspect", target_aspect),
+                          context_scale=_pair("context_scale", context_scale),
+                          min_keep=int(min_keep))
+        self.lamb = float(lamb)
+        self.predictor = JEPAPredictor(in_dim=encoder.width, width=predictor_width,
+                                       depth=predictor_depth, heads=predictor_heads)
+        self.teacher = EMATeacher(encoder) if teacher == "ema" else None
+        self.sigreg: Optional[nn.Module] = (
+            PRIORS.build(dict(sigreg), where="method.sigreg") if sigreg is not None else None)
+
+    @classmethod
+    def evaluated_key(cls, section: Mapping[str, Any]) -> str:
+        """``method.teacher.encoder`` (I-JEPA's target encoder) with ``teacher: ema``."""
+        return "method.teacher.encoder" if section.get("teacher", "ema") == "ema" else "encoder"
+
+    def evaluated_encoder(self, encoder: nn.Module) -> nn.Module:
+        return self.teacher.encoder if self.teacher is not None else encoder
+
+    def draw_masks(self, grid: tuple[int, int], images: int, *, step: int) -> BlockMasks:
+        """This process's masks of step ``step`` (CPU), from ``(seed, step, rank)``."""
+        generator = mask_generator(seed=self.seed, step=step, rank=rank())
+        return sample_block_masks(grid, images, generator=generator, **self.masks)
+
+    def forward(self, encoder: nn.Module, views: Sequence[torch.Tensor], *,
+                step: int) -> MethodOutput:
+        """Terms ``pred_loss`` (and ``sigreg``) and ``loss`` of a batch of global views."""
+        images = views[0].flatten(0, 1)  # (B, C, H, W), row n*V + v
+        grid = encoder.grid_of(images.shape[-2:])
+        masks = self.draw_masks(grid, images.shape[0], step=step)
+        context_idx = masks.context.to(images.device)
+        target_idx = masks.targets.to(images.device)
+        own_field = None  # the encoder's full-image field, when it is computed
+        if self.teacher is not None:
+            with torch.no_grad():
+                field = self.teacher.encoder.forward_tokens(images)
+            if encoder.tokens_proj is not None:
+                own_field = encoder.forward_tokens(images)
+        else:
+            field = own_field = encoder.forward_tokens(images)
+        width = field.shape[-1]
+        target = F.layer_norm(field.flatten(1, 2), (width,))  # (B, H'W', D)
+        flat_idx = target_idx.flatten(1)
+        target = target.gather(1, flat_idx.unsqueeze(-1).expand(-1, -1, width))
+        target = target.unflatten(1, target_idx.shape[1:])  # (B, M, T, D)
+        context = encoder.forward_masked(images, context_idx)  # (B, K, D)
+        pred = self.predictor(context, context_idx, target_idx, grid)  # (B, M, T, D)
+        with full_precision(pred):
+            pred_loss = F.smooth_l1_loss(pred.float(), target.float())
+            terms = {"pred_loss": pred_loss}
+            if self.sigreg is not None:
+                pooled = torch.stack([context.float().mean(1), pred.float().mean((1, 2))])
+                terms["sigreg"] = self.sigreg(pooled, step=step)
+                terms["loss"] = (1 - self.lamb) * pred_loss + self.lamb * terms["sigreg"]
+            else:
+                terms["loss"] = pred_loss
+        side = block_side_of(masks.targets, grid)
+        outputs = {"emb": field.mean((1, 2)),
+                   "pred_field": pred.flatten(0, 1).unflatten(1, side)}
+        if own_field is not None and encoder.tokens_proj is not None:
+            outputs["tokens_proj"] = encoder.tokens_proj(own_field)
+        return MethodOutput(terms=terms, outputs=outputs)
+
+    @torch.no_grad()
+    def after_step(self, encoder: nn.Module, *, step: int, total_steps: int) -> None:
+        """The EMA update of the teacher (``teacher: ema``)."""
+        if self.teacher is not None:
+            start, end = self.momentum
+            self.teacher.update(encoder, momentum=momentum_at(step, total_steps,
+                                                              start=start, end=end))
+
+    def extra_repr(self) -> str:
+        kind = "ema" if self.teacher is not None else "none"
+        return f"teacher={kind}, momentum={list(self.momentum)}, lamb={self.lamb:g}"
+
+
+def block_side_of(target_idx: torch.Tensor, grid: tuple[int, int]) -> tuple[int, int]:
+    """``(h, w)`` of the target blocks (shared by the batch) from their sorted raster indices."""
+    first, last = target_idx[0, 0, 0], target_idx[0, 0, -1]
+    h = int(last // grid[1] - first // grid[1]) + 1
+    return h, target_idx.shape[-1] // h

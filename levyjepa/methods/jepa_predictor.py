@@ -1,0 +1,90 @@
+"""I-JEPA's predictor: a narrow ViT that fills in target positions from context tokens.
+
+M. Assran et al., "Self-Supervised Learning from Images with a Joint-Embedding Predictive
+Architecture", CVPR 2023, section 3. The context encoder's tokens are mapped to the predictor's
+width and given the fixed 2-D sine-cosine embedding of their grid positions; for each target
+block, one learned mask token per target patch, plus that patch's position embedding, is
+appended; the transformer runs on ``context + block`` (one sequence per target block, so blocks
+do not see each other) and the outputs at the mask tokens are mapped back to the encoder's width.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.layers import trunc_normal_
+from timm.models.vision_transformer import Block, init_weights_vit_timm
+from torch import nn
+
+
+def sincos_2d(grid: tuple[int, int], width: int) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position embedding ``(H' * W', width)`` in raster order.
+
+    Half the channels encode the row, half the column (Vaswani et al., 2017, per axis, as MAE
+    and I-JEPA use): for position ``p`` and ``k < width / 4``, ``sin(p w_k)`` and
+    ``cos(p w_k)`` with ``w_k = 10000 ** (-k / (width / 4))``.
+    """
+    if width % 4:
+        raise ValueError(f"the 2-D sin-cos embedding needs a width divisible by 4, got {width}")
+    quarter = width // 4
+    freqs = 10000.0 ** (-torch.arange(quarter, dtype=torch.float64) / quarter)
+    rows, cols = torch.meshgrid(torch.arange(grid[0], dtype=torch.float64),
+                                torch.arange(grid[1], dtype=torch.float64), indexing="ij")
+    parts = []
+    for axis in (rows.flatten(), cols.flatten()):
+        angles = axis[:, None] * freqs[None]
+        parts += [angles.sin(), angles.cos()]
+    return torch.cat(parts, 1).float()
+
+
+class JEPAPredictor(nn.Module):
+    """Predict the encoder's tokens at target positions from the context tokens.
+
+    Args:
+        in_dim: The encoder's token width ``D``.
+        width: The predictor's width (narrower than ``D`` in I-JEPA: 384 for a ViT-H/14).
+        depth: Transformer blocks.
+        heads: Attention heads (must divide ``width``).
+        mlp_ratio: Hidden width of each block's MLP over ``width``.
+    """
+
+    def __init__(self, *, in_dim: int, width: int, depth: int, heads: int,
+                 mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        for name, value in (("in_dim", in_dim), ("width", width), ("depth", depth),
+                            ("heads", heads)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"predictor {name} must be a positive integer, got {value!r}")
+        if width % heads or width % 4:
+            raise ValueError(f"predictor width={width} must be divisible by heads={heads} "
+                             "and by 4 (its sin-cos position embedding)")
+        self.width = width
+        self.embed = nn.Linear(in_dim, width)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.blocks = nn.Sequential(*(Block(width, heads, mlp_ratio=mlp_ratio, qkv_bias=True)
+                                      for _ in range(depth)))
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.out = nn.Linear(width, in_dim)
+        trunc_normal_(self.mask_token, std=0.02)
+        self.apply(init_weights_vit_timm)
+
+    def forward(self, context: torch.Tensor, context_idx: torch.Tensor,
+                target_idx: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Predictions at every target block's patches.
+
+        Args:
+            context: ``(B, K, D)`` context-encoder tokens.
+            context_idx: ``(B, K)`` their raster indices on ``grid``.
+            target_idx: ``(B, M, T)`` raster indices of the ``M`` target blocks.
+            grid: The patch grid ``(H', W')``.
+
+        Returns:
+            ``(B, M, T, D)``: block ``m``'s predictions, in the order of ``target_idx``.
+        """
+        b, k = context_idx.shape
+        m = target_idx.shape[1]
+        pos = sincos_2d(grid, self.width).to(context.device)
+        ctx = self.embed(context) + pos[context_idx]  # (B, K, w)
+        ctx = ctx.repeat_interleave(m, 0)  # (B*M, K, w): row b*M + j serves block j of image b
+        queries = self.mask_token + pos[target_idx.flatten(0, 1)]  # (B*M, T, w)
+        x = self.blocks(torch.cat([ctx, queries.to(ctx.dtype)], 1))
+        return self.out(self.norm(x[:, k:])).unflatten(0, (b, m))
