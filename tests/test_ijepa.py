@@ -141,8 +141,12 @@ def test_teacher_none_trains_through_the_targets_with_sigreg() -> None:
     want = 0.9 * out.terms["pred_loss"] + 0.1 * out.terms["sigreg"]
     assert float(out.terms["loss"]) == pytest.approx(float(want), rel=1e-6)
     # the targets carry gradient: the full forward's tokens are trained too
-    full = torch.autograd.grad(out.terms["pred_loss"], encoder.backbone.pos_embed)[0]
+    full = torch.autograd.grad(out.terms["pred_loss"], encoder.backbone.pos_embed,
+                               retain_graph=True)[0]
     assert full.abs().sum() > 0
+    # SIGReg reads the method's projector of the pooled context tokens and predictions
+    proj = torch.autograd.grad(out.terms["sigreg"], method.sigreg_proj[0].weight)[0]
+    assert proj.abs().sum() > 0 and method.sigreg_proj[-1].out_features == 16
     with pytest.raises(ValueError, match="teacher: none needs sigreg"):
         IJEPA(encoder=encoder, teacher="none")
     with pytest.raises(ValueError, match="teacher must be one of ema, none, got 'emma'"):

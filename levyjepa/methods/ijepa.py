@@ -18,9 +18,11 @@ momentum 0.996 -> 1.0 over the schedule), without gradient; ``loss = pred_loss``
 (I-JEPA's "target encoder") is the one I-JEPA evaluates, so evaluation, export and the online
 probe read it (:meth:`IJEPA.evaluated_key`). ``teacher: none``, as LeJEPA proposes
 (Balestriero & LeCun, arXiv:2511.08544): the targets are the encoder's own full-image tokens,
-with gradient, and SIGReg on the mean-pooled context tokens and mean-pooled predictions (two
-"views" of each image, ``(2, B, D)``) prevents collapse: ``loss = (1 - lamb) * pred_loss +
-lamb * sigreg``; the trained encoder is the evaluated one.
+with gradient, and SIGReg prevents collapse. As in LeJEPA, SIGReg reads a projector's output: the
+mean-pooled context tokens and mean-pooled predictions of each image (two "views", ``(2, B,
+D)``) go through a BatchNorm MLP of the method's own (``sigreg_proj_hidden``,
+``sigreg_proj_dim``) to ``(2, B, K)``; ``loss = (1 - lamb) * pred_loss + lamb * sigreg``. The
+trained encoder is the evaluated one.
 
 Outputs for the recipe's priors: ``emb`` ``(B, D)`` (the evaluated encoder's mean-pooled
 full-image tokens, I-JEPA's linear-probe readout; read by the online probe), ``tokens_proj``
@@ -40,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from levyjepa.dist import rank
+from levyjepa.encoders.heads import projector
 from levyjepa.methods.base import Method, MethodNeeds, MethodOutput, full_precision
 from levyjepa.methods.block_masks import BlockMasks, mask_generator, sample_block_masks
 from levyjepa.methods.ema_teacher import EMATeacher, momentum_at
@@ -75,6 +78,8 @@ class IJEPA(Method):
         lamb: SIGReg's weight in ``[0, 1]`` (when ``sigreg`` is set).
         sigreg: SIGReg section (``{name: sigreg, slices: 256}``): required with
             ``teacher: none``, optional with ``ema``.
+        sigreg_proj_hidden: Hidden width of the projector SIGReg reads (built with ``sigreg``).
+        sigreg_proj_dim: Its output width ``K``.
     """
 
     needs = MethodNeeds(min_views=1, masked_forward=True, proj=False, pool="mean")
@@ -97,6 +102,8 @@ class IJEPA(Method):
         min_keep: int = 10,
         lamb: float = 0.02,
         sigreg: Optional[Mapping[str, Any]] = None,
+        sigreg_proj_hidden: int = 256,
+        sigreg_proj_dim: int = 16,
     ) -> None:
         super().__init__()
         if teacher not in TEACHERS:
@@ -120,8 +127,12 @@ class IJEPA(Method):
         self.predictor = JEPAPredictor(in_dim=encoder.width, width=predictor_width,
                                        depth=predictor_depth, heads=predictor_heads)
         self.teacher = EMATeacher(encoder) if teacher == "ema" else None
-        self.sigreg: Optional[nn.Module] = (
-            PRIORS.build(dict(sigreg), where="method.sigreg") if sigreg is not None else None)
+        self.sigreg: Optional[nn.Module] = None
+        self.sigreg_proj: Optional[nn.Module] = None
+        if sigreg is not None:  # LeJEPA's SIGReg reads a projector's output, not the tokens
+            self.sigreg = PRIORS.build(dict(sigreg), where="method.sigreg")
+            self.sigreg_proj = projector(encoder.width, sigreg_proj_hidden, sigreg_proj_dim,
+                                         nn.BatchNorm1d)
 
     @classmethod
     def evaluated_key(cls, section: Mapping[str, Any]) -> str:
@@ -163,8 +174,10 @@ class IJEPA(Method):
             pred_loss = F.smooth_l1_loss(pred.float(), target.float())
             terms = {"pred_loss": pred_loss}
             if self.sigreg is not None:
-                pooled = torch.stack([context.float().mean(1), pred.float().mean((1, 2))])
-                terms["sigreg"] = self.sigreg(pooled, step=step)
+                b = context.shape[0]
+                pooled = torch.cat([context.mean(1), pred.mean((1, 2))])  # (2B, D)
+                proj = self.sigreg_proj(pooled).float().unflatten(0, (2, b))  # (2, B, K)
+                terms["sigreg"] = self.sigreg(proj, step=step)
                 terms["loss"] = (1 - self.lamb) * pred_loss + self.lamb * terms["sigreg"]
             else:
                 terms["loss"] = pred_loss
