@@ -219,3 +219,18 @@ def test_teacher_none_evaluates_the_trained_encoder(tmp_path: Path) -> None:
     assert not any(k.startswith("method.teacher") for k in _encoder_state(run_dir))
     assert load_trained(run_dir).weights_key == "encoder"
     assert {"train/pred_loss", "train/sigreg"} <= set(read_metrics(run_dir)[0])
+
+
+@pytest.mark.parametrize("teacher", ["ema", "none"])
+def test_ijepa_under_bf16_autocast(teacher: str) -> None:
+    """The loop's GPU precision, on the CPU: the encoder and predictor run in bfloat16, the
+    loss, SIGReg and its projector in float32, and the loss backpropagates."""
+    encoder = tiny_encoder("ijepa")
+    extra = {} if teacher == "ema" else {"sigreg": {"name": "sigreg", "slices": 16}}
+    method = IJEPA(encoder=encoder, seed=0, teacher=teacher, **extra, **SMALL)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        out = method(encoder, views(), step=0)
+    assert out.outputs["pred_field"].dtype == torch.bfloat16
+    assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in out.terms.values())
+    out.terms["loss"].backward()
+    assert encoder.backbone.patch_embed.proj.weight.grad is not None

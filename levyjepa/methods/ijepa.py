@@ -175,8 +175,8 @@ class IJEPA(Method):
             terms = {"pred_loss": pred_loss}
             if self.sigreg is not None:
                 b = context.shape[0]
-                pooled = torch.cat([context.mean(1), pred.mean((1, 2))])  # (2B, D)
-                proj = self.sigreg_proj(pooled).float().unflatten(0, (2, b))  # (2, B, K)
+                pooled = torch.cat([context.float().mean(1), pred.float().mean((1, 2))])
+                proj = self.sigreg_proj(pooled).unflatten(0, (2, b))  # (2, B, K), float32
                 terms["sigreg"] = self.sigreg(proj, step=step)
                 terms["loss"] = (1 - self.lamb) * pred_loss + self.lamb * terms["sigreg"]
             else:
