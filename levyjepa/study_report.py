@@ -231,7 +231,8 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
                     ax.hlines(by_arm[arm["name"]], x - 0.35, x + 0.35, linestyles="dashed",
                               colors=_BASELINE_COLOURS.get(kind, "tab:purple"), label=label)
                     label = None
-        ax.set_xticks([0, 1], [f"{a['name']}\n({a['label']})" for a in arms])
+        ax.set_xticks([0, 1], [a["name"] if a["name"] == a["label"]
+                               else f"{a['name']}\n({a['label']})" for a in arms], fontsize=7)
         ax.set_xlim(-0.5, 1.5)
         name_a, name_b = (a["name"] for a in arms)
         title = [metric, _short(entry["verdict"])]
