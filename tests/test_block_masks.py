@@ -3,8 +3,6 @@ seeding by (step, rank), and no positional bias (ijepa issue #60)."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -21,13 +19,15 @@ def test_block_sides_follow_the_scale_and_aspect_laws() -> None:
         # rounding each side moves the area by at most (h + w) / 2 + 1/4 patches
         slack = ((h + w) / 2 + 0.25) / area
         assert 0.15 - slack <= h * w / area <= 0.2 + slack
-        assert 0.75 * (1 - 1 / h) <= w / h <= 1.5 * (1 + 1 / min(h, w)) + 1e-9
+        assert 0.75 * (1 - 1 / w) <= h / w <= 1.5 * (1 + 1 / min(h, w)) + 1e-9
     # the scale is uniform on [0.15, 0.2]: its mean is 0.175 up to rounding and sampling noise
     mean = sum(h * w for h, w in sides) / len(sides) / area
     assert abs(mean - 0.175) < 0.006
-    # the aspect is log-uniform on [0.75, 1.5]: E[log a] = (log 0.75 + log 1.5) / 2
-    mean_log = sum(math.log(w / h) for h, w in sides) / len(sides)
-    assert abs(mean_log - (math.log(0.75) + math.log(1.5)) / 2) < 0.05
+    # the aspect h / w is uniform on [0.75, 1.5] (I-JEPA's convention): its mean is 1.125 up to
+    # rounding, and blocks are taller than wide more often than wider than tall
+    mean = sum(h / w for h, w in sides) / len(sides)
+    assert abs(mean - 1.125) < 0.03, mean
+    assert sum(h > w for h, w in sides) > 1.5 * sum(w > h for h, w in sides)
 
 
 def test_masks_are_disjoint_keep_enough_and_have_equal_sizes_in_a_batch() -> None:
@@ -85,3 +85,14 @@ def test_bad_arguments_and_impossible_masks_are_refused() -> None:
         sample_block_masks(GRID, 2, generator=gen, target_scale=(0.3, 0.2))
     with pytest.raises(ValueError, match=r"fewer than min_keep=190 context patches"):
         sample_block_masks(GRID, 2, generator=gen, min_keep=190, tries=3)
+
+
+def test_masks_draw_from_a_stream_of_their_own() -> None:
+    """Device views seed their generator with ``item_seed(seed, step, rank)``; the masks must
+    not draw the same numbers, or target sizes would follow the first view's crop."""
+    from levyjepa.data.views.multi_view import item_seed
+
+    for seed, step, rank in [(0, 0, 0), (3, 17, 1)]:
+        views = torch.Generator().manual_seed(item_seed(seed, step, rank))
+        masks = mask_generator(seed=seed, step=step, rank=rank)
+        assert not torch.equal(torch.rand(8, generator=views), torch.rand(8, generator=masks))

@@ -9,8 +9,9 @@ Drawing, for a batch of ``B`` images on an ``H' x W'`` grid:
 
 * the target blocks' side lengths are drawn once per batch and shared by the ``M`` blocks, and
   the context block's likewise (as I-JEPA does, so every target block of every image has the
-  same number of patches): scale ``s`` and log-uniform aspect ``a`` give
-  ``h = round(sqrt(s H' W' / a))``, ``w = round(sqrt(s H' W' a))``, clipped to the grid;
+  same number of patches): scale ``s`` and aspect ``a = h / w``, both uniform in their ranges
+  (I-JEPA's convention), give ``h = round(sqrt(s H' W' a))``, ``w = round(sqrt(s H' W' / a))``,
+  clipped to the grid;
 * each block's position is drawn per image, uniformly over *every* valid top-left corner, the
   last row and column included (the reference collator's ``randint(0, H' - h)`` never reaches
   them);
@@ -35,6 +36,9 @@ import torch
 
 from levyjepa.data.views.multi_view import item_seed
 
+MASK_STREAM = 0x3A5C_B10C
+"""XOR-ed into the masks' seed so they never share a stream with the device views."""
+
 
 class BlockMasks(NamedTuple):
     """Patch indices (raster order on the grid, ``row * W' + col``) of a batch's masks.
@@ -49,20 +53,22 @@ class BlockMasks(NamedTuple):
 
 
 def mask_generator(*, seed: int, step: int, rank: int) -> torch.Generator:
-    """A CPU generator unique to ``(seed, step, rank)`` (the views' per-item seed mixing)."""
-    return torch.Generator().manual_seed(item_seed(seed, step, rank))
+    """A CPU generator unique to ``(seed, step, rank)``: the views' per-item seed mixing, on a
+    stream of its own (device views seed theirs with ``item_seed(seed, step, rank)`` too, and
+    masks must not repeat their draws)."""
+    return torch.Generator().manual_seed(item_seed(seed, step, rank) ^ MASK_STREAM)
 
 
 def block_side(scale: tuple[float, float], aspect: tuple[float, float], grid: tuple[int, int],
                generator: torch.Generator) -> tuple[int, int]:
-    """Draw a block's ``(h, w)``: area fraction uniform in ``scale``, aspect ``w / h``
-    log-uniform in ``aspect``, both sides at least 1 and at most the grid's."""
+    """Draw a block's ``(h, w)``: area fraction uniform in ``scale``, aspect ``h / w`` uniform
+    in ``aspect`` (as I-JEPA's reference masks), both sides at least 1 and at most the grid's."""
     u = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
     s = scale[0] + (scale[1] - scale[0]) * u[0]
-    a = math.exp(math.log(aspect[0]) + (math.log(aspect[1]) - math.log(aspect[0])) * u[1])
+    a = aspect[0] + (aspect[1] - aspect[0]) * u[1]
     area = s * grid[0] * grid[1]
-    h = min(grid[0], max(1, round(math.sqrt(area / a))))
-    w = min(grid[1], max(1, round(math.sqrt(area * a))))
+    h = min(grid[0], max(1, round(math.sqrt(area * a))))
+    w = min(grid[1], max(1, round(math.sqrt(area / a))))
     return h, w
 
 
@@ -99,7 +105,7 @@ def sample_block_masks(
         generator: CPU generator of every draw (:func:`mask_generator`).
         targets: Target blocks per image ``M``.
         target_scale: Area range of a target block, as a fraction of the grid.
-        target_aspect: Aspect-ratio range ``w / h`` of a target block.
+        target_aspect: Aspect-ratio range ``h / w`` of a target block.
         context_scale: Area range of the context block.
         context_aspect: Aspect-ratio range of the context block.
         min_keep: Fewest context patches an image may keep.

@@ -72,7 +72,7 @@ class IJEPA(Method):
         predictor_heads: Its attention heads.
         targets: Target blocks per image ``M``.
         target_scale: Area range of a target block (fraction of the grid).
-        target_aspect: Aspect-ratio range ``w / h`` of a target block.
+        target_aspect: Aspect-ratio range ``h / w`` of a target block.
         context_scale: Area range of the context block (aspect 1).
         min_keep: Fewest context patches an image may keep.
         lamb: SIGReg's weight in ``[0, 1]`` (when ``sigreg`` is set).
