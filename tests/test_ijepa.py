@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from test_methods import QUICKSTART, tiny_encoder
+from test_methods import QUICKSTART, SECTIONS, method_overrides, tiny_encoder
 from test_train import _encoder_state, read_metrics, tiny
 
 import levyjepa.methods.ijepa as ijepa_module
@@ -26,9 +26,8 @@ from levyjepa.run_setup import build_run
 from levyjepa.train import train
 from levyjepa.trained import load_trained
 
-SMALL = dict(min_keep=2, predictor_width=16, predictor_depth=1, predictor_heads=2)
-IJEPA_RUN = ["method={name: ijepa}", "encoder.pool=mean", "views.global_views=1",
-             *(f"method.{k}={v}" for k, v in SMALL.items())]
+SMALL = SECTIONS["ijepa"]
+IJEPA_RUN = [*method_overrides("ijepa"), "views.global_views=1"]
 
 
 def views(n: int = 6, seed: int = 1) -> list[torch.Tensor]:

@@ -27,9 +27,13 @@ QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 BUILTIN = [n for n in METHODS.names() if METHODS.get(n).__module__.startswith("levyjepa.")]
 
 
-# What a method needs beyond its own defaults on the tiny quickstart (a 4x4 token grid)
-NEEDS = {"ijepa": ["encoder.pool=mean", "method.min_keep=2", "method.predictor_width=16",
-                   "method.predictor_depth=1", "method.predictor_heads=2"]}
+# A method's section values for a tiny encoder (a 4x4 token grid at 16 px)
+SECTIONS = {"lejepa": {"sigreg": {"name": "sigreg", "slices": 16}},
+            "ijepa": {"min_keep": 2, "predictor_width": 16, "predictor_depth": 1,
+                      "predictor_heads": 2}}
+# What a method needs beyond its own defaults on the tiny quickstart
+NEEDS = {"ijepa": ["encoder.pool=mean",
+                   *(f"method.{k}={v}" for k, v in SECTIONS["ijepa"].items())]}
 
 
 def method_overrides(name: str) -> list[str]:
@@ -106,11 +110,6 @@ def tiny_encoder(name: str = "lejepa") -> ViTEncoder:
                       depth=1, num_heads=2, drop_path=0.0, emb_dim=32, pool_heads=2,
                       proj_hidden=32, proj_dim=8, pool=needs.pool or "attention",
                       with_proj=needs.proj)
-
-
-SECTIONS = {"lejepa": {"sigreg": {"name": "sigreg", "slices": 16}},
-            "ijepa": {"min_keep": 2, "predictor_width": 16, "predictor_depth": 1,
-                      "predictor_heads": 2}}
 
 
 def build(name: str, encoder: torch.nn.Module):

@@ -155,7 +155,7 @@ class IJEPA(Method):
         masks = self.draw_masks(grid, images.shape[0], step=step)
         context_idx = masks.context.to(images.device)
         target_idx = masks.targets.to(images.device)
-        own_field = None  # the encoder's full-image field, when it is computed
+        own_field = None  # the encoder's full-image field: computed when a prior reads it
         if self.teacher is not None:
             with torch.no_grad():
                 field = self.teacher.encoder.forward_tokens(images)
@@ -184,7 +184,7 @@ class IJEPA(Method):
         side = block_side_of(masks.targets, grid)
         outputs = {"emb": field.mean((1, 2)),
                    "pred_field": pred.flatten(0, 1).unflatten(1, side)}
-        if own_field is not None and encoder.tokens_proj is not None:
+        if encoder.tokens_proj is not None:  # then own_field was computed above
             outputs["tokens_proj"] = encoder.tokens_proj(own_field)
         return MethodOutput(terms=terms, outputs=outputs)
 

@@ -10,14 +10,18 @@ do not see each other) and the outputs at the mask tokens are mapped back to the
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, init_weights_vit_timm
 from torch import nn
 
 
+@functools.lru_cache(maxsize=8)
 def sincos_2d(grid: tuple[int, int], width: int) -> torch.Tensor:
-    """Fixed 2-D sine-cosine position embedding ``(H' * W', width)`` in raster order.
+    """Fixed 2-D sine-cosine position embedding ``(H' * W', width)`` in raster order (CPU,
+    computed once per grid and width; not to be modified in place).
 
     Half the channels encode the row, half the column (Vaswani et al., 2017, per axis, as MAE
     and I-JEPA use): for position ``p`` and ``k < width / 4``, ``sin(p w_k)`` and
