@@ -31,6 +31,8 @@ from levyjepa.encoders.output import EncoderOutput
 from levyjepa.encoders.tubelet import TubeletEmbed
 from levyjepa.registry import ENCODERS
 
+POOLS = ("attention", "mean")
+
 ARCHS: dict[str, tuple[int, int, int]] = {
     "vit_tiny": (192, 12, 3),
     "vit_small": (384, 12, 6),
@@ -60,7 +62,10 @@ class VideoViTEncoder(nn.Module):
         mlp_ratio: Hidden width of the blocks' MLP over ``D``.
         in_chans: Input channels.
         drop_path: Stochastic depth rate of the last block (linear from 0 over the blocks).
-        emb_dim: Width ``E`` of the pooled embedding.
+        emb_dim: Width ``E`` of the pooled embedding (with ``pool: mean``, the token width).
+        pool: ``attention`` (the seed's attention-pool head to ``emb``) or ``mean`` (``emb`` is
+            the mean of all tokens, no parameters: the readout of V-JEPA's and HJEPA's recipes,
+            which train no pooling head).
         pool_heads: Heads of the attention pool.
         proj_hidden: Hidden width of both projectors.
         tokens_proj_hidden: Hidden width of the token projector alone (``None``: ``proj_hidden``,
@@ -90,6 +95,7 @@ class VideoViTEncoder(nn.Module):
         in_chans: int = 3,
         drop_path: float = 0.1,
         emb_dim: int = 512,
+        pool: str = "attention",
         pool_heads: int = 6,
         proj_hidden: int = 2048,
         tokens_proj_hidden: Optional[int] = None,
@@ -98,6 +104,8 @@ class VideoViTEncoder(nn.Module):
         with_proj: bool = True,
     ) -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
         if arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {arch!r}")
         width, blocks, heads = ARCHS[arch]
@@ -129,10 +137,13 @@ class VideoViTEncoder(nn.Module):
         self.norm = nn.LayerNorm(width, eps=1e-6)
         trunc_normal_(self.pos_embed, std=0.02)
         self.blocks.apply(init_weights_vit_timm)
-        self.width, self.emb_dim, self.proj_dim = width, emb_dim, proj_dim
+        if pool == "mean" and emb_dim != width:
+            raise ValueError(f"emb_dim={emb_dim} must equal the token width embed_dim={width} "
+                             "with pool: mean")
+        self.width, self.emb_dim, self.proj_dim, self.pool = width, emb_dim, proj_dim, pool
         t, h, w = self.grid
-        self.head = AttentionPoolHead(width=width, grid=(t * h, w), emb_dim=emb_dim,
-                                      heads=pool_heads)
+        self.head = (AttentionPoolHead(width=width, grid=(t * h, w), emb_dim=emb_dim,
+                                       heads=pool_heads) if pool == "attention" else None)
         self.proj = (projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
                      if with_proj else None)
         self.tokens_proj = (
@@ -140,17 +151,48 @@ class VideoViTEncoder(nn.Module):
             if with_tokens_proj else None
         )
 
-    def forward_tokens(self, clips: torch.Tensor) -> torch.Tensor:
-        """Backbone only: ``(B, C, T, H, W)`` clips to tokens ``(B, T', H', W', D)``."""
+    def grid_of(self, size: tuple[int, int]) -> tuple[int, int, int]:
+        """The token grid ``(T', H', W')`` of clips with ``(H, W)`` frames."""
+        patch = self.patch_embed.proj.kernel_size[1]
+        return self.grid[0], int(size[0]) // patch, int(size[1]) // patch
+
+    def _embedded(self, clips: torch.Tensor) -> torch.Tensor:
+        """Tubelet tokens plus position embedding, ``(B, T', H', W', D)``."""
         x = self.patch_embed(clips)
-        b, t, h, w, d = x.shape
+        t, h, w = x.shape[1:4]
         pos = self.pos_embed
         if (t, h, w) != self.grid:  # another frame side: the embedding resampled to its grid
             pos = F.interpolate(pos.permute(0, 4, 1, 2, 3), size=(t, h, w), mode="trilinear",
                                 align_corners=False).permute(0, 2, 3, 4, 1)
-        x = x + pos
+        return x + pos
+
+    def forward_tokens(self, clips: torch.Tensor) -> torch.Tensor:
+        """Backbone only: ``(B, C, T, H, W)`` clips to tokens ``(B, T', H', W', D)``."""
+        x = self._embedded(clips)
+        b, t, h, w, d = x.shape
         x = self.norm(self.blocks(x.reshape(b, t * h * w, d)))
         return x.reshape(b, t, h, w, d)
+
+    def forward_masked(self, clips: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The last-layer tokens of the kept tubelets only, the others dropped before the blocks.
+
+        V-JEPA's context encoder (Bardes et al., "Revisiting Feature Prediction for Learning
+        Visual Representations from Video", 2024): tubelets are embedded and given their
+        position embedding on the full ``(T', H', W')`` grid, then only the ``K`` kept ones
+        enter the transformer, so its cost falls with the number kept. Equal to the full
+        forward restricted to the kept tokens when attention there may only look at kept
+        tokens (tests/test_video_methods.py checks this).
+
+        Args:
+            clips: ``(B, C, T, H, W)``.
+            keep: ``(B, K)`` int64 raster indices (``(t * H' + h) * W' + w``) of kept tubelets.
+
+        Returns:
+            ``(B, K, D)`` tokens, in the order of ``keep``.
+        """
+        x = self._embedded(clips).flatten(1, 3)
+        kept = x.gather(1, keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        return self.norm(self.blocks(kept))
 
     def forward(self, views: torch.Tensor) -> EncoderOutput:
         """Encode ``(N, V, C, T, H, W)`` views; see :class:`EncoderOutput` for the shapes.
@@ -164,7 +206,8 @@ class VideoViTEncoder(nn.Module):
                              f"{tuple(views.shape)}")
         n, v = views.shape[:2]
         tokens = self.forward_tokens(views.flatten(0, 1))
-        emb = self.head(tokens.flatten(1, 2))  # (B, T'*H', W', D): time folded into height
+        emb = (self.head(tokens.flatten(1, 2))  # (B, T'*H', W', D): time folded into height
+               if self.head is not None else tokens.mean((1, 2, 3)))
         proj = (self.proj(emb).unflatten(0, (n, v)).transpose(0, 1)
                 if self.proj is not None else None)
         tokens_proj = self.tokens_proj(tokens) if self.tokens_proj is not None else None

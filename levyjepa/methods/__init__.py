@@ -4,11 +4,19 @@ One method per file; :mod:`levyjepa.methods.base` states the seam (:class:`Metho
 :class:`MethodNeeds`, :class:`MethodOutput`). Registered here: ``lejepa``
 (:class:`levyjepa.methods.lejepa.LeJEPA`, with multi-crop), ``vicreg``
 (:class:`levyjepa.methods.vicreg.VICReg`) and ``ijepa`` (:class:`levyjepa.methods.ijepa.IJEPA`,
-masked prediction with an EMA teacher or SIGReg). A recipe selects one with ``method: {name: ...}``
+masked prediction with an EMA teacher or SIGReg), ``vjepa`` (:class:`levyjepa.methods.vjepa.VJEPA`,
+its video form with tube masks) and ``hjepa`` (:class:`levyjepa.methods.hjepa.HJEPA`, a
+Hamiltonian predictor forward in time on clips). A recipe selects one with ``method: {name: ...}``
 and attaches priors to its outputs with ``priors:`` (:mod:`levyjepa.attached_priors`).
 """
 
-from levyjepa.methods import ijepa, lejepa, vicreg  # noqa: F401  (importing registers the methods)
+from levyjepa.methods import (  # noqa: F401  (importing registers the methods)
+    hjepa,
+    ijepa,
+    lejepa,
+    vicreg,
+    vjepa,
+)
 from levyjepa.methods.base import Method, MethodNeeds, MethodOutput, encode_groups, full_precision
 
 __all__ = ["Method", "MethodNeeds", "MethodOutput", "encode_groups", "full_precision"]

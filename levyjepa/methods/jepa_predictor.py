@@ -1,4 +1,4 @@
-"""I-JEPA's predictor: a narrow ViT that fills in target positions from context tokens.
+"""The JEPA predictor: a narrow ViT that fills in target positions from context tokens.
 
 M. Assran et al., "Self-Supervised Learning from Images with a Joint-Embedding Predictive
 Architecture", CVPR 2023, section 3. The context encoder's tokens are mapped to the predictor's
@@ -6,6 +6,8 @@ width and given the fixed 2-D sine-cosine embedding of their grid positions; for
 block, one learned mask token per target patch, plus that patch's position embedding, is
 appended; the transformer runs on ``context + block`` (one sequence per target block, so blocks
 do not see each other) and the outputs at the mask tokens are mapped back to the encoder's width.
+V-JEPA's predictor (Bardes et al., 2024) is the same on the tubelet grid ``(T', H', W')``, with
+the 3-D sine-cosine embedding.
 """
 
 from __future__ import annotations
@@ -19,25 +21,36 @@ from torch import nn
 
 
 @functools.lru_cache(maxsize=8)
-def sincos_2d(grid: tuple[int, int], width: int) -> torch.Tensor:
-    """Fixed 2-D sine-cosine position embedding ``(H' * W', width)`` in raster order (CPU,
-    computed once per grid and width; not to be modified in place).
+def sincos_grid(grid: tuple[int, ...], width: int) -> torch.Tensor:
+    """Fixed sine-cosine position embedding ``(prod(grid), width)`` of a 2-D or 3-D grid in
+    raster order (CPU, computed once per grid and width; not to be modified in place).
 
-    Half the channels encode the row, half the column (Vaswani et al., 2017, per axis, as MAE
-    and I-JEPA use): for position ``p`` and ``k < width / 4``, ``sin(p w_k)`` and
-    ``cos(p w_k)`` with ``w_k = 10000 ** (-k / (width / 4))``.
+    Each of the ``n`` axes gets ``f = width // (2 n)`` frequencies (Vaswani et al., 2017, per
+    axis, as MAE, I-JEPA and V-JEPA use): for position ``p`` and ``k < f``, ``sin(p w_k)`` and
+    ``cos(p w_k)`` with ``w_k = 10000 ** (-k / f)``; axis by axis, sines then cosines; the
+    ``width - 2 n f`` channels left over (a width that ``2 n`` does not divide) are zero.
     """
+    n = len(grid)
+    if width < 2 * n:
+        raise ValueError(f"a {n}-D sin-cos embedding needs a width of at least {2 * n}, "
+                         f"got {width}")
+    f = width // (2 * n)
+    freqs = 10000.0 ** (-torch.arange(f, dtype=torch.float64) / f)
+    axes = torch.meshgrid(*(torch.arange(g, dtype=torch.float64) for g in grid), indexing="ij")
+    parts = []
+    for axis in axes:
+        angles = axis.flatten()[:, None] * freqs[None]
+        parts += [angles.sin(), angles.cos()]
+    table = torch.cat(parts, 1)
+    pad = width - table.shape[1]
+    return torch.cat([table, table.new_zeros(table.shape[0], pad)], 1).float()
+
+
+def sincos_2d(grid: tuple[int, int], width: int) -> torch.Tensor:
+    """:func:`sincos_grid` of a 2-D grid, ``width`` divisible by 4 (I-JEPA's embedding)."""
     if width % 4:
         raise ValueError(f"the 2-D sin-cos embedding needs a width divisible by 4, got {width}")
-    quarter = width // 4
-    freqs = 10000.0 ** (-torch.arange(quarter, dtype=torch.float64) / quarter)
-    rows, cols = torch.meshgrid(torch.arange(grid[0], dtype=torch.float64),
-                                torch.arange(grid[1], dtype=torch.float64), indexing="ij")
-    parts = []
-    for axis in (rows.flatten(), cols.flatten()):
-        angles = axis[:, None] * freqs[None]
-        parts += [angles.sin(), angles.cos()]
-    return torch.cat(parts, 1).float()
+    return sincos_grid(tuple(grid), width)
 
 
 class JEPAPredictor(nn.Module):
@@ -79,14 +92,14 @@ class JEPAPredictor(nn.Module):
             context: ``(B, K, D)`` context-encoder tokens.
             context_idx: ``(B, K)`` their raster indices on ``grid``.
             target_idx: ``(B, M, T)`` raster indices of the ``M`` target blocks.
-            grid: The patch grid ``(H', W')``.
+            grid: The patch grid ``(H', W')``, or a video's tubelet grid ``(T', H', W')``.
 
         Returns:
             ``(B, M, T, D)``: block ``m``'s predictions, in the order of ``target_idx``.
         """
         b, k = context_idx.shape
         m = target_idx.shape[1]
-        pos = sincos_2d(grid, self.width).to(context.device)
+        pos = sincos_grid(tuple(grid), self.width).to(context.device)
         ctx = self.embed(context) + pos[context_idx]  # (B, K, w)
         ctx = ctx.repeat_interleave(m, 0)  # (B*M, K, w): row b*M + j serves block j of image b
         queries = self.mask_token + pos[target_idx.flatten(0, 1)]  # (B*M, T, w)
