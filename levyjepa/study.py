@@ -1,10 +1,15 @@
-"""Does arm B beat arm A? Train and evaluate two recipes over several seeds, paired by seed.
+"""Does arm B beat arm A? Train and evaluate two recipes (or more) over seeds, paired by seed.
 
 Usage::
 
-    python -m levyjepa.study RECIPE_A RECIPE_B [--seeds N] [--first-seed S] [--tasks a,b,...]
-        [--out DIR] [--names NAME_A,NAME_B] [--a key=value ...] [--b key=value ...]
-        [--eval key=value ...] [key=value ...]
+    python -m levyjepa.study RECIPE_A RECIPE_B [RECIPE_C ...] [--seeds N] [--first-seed S]
+        [--tasks a,b,...] [--out DIR] [--names NAME_A,NAME_B,...] [--a key=value ...]
+        [--b key=value ...] [--compare B:A ...] [--eval key=value ...] [key=value ...]
+
+With more than two recipes every arm is compared with arm A (the first) unless ``--compare
+X:Y`` (repeatable) names the pairs to compare, ``X - Y`` each (``--compare vjepa_levy3d:vjepa``
+asks whether a prior helps that method); positional arguments of the form ``key=value`` are
+the overrides, the others the recipes.
 
 For each seed ``s`` from ``S`` to ``S + N - 1`` (defaults 0 and 3) and each arm, in that order
 (seed 0 of A, seed 0 of B, seed 1 of A, ...), the study trains
@@ -13,10 +18,11 @@ For each seed ``s`` from ``S`` to ``S + N - 1`` (defaults 0 and 3) and each arm,
 
 then evaluates ``python -m levyjepa.eval DIR/<arm>/seed_<s> progress=false [task=a,b,...]
 [--eval settings]`` and reads its ``eval.json``. Both subprocesses write their output to
-``DIR/<arm>/seed_<s>.log``. Plain ``key=value`` arguments are training overrides of both arms;
-``--a`` / ``--b`` (repeatable) are overrides of one arm only, so one recipe file can serve both
-arms. Arms are called ``A`` and ``B`` (``--names`` to rename them; folder names too) and are
-labelled with their recipe file stems. ``DIR`` defaults to ``runs/study_<stemA>_vs_<stemB>``.
+``DIR/<arm>/seed_<s>.log``. Plain ``key=value`` arguments are training overrides of every arm;
+``--a`` / ``--b`` (repeatable) are overrides of arm A or B only, so one recipe file can serve
+both arms. Arms are called ``A``, ``B``, ``C``, ... (``--names`` to rename them; folder names
+too) and are labelled with their recipe file stems. ``DIR`` defaults to
+``runs/study_<stemA>_vs_<stemB>`` (``_vs_<stemC>`` ... with more arms).
 
 After every run, ``DIR/study.json`` (every per-seed value, atomically), ``DIR/study.md`` (per
 metric: each arm's mean and 95% Student t interval across seeds, the per-seed values, the
@@ -240,16 +246,19 @@ def _run_one(arm: Arm, seed: int, out: Path, common: Sequence[str],
 
 def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
               common: Sequence[str] = (), eval_args: Sequence[str] = (),
-              command: str = "") -> dict[str, Any]:
+              command: str = "",
+              compare: Optional[Sequence[tuple[str, str]]] = None) -> dict[str, Any]:
     """Run (or resume) a study and write ``study.json``, ``study.md`` and ``study.png``.
 
     Args:
-        arms: The two arms, A then B.
+        arms: The arms, A (the reference) first.
         seeds: The seeds, paired across arms.
         out: The study's folder.
         common: Training overrides of both arms.
         eval_args: The evaluation's ``key=value`` arguments (``progress``, ``task``, ...).
         command: The command line, quoted in the report.
+        compare: ``(X, Y)`` arm names: the paired differences ``X - Y`` to report (default:
+            every arm after the first minus the first).
 
     Returns:
         The content of ``study.json``.
@@ -273,7 +282,10 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
         "command": command, "out": str(out), "seeds": list(seeds),
         "arms": [{"name": a.name, "label": a.label, "recipe": str(a.recipe),
                   "overrides": list(a.overrides)} for a in arms],
-        "overrides": list(common), "eval": list(eval_args), "runs": []}
+        "overrides": list(common), "eval": list(eval_args),
+        "compare": [list(pair) for pair in (compare if compare is not None else
+                                            [(a.name, arms[0].name) for a in arms[1:]])],
+        "runs": []}
     for seed in seeds:
         for arm in arms:
             study["runs"].append(_run_one(arm, seed, out, common, eval_args))
@@ -284,23 +296,43 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
     return study
 
 
-def _names(text: Optional[str]) -> tuple[str, str]:
+def _letter(i: int) -> str:
+    return chr(ord("A") + i) if i < 26 else f"ARM{i + 1}"
+
+
+def _names(text: Optional[str], count: int) -> list[str]:
     if text is None:
-        return "A", "B"
+        return [_letter(i) for i in range(count)]
     names = [n.strip() for n in text.split(",")]
-    if len(names) != 2 or len(set(names)) != 2 or not all(_NAME.fullmatch(n) for n in names):
-        raise ConfigError(f"--names {text!r}: give two different names, letters, digits, '_', "
-                          "'-' or '.', e.g. --names baseline,levy")
-    return names[0], names[1]
+    if (len(names) != count or len(set(names)) != count
+            or not all(_NAME.fullmatch(n) for n in names)):
+        many = "two" if count == 2 else str(count)
+        raise ConfigError(f"--names {text!r}: give {many} different names, letters, digits, "
+                          "'_', '-' or '.', e.g. --names baseline,levy")
+    return names
+
+
+def _comparisons(items: Sequence[str], names: Sequence[str]) -> list[tuple[str, str]]:
+    """``(X, Y)`` pairs of ``--compare X:Y`` (default: every arm after the first with it)."""
+    if not items:
+        return [(name, names[0]) for name in names[1:]]
+    pairs = []
+    for item in items:
+        parts = item.split(":")
+        if len(parts) != 2 or parts[0] == parts[1] or not set(parts) <= set(names):
+            raise ConfigError(f"--compare {item!r}: give X:Y, two different arms of "
+                              f"{', '.join(names)}")
+        pairs.append((parts[0], parts[1]))
+    return pairs
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m levyjepa.study",
-        description="Train and evaluate two recipes over paired seeds: does B beat A?")
-    parser.add_argument("recipe_a", help="arm A's recipe file")
-    parser.add_argument("recipe_b", help="arm B's recipe file (may be A's, with --a/--b)")
-    parser.add_argument("overrides", nargs="*", help="training overrides of both arms")
+        description="Train and evaluate two recipes (or more) over paired seeds: does B beat A?")
+    parser.add_argument("items", nargs="+", metavar="RECIPE_OR_KEY=VALUE",
+                        help="the arms' recipe files (at least two; B may be A's, with --a/--b), "
+                             "then training overrides of every arm")
     parser.add_argument("--out", help="folder (default runs/study_<stemA>_vs_<stemB>)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per arm (default 3)")
     parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
@@ -312,6 +344,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--b", action="append", default=[], metavar="KEY=VALUE",
                         help="a training override of arm B only (repeatable)")
     parser.add_argument("--names", help="the arms' names, e.g. baseline,levy")
+    parser.add_argument("--compare", action="append", default=[], metavar="X:Y",
+                        help="compare arm X with arm Y, X - Y (repeatable; default: every "
+                             "arm with the first)")
     parser.add_argument("--traceback", action="store_true", help="show full tracebacks")
     return parser
 
@@ -322,14 +357,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_intermixed_args(argv)
     show_traceback = args.traceback or os.environ.get("LEVYJEPA_TRACEBACK") == "1"
     try:
-        recipes = [Path(args.recipe_a), Path(args.recipe_b)]
-        for which, recipe in zip(("RECIPE_A", "RECIPE_B"), recipes):
+        overrides = [item for item in args.items if "=" in item]
+        recipes = [Path(item) for item in args.items if "=" not in item]
+        if len(recipes) < 2:
+            raise ConfigError(f"a study needs at least two recipe files (RECIPE_A RECIPE_B), "
+                              f"got {len(recipes)}")
+        for i, recipe in enumerate(recipes):
             if not recipe.is_file():
-                raise ConfigError(f"{which}: recipe file not found: {recipe}")
+                raise ConfigError(f"RECIPE_{_letter(i)}: recipe file not found: {recipe}")
         if args.seeds < 1:
             raise ConfigError(f"--seeds {args.seeds}: a study needs at least 1 seed (3 or more "
                               "for an interval worth reading)")
-        _check_items(args.overrides, _RESERVED_TRAIN, "override")
+        _check_items(overrides, _RESERVED_TRAIN, "override")
         _check_items(args.a + args.b, _RESERVED_TRAIN, "arm override")
         _check_items(args.eval, _RESERVED_EVAL, "--eval")
         eval_args = ["progress=false", *args.eval]
@@ -341,13 +380,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import levyjepa.eval
 
         levyjepa.eval.parse_overrides(eval_args)  # a wrong setting fails now, not after training
-        name_a, name_b = _names(args.names)
-        arms = [Arm(name_a, recipes[0], tuple(args.a)), Arm(name_b, recipes[1], tuple(args.b))]
-        out = Path(args.out or f"runs/study_{recipes[0].stem}_vs_{recipes[1].stem}")
+        names = _names(args.names, len(recipes))
+        compare = _comparisons(args.compare, names)
+        own = {0: tuple(args.a), 1: tuple(args.b)}
+        arms = [Arm(name, recipe, own.get(i, ())) for i, (name, recipe)
+                in enumerate(zip(names, recipes))]
+        out = Path(args.out or "runs/study_" + "_vs_".join(r.stem for r in recipes))
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         command = shlex.join(["python", "-m", "levyjepa.study", *argv])
-        study = run_study(arms, seeds, out, common=args.overrides, eval_args=eval_args,
-                          command=command)
+        study = run_study(arms, seeds, out, common=overrides, eval_args=eval_args,
+                          command=command, compare=compare)
     except (ConfigError, RunFailed) as err:
         if show_traceback:
             raise

@@ -1,8 +1,9 @@
-"""The report of a two-arm study (:mod:`levyjepa.study`): statistics, ``study.md``, ``study.png``.
+"""The report of a study (:mod:`levyjepa.study`): statistics, ``study.md``, ``study.png``.
 
 :func:`summarize` turns the study's runs (one entry per arm and seed, with the metrics and
-baselines of its ``eval.json``) into per-metric statistics (:mod:`levyjepa.study_stats`);
-:func:`study_markdown` and :func:`plot_study` write them, atomically.
+baselines of its ``eval.json``) into per-metric statistics (:mod:`levyjepa.study_stats`): per
+arm, and per compared pair of arms (``study["compare"]``, ``X - Y`` each; a two-arm study
+compares B with A); :func:`study_markdown` and :func:`plot_study` write them, atomically.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ __all__ = ["BASELINE_LABELS", "plot_study", "study_markdown", "summarize"]
 BASELINE_LABELS = {"untrained": "untrained", "pixels": "raw pixels"}
 """How each kind of baseline of ``eval.json`` is labelled (other kinds: their own name)."""
 
-_ARM_COLOURS = ("tab:blue", "tab:orange")
+_ARM_COLOURS = ("tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+                "tab:olive", "tab:cyan")
 _BASELINE_COLOURS = {"untrained": "tab:gray", "pixels": "tab:green"}
 
 
@@ -39,38 +41,55 @@ def _values(runs: Sequence[dict[str, Any]], arm: str, seeds: Sequence[int],
     return [by_seed.get(seed) for seed in seeds]
 
 
+def compared_pairs(study: dict[str, Any]) -> list[tuple[str, str]]:
+    """The ``(X, Y)`` arm names of the study's differences ``X - Y`` (default: every arm after
+    the first minus the first)."""
+    names = [arm["name"] for arm in study["arms"]]
+    pairs = study.get("compare") or [[name, names[0]] for name in names[1:]]
+    return [(x, y) for x, y in pairs]
+
+
 def summarize(study: dict[str, Any]) -> dict[str, Any]:
     """The statistics of a study's runs so far.
 
     Args:
-        study: ``arms`` (each with a ``name``), ``seeds`` and ``runs`` (each with ``arm``,
-            ``seed``, ``metrics``, ``baselines``, ``train_s``, ``eval_s``).
+        study: ``arms`` (each with a ``name``), ``seeds``, ``runs`` (each with ``arm``,
+            ``seed``, ``metrics``, ``baselines``, ``train_s``, ``eval_s``) and, optionally,
+            ``compare`` (the ``[X, Y]`` pairs, :func:`compared_pairs`).
 
     Returns:
         ``metrics`` (the slash keys found in every run, sorted), ``missing_metrics`` (found in
         some runs only), ``total_run_s`` (the wall time of all runs) and ``results``: per
-        metric, per arm its per-seed ``values`` and t interval, the paired ``difference`` B - A
-        (seeds where both arms ran) with its per-seed ``values``, the ``verdict``, and the
+        metric, per arm its per-seed ``values`` and t interval; ``comparisons``, per compared
+        pair ``X - Y``: ``b`` (X), ``a`` (Y), the paired difference's per-seed ``values``
+        (seeds where both arms ran) and interval, and its ``verdict``; ``difference`` and
+        ``verdict``, those of the first pair (B - A in a two-arm study); and the
         ``baselines`` (kind -> arm -> mean across seeds).
     """
     runs, seeds = study["runs"], study["seeds"]
-    name_a, name_b = (arm["name"] for arm in study["arms"])
+    names = [arm["name"] for arm in study["arms"]]
+    pairs = compared_pairs(study)
     found = [set(r["metrics"]) for r in runs]
     metrics = sorted(set.intersection(*found)) if found else []
     results: dict[str, Any] = {}
     for metric in metrics:
-        entry: dict[str, Any] = {"arms": {}}
-        per_arm = {name: _values(runs, name, seeds, metric) for name in (name_a, name_b)}
+        entry: dict[str, Any] = {"arms": {}, "comparisons": []}
+        per_arm = {name: _values(runs, name, seeds, metric) for name in names}
         for name, values in per_arm.items():
             present = [v for v in values if v is not None]
             entry["arms"][name] = {"values": values, **t_interval(present).as_dict()}
-        pairs = [(a, b) for a, b in zip(per_arm[name_a], per_arm[name_b])
-                 if a is not None and b is not None]
-        differences, interval = paired_difference([a for a, _ in pairs], [b for _, b in pairs])
-        entry["difference"] = {"values": [b - a if a is not None and b is not None else None
-                                          for a, b in zip(per_arm[name_a], per_arm[name_b])],
-                               **interval.as_dict()}
-        entry["verdict"] = verdict(interval, name_b=name_b)
+        for name_b, name_a in pairs:
+            both = [(a, b) for a, b in zip(per_arm[name_a], per_arm[name_b])
+                    if a is not None and b is not None]
+            _, interval = paired_difference([a for a, _ in both], [b for _, b in both])
+            entry["comparisons"].append({
+                "b": name_b, "a": name_a,
+                "values": [b - a if a is not None and b is not None else None
+                           for a, b in zip(per_arm[name_a], per_arm[name_b])],
+                **interval.as_dict(), "verdict": verdict(interval, name_b=name_b)})
+        first = entry["comparisons"][0]
+        entry["difference"] = {k: v for k, v in first.items() if k not in ("a", "b", "verdict")}
+        entry["verdict"] = first["verdict"]
         baselines: dict[str, dict[str, list[float]]] = {}
         for run in runs:
             for kind, values in run["baselines"].items():
@@ -104,17 +123,21 @@ def _arm_heading(arm: dict[str, Any]) -> str:
 
 def _metric_section(study: dict[str, Any], metric: str) -> list[str]:
     entry = study["results"][metric]
-    arms = study["arms"]
-    name_a, name_b = (arm["name"] for arm in arms)
-    header = ["seed", *(_arm_heading(arm) for arm in arms), f"{name_b} - {name_a}"]
+    arms, comparisons = study["arms"], entry["comparisons"]
+    header = ["seed", *(_arm_heading(arm) for arm in arms),
+              *(f"{c['b']} - {c['a']}" for c in comparisons)]
     lines = [f"### {metric}", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for i, seed in enumerate(study["seeds"]):
         cells = [str(seed), *(_num(entry["arms"][a["name"]]["values"][i]) for a in arms),
-                 _num(entry["difference"]["values"][i])]
+                 *(_num(c["values"][i]) for c in comparisons)]
         lines.append("| " + " | ".join(cells) + " |")
     cells = ["mean [95% CI]", *(_interval_text(entry["arms"][a["name"]]) for a in arms),
-             _interval_text(entry["difference"])]
-    lines += ["| " + " | ".join(cells) + " |", "", f"Verdict: {entry['verdict']}.", ""]
+             *(_interval_text(c) for c in comparisons)]
+    lines += ["| " + " | ".join(cells) + " |", ""]
+    if len(comparisons) == 1:
+        lines += [f"Verdict: {entry['verdict']}.", ""]
+    else:
+        lines += [f"- {c['b']} - {c['a']}: {c['verdict']}." for c in comparisons] + [""]
     for kind, by_arm in entry["baselines"].items():
         values = ", ".join(f"{arm} {_num(v)}" for arm, v in by_arm.items())
         lines.append(f"- baseline {BASELINE_LABELS.get(kind, kind)} (mean across seeds): "
@@ -138,23 +161,30 @@ def study_markdown(study: dict[str, Any], path: Path) -> str:
         path: The file to write.
     """
     arms, seeds = study["arms"], study["seeds"]
-    name_a, name_b = (arm["name"] for arm in arms)
-    text = [f"# Study: does {_arm_heading(arms[1])} beat {_arm_heading(arms[0])}?", "",
+    pairs = compared_pairs(study)
+    if len(arms) == 2:
+        title = f"# Study: does {_arm_heading(arms[1])} beat {_arm_heading(arms[0])}?"
+    else:
+        title = "# Study: " + ", ".join(_arm_heading(a) for a in arms)
+    shown = ", ".join(f"{x} - {y}" for x, y in pairs)
+    text = [title, "",
             f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}) per arm, paired by seed. "
             "Per arm: mean and 95% Student t interval across seeds (n - 1 degrees of freedom). "
-            f"{name_b} - {name_a}: the per-seed difference, its mean and its own t interval; "
+            f"{shown}: the per-seed difference, its mean and its own t interval; "
             "the verdict reads that interval (\"no detectable difference\" when it contains 0).",
             "", "Command:", "", "```bash", study["command"], "```", "", "Arms:", ""]
     for arm in arms:
         extra = " ".join(f"`{o}`" for o in arm["overrides"])
         text.append(f"- {arm['name']}: `{arm['recipe']}`" + (f", with {extra}" if extra else ""))
     if study["overrides"]:
-        text.append("- both: " + " ".join(f"`{o}`" for o in study["overrides"]))
+        text.append(("- both: " if len(arms) == 2 else "- every arm: ")
+                    + " ".join(f"`{o}`" for o in study["overrides"]))
     text.append("- evaluation: " + " ".join(f"`{o}`" for o in study["eval"]))
     text += ["", "## Summary", ""]
     if not study["metrics"]:
         text += ["No metric yet.", ""]
-    else:
+    elif len(pairs) == 1:
+        (name_b, name_a), = pairs
         header = ["metric", *(f"{_arm_heading(a)} mean [95% CI]" for a in arms),
                   f"{name_b} - {name_a} [95% CI]", "verdict"]
         text += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
@@ -162,6 +192,20 @@ def study_markdown(study: dict[str, Any], path: Path) -> str:
             entry = study["results"][metric]
             cells = [metric, *(_interval_text(entry["arms"][a["name"]]) for a in arms),
                      _interval_text(entry["difference"]), _short(entry["verdict"])]
+            text.append("| " + " | ".join(cells) + " |")
+        text.append("")
+    else:  # one table of the arms, one of the compared pairs
+        header = ["metric", *(f"{_arm_heading(a)} mean [95% CI]" for a in arms)]
+        text += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        for metric in study["metrics"]:
+            entry = study["results"][metric]
+            cells = [metric, *(_interval_text(entry["arms"][a["name"]]) for a in arms)]
+            text.append("| " + " | ".join(cells) + " |")
+        header = ["metric", *(f"{x} - {y} [95% CI]: verdict" for x, y in pairs)]
+        text += ["", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        for metric in study["metrics"]:
+            cells = [metric, *(f"{_interval_text(c)}: {_short(c['verdict'])}"
+                               for c in study["results"][metric]["comparisons"])]
             text.append("| " + " | ".join(cells) + " |")
         text.append("")
     if study["missing_metrics"]:
@@ -193,16 +237,20 @@ def _short(text: str) -> str:
 def plot_study(study: dict[str, Any], path: Path) -> None:
     """Write ``study.png`` (atomically): one panel per metric.
 
-    In each panel, every seed's value is a dot per arm (a seed's two dots joined by a thin
-    line), the arm's mean ± its 95% interval an error bar beside the dots, and each baseline a
-    dashed horizontal line over the arm it belongs to. Matplotlib's Agg canvas is used directly.
+    In each panel, every seed's value is a dot per arm (a seed's dots joined by a thin line),
+    the arm's mean ± its 95% interval an error bar beside the dots, and each baseline a dashed
+    horizontal line over the arm it belongs to; the title gives the verdict (two arms) or every
+    compared pair's difference and interval. Matplotlib's Agg canvas is used directly.
     """
     from matplotlib.figure import Figure
 
     metrics, arms = study["metrics"], study["arms"]
-    columns = max(1, min(4, len(metrics)))
+    count = len(arms)
+    columns = max(1, min(4 if count <= 3 else 3, len(metrics)))
     rows = max(1, math.ceil(len(metrics) / columns))
-    fig = Figure(figsize=(3.6 * columns, 3.6 * rows), layout="constrained")
+    wide = 3.6 + 0.7 * max(0, count - 2)
+    fig = Figure(figsize=(wide * columns, (3.6 + 0.25 * max(0, count - 2)) * rows),
+                 layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     if not metrics:
         axes[0].text(0.5, 0.5, "no results yet", ha="center", va="center")
@@ -210,12 +258,14 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
     for ax, metric in zip(axes, metrics):
         entry = study["results"][metric]
         per_arm = [entry["arms"][a["name"]]["values"] for a in arms]
-        for a, b in zip(*per_arm):
-            if a is not None and b is not None:
-                ax.plot([0, 1], [a, b], color="0.6", linewidth=0.8, zorder=1)
+        for seed_values in zip(*per_arm):  # a seed's values joined across the arms
+            xs = [x for x, v in enumerate(seed_values) if v is not None]
+            if len(xs) > 1:
+                ax.plot(xs, [seed_values[x] for x in xs], color="0.6", linewidth=0.8, zorder=1)
         for x, (arm, values) in enumerate(zip(arms, per_arm)):
             present = [v for v in values if v is not None]
-            ax.scatter([x] * len(present), present, color=_ARM_COLOURS[x], s=28, zorder=3,
+            ax.scatter([x] * len(present), present, color=_ARM_COLOURS[x % len(_ARM_COLOURS)],
+                       s=28, zorder=3,
                        label="seeds" if x == 0 else None)
             stats = entry["arms"][arm["name"]]
             if stats["mean"] is not None:
@@ -231,14 +281,22 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
                     ax.hlines(by_arm[arm["name"]], x - 0.35, x + 0.35, linestyles="dashed",
                               colors=_BASELINE_COLOURS.get(kind, "tab:purple"), label=label)
                     label = None
-        ax.set_xticks([0, 1], [a["name"] if a["name"] == a["label"]
-                               else f"{a['name']}\n({a['label']})" for a in arms], fontsize=7)
-        ax.set_xlim(-0.5, 1.5)
-        name_a, name_b = (a["name"] for a in arms)
-        title = [metric, _short(entry["verdict"])]
-        if entry["difference"]["n"]:
-            title.append(f"{name_b} - {name_a}: {_compact(entry['difference'])}")
-        ax.set_title("\n".join(title), fontsize=8)
+        ax.set_xticks(range(count), [a["name"] if a["name"] == a["label"]
+                                     else f"{a['name']}\n({a['label']})" for a in arms],
+                      fontsize=7, rotation=0 if count <= 3 else 30)
+        ax.set_xlim(-0.5, count - 0.5)
+        comparisons = entry["comparisons"]
+        if len(comparisons) == 1:
+            title = [metric, _short(entry["verdict"])]
+            if entry["difference"]["n"]:
+                title.append(f"{comparisons[0]['b']} - {comparisons[0]['a']}: "
+                             f"{_compact(entry['difference'])}")
+        else:
+            title = [metric, *(f"{c['b']} - {c['a']}: {_compact(c)}"
+                               + (" *" if c["n"] and c["low"] is not None and not
+                                  (c["low"] <= 0.0 <= c["high"]) else "")
+                               for c in comparisons)]
+        ax.set_title("\n".join(title), fontsize=8 if len(comparisons) == 1 else 6.5)
         ax.grid(True, axis="y", alpha=0.3)
     for ax in axes[len(metrics):] if metrics else ():
         ax.set_axis_off()
@@ -249,6 +307,9 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
     if legend:
         fig.legend(list(legend.values()), list(legend), loc="outside lower center",
                    ncols=len(legend), fontsize=8)
+    if any(len(study["results"][m]["comparisons"]) > 1 for m in metrics):
+        fig.suptitle("X - Y: mean paired difference [95% CI]; * the interval excludes 0",
+                     fontsize=8)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     atomic_write_bytes(path, buffer.getvalue())

@@ -275,3 +275,56 @@ def test_an_edited_recipe_file_makes_a_finished_run_stale(
     assert main(args) == 0
     assert "done, skipped" not in capsys.readouterr().out
     assert [c[0] for c in fake_calls].count("levyjepa.run") == 2  # both resumed to 4 steps
+
+
+def test_a_study_of_three_arms_compares_the_pairs_asked_for(
+        tmp_path: Path, fake_calls: list[list[str]]) -> None:
+    """Three recipes: every arm against the first by default; ``--compare`` picks the pairs;
+    the report has a table of arms and one of differences, and each difference is paired."""
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "fail").write_text("")
+    args = [QUICKSTART, QUICKSTART, QUICKSTART, "--out", str(out), "--names",
+            "base,levy,other_levy", "--b", "priors.within.weight=1.0"]
+    assert main(args) == 0
+    saved = json.loads((out / "study.json").read_text())
+    assert saved["compare"] == [["levy", "base"], ["other_levy", "base"]]
+    assert len(saved["runs"]) == 9
+    miou = saved["results"]["segmentation/miou"]
+    assert [(c["b"], c["a"]) for c in miou["comparisons"]] == [("levy", "base"),
+                                                              ("other_levy", "base")]
+    assert miou["comparisons"][1]["values"] == pytest.approx([0.05, 0.054, 0.066])
+    assert miou["difference"]["values"] == miou["comparisons"][0]["values"]
+    assert main([*args, "--compare", "other_levy:levy"]) == 0  # every run done: report only
+    saved = json.loads((out / "study.json").read_text())
+    assert all(r["skipped"] for r in saved["runs"])
+    entry = saved["results"]["segmentation/miou"]["comparisons"]
+    assert len(entry) == 1 and entry[0]["values"] == pytest.approx([0.0, 0.0, 0.0])
+    assert entry[0]["verdict"].startswith("no detectable difference")
+    assert main([*args, "--compare", "levy:base", "--compare", "other_levy:levy"]) == 0
+    text = (out / "study.md").read_text()
+    assert text.startswith("# Study: base (quickstart), levy (quickstart), other_levy")
+    assert "| metric | levy - base [95% CI]: verdict | other_levy - levy [95% CI]: verdict |" \
+        in text
+    assert "- other_levy - levy: no detectable difference" in text
+    assert (out / "study.png").read_bytes().startswith(PNG_MAGIC)
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    (["--compare", "levy"], "--compare 'levy': give X:Y, two different arms of base, levy, c"),
+    (["--compare", "levy:nobody"], "--compare 'levy:nobody'"),
+    (["--names", "base,levy"], "--names 'base,levy': give 3 different names"),
+])
+def test_bad_comparisons_and_names_of_three_arms(extra: list[str], expected: str,
+                                                 tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    names = [] if "--names" in extra else ["--names", "base,levy,c"]
+    assert main([QUICKSTART, QUICKSTART, QUICKSTART, *names, *extra,
+                 "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+
+
+def test_one_recipe_is_not_a_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([QUICKSTART, "trainer.max_steps=2", "--out", str(tmp_path / "s")]) == 2
+    assert "a study needs at least two recipe files" in capsys.readouterr().err
