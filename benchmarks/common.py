@@ -106,3 +106,30 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _cpu_attention_flops(q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(q_shape, k_shape, v_shape)
+
+
+def _cpu_attention_backward_flops(grad_shape, q_shape, k_shape, v_shape, *args, out_shape=None,
+                                  **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_backward_flop_count
+
+    return sdpa_backward_flop_count(grad_shape, q_shape, k_shape, v_shape)
+
+
+def flop_counter():
+    """A ``torch.utils.flop_counter.FlopCounterMode`` that also counts the fused attention of a
+    CPU run: torch counts the CUDA flash and memory-efficient kernels, but not
+    ``_scaled_dot_product_flash_attention_for_cpu`` (and its backward), which timm's blocks call
+    on a CPU; without this mapping a CPU count leaves attention out."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    aten = torch.ops.aten
+    return FlopCounterMode(display=False, custom_mapping={
+        aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward_flops,
+    })

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import ROOT, _encoder_state, read_metrics, tiny
+from test_train import ROOT, TINY_GENERATED_CLIPS, _encoder_state, read_metrics, tiny
 
 from levyjepa.attached_priors import AttachedPriors
 from levyjepa.encoders.output import EncoderOutput
+from levyjepa.encoders.video_vit import VideoViTEncoder
 from levyjepa.encoders.vit import ViTEncoder
 from levyjepa.errors import ConfigError
 from levyjepa.methods.lejepa import LeJEPA
@@ -27,36 +28,65 @@ QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 BUILTIN = [n for n in METHODS.names() if METHODS.get(n).__module__.startswith("levyjepa.")]
 
 
-# A method's section values for a tiny encoder (a 4x4 token grid at 16 px)
+# A method's section values for a tiny encoder (a 4x4 token grid at 16 px; video: 8x4x4)
 SECTIONS = {"lejepa": {"sigreg": {"name": "sigreg", "slices": 16}},
             "ijepa": {"min_keep": 2, "predictor_width": 16, "predictor_depth": 1,
-                      "predictor_heads": 2}}
-# What a method needs beyond its own defaults on the tiny quickstart
+                      "predictor_heads": 2},
+            "vjepa": {"min_keep": 2, "predictor_width": 16, "predictor_depth": 1,
+                      "predictor_heads": 2},
+            "hjepa": {"state_dim": 4, "state_hidden": 16, "potential_hidden": 8,
+                      "sigreg": {"name": "sigreg", "slices": 16}}}
+VIDEO_METHODS = ("vjepa", "hjepa")
+"""Methods on clips: they train with their own recipe (recipes/methods/<name>.yaml) on clips."""
+# What a method needs beyond its own defaults on the tiny quickstart (or its own recipe)
 NEEDS = {"ijepa": ["encoder.pool=mean",
-                   *(f"method.{k}={v}" for k, v in SECTIONS["ijepa"].items())]}
+                   *(f"method.{k}={v}" for k, v in SECTIONS["ijepa"].items())],
+         **{name: [f"method.{k}={v}" for k, v in SECTIONS[name].items() if k != "sigreg"]
+            for name in VIDEO_METHODS}}
 
 
 def method_overrides(name: str) -> list[str]:
-    """Select ``name`` on the quickstart (the section is replaced: its defaults apply)."""
+    """Select ``name`` on the quickstart (the section is replaced: its defaults apply); a video
+    method's own recipe selects it already."""
+    if name in VIDEO_METHODS:
+        return list(NEEDS[name])
     return [] if name == "lejepa" else [f"method={{name: {name}}}", *NEEDS.get(name, [])]
 
 
+def recipe_of(name: str) -> Path:
+    """The recipe the registry tests train ``name`` with."""
+    return ROOT / "recipes" / "methods" / f"{name}.yaml" if name in VIDEO_METHODS else QUICKSTART
+
+
+def run_args(name: str, out_dir: Path, *extra: str) -> list[str]:
+    """Tiny overrides of :func:`recipe_of` for ``name`` (clips for a video method)."""
+    if name not in VIDEO_METHODS:
+        return tiny(out_dir, *method_overrides(name), *extra)
+    args = tiny(out_dir, *method_overrides(name), *extra, data=TINY_GENERATED_CLIPS)
+    if "sigreg" not in load_recipe(recipe_of(name)).method:  # TINY_VIT shrinks LeJEPA's SIGReg
+        args = [a for a in args if not a.startswith("method.sigreg.")]
+    return args
+
+
 def test_builtin_methods_are_registered() -> None:
-    assert {"lejepa", "vicreg", "ijepa"} <= set(BUILTIN)
+    assert {"lejepa", "vicreg", "ijepa", "vjepa", "hjepa"} <= set(BUILTIN)
 
 
 @pytest.mark.parametrize("name", BUILTIN)
 def test_every_method_trains_two_steps_and_logs_its_terms(name: str, tmp_path: Path) -> None:
     run = tmp_path / name
-    summary = train(load_recipe(QUICKSTART, tiny(run, *method_overrides(name),
-                                                 "trainer.max_steps=2", "log.every=1")))
+    summary = train(load_recipe(recipe_of(name), run_args(name, run, "trainer.max_steps=2",
+                                                          "log.every=1")))
     assert summary["steps"] == 2 and summary["method"] == name
     events = [e for e in read_metrics(run) if "train/loss" in e]
     assert [e["step"] for e in events] == [1, 2]
     terms = {"lejepa": {"inv", "sigreg", "orig_lejepa_loss"}, "vicreg": {"inv", "var", "cov"},
-             "ijepa": {"pred_loss"}}
+             "ijepa": {"pred_loss"}, "vjepa": {"pred_loss"},
+             "hjepa": {"pred_loss", "sigreg", "q_pr", "p_pr", "q_std_min", "q2", "p2", "V_var",
+                       "energy_drift"}}
     for event in events:  # the method's terms, the prior's and the loop's, all finite
-        want = {"loss", "within", "probe_loss", "grad_norm", *terms.get(name, ())}
+        want = {"loss", "probe_loss", "grad_norm", *terms.get(name, ())}
+        want |= set() if name in VIDEO_METHODS else {"within"}  # their recipes attach none
         got = {k.removeprefix("train/") for k in event if k.startswith("train/")}
         assert want <= got, want - got
         assert all(torch.isfinite(torch.tensor(event[f"train/{k}"])) for k in want)
@@ -65,12 +95,13 @@ def test_every_method_trains_two_steps_and_logs_its_terms(name: str, tmp_path: P
 @pytest.mark.parametrize("name", BUILTIN)
 def test_resume_is_exact_for_every_method(name: str, tmp_path: Path) -> None:
     """4 straight steps against 2 steps, then resume to 4: same terms and weights."""
-    common = [*method_overrides(name), "trainer.epochs=2", "log.every=1", "data.train_size=12",
-              "trainer.eval_every=0"]
+    common = ["trainer.epochs=2", "log.every=1", "data.train_size=12", "trainer.eval_every=0"]
     straight, parted = tmp_path / "straight", tmp_path / "parted"
-    train(load_recipe(QUICKSTART, tiny(straight, *common, "trainer.max_steps=4")))
-    train(load_recipe(QUICKSTART, tiny(parted, *common, "trainer.max_steps=2")))
-    train(load_recipe(QUICKSTART, tiny(parted, *common, "trainer.max_steps=4", "resume=auto")))
+    recipe = recipe_of(name)
+    train(load_recipe(recipe, run_args(name, straight, *common, "trainer.max_steps=4")))
+    train(load_recipe(recipe, run_args(name, parted, *common, "trainer.max_steps=2")))
+    train(load_recipe(recipe, run_args(name, parted, *common, "trainer.max_steps=4",
+                                       "resume=auto")))
     a = [e for e in read_metrics(straight) if "train/loss" in e]
     b = [e for e in read_metrics(parted) if "train/loss" in e]
     assert [e["step"] for e in a] == [e["step"] for e in b] == [1, 2, 3, 4]
@@ -82,6 +113,11 @@ def test_resume_is_exact_for_every_method(name: str, tmp_path: Path) -> None:
     assert sa.keys() == sb.keys()
     for key in sa:
         torch.testing.assert_close(sb[key], sa[key], rtol=1e-6, atol=1e-7)
+    # the whole model's state: the method's own modules (teacher, predictor, potential) too
+    own = {"ijepa": ("method.teacher.", "method.predictor."),
+           "vjepa": ("method.teacher.", "method.predictor."),
+           "hjepa": ("method.state_proj.", "method.potential.")}
+    assert all(any(k.startswith(prefix) for k in sa) for prefix in own.get(name, ()))
 
 
 @pytest.mark.parametrize("name", BUILTIN)
@@ -91,8 +127,8 @@ def test_every_method_on_two_cpu_processes(name: str, tmp_path: Path) -> None:
     port = 29540 + BUILTIN.index(name)
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2",
-         "--master_port", str(port), "-m", "levyjepa.run", str(QUICKSTART),
-         *tiny(run, *method_overrides(name), "trainer.max_steps=2", "log.every=1")],
+         "--master_port", str(port), "-m", "levyjepa.run", str(recipe_of(name)),
+         *run_args(name, run, "trainer.max_steps=2", "log.every=1")],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
         timeout=300,
     )
@@ -102,10 +138,16 @@ def test_every_method_on_two_cpu_processes(name: str, tmp_path: Path) -> None:
     assert summary["world_size"] == 2 and summary["method"] == name
 
 
-def tiny_encoder(name: str = "lejepa") -> ViTEncoder:
-    """A tiny ViT as ``name`` needs it (I-JEPA: mean pooling, no pooled projector)."""
+def tiny_encoder(name: str = "lejepa") -> torch.nn.Module:
+    """A tiny ViT as ``name`` needs it (I-JEPA: mean pooling, no pooled projector); a tiny
+    video ViT (8 frames of 16 px, 1x4x4 tubelets: an 8x4x4 grid) for a video method."""
     torch.manual_seed(0)
     needs = METHODS.get(name).needs
+    if name in VIDEO_METHODS:
+        return VideoViTEncoder(arch="vit_small", img_size=16, num_frames=8, patch_size=4,
+                               tubelet_size=1, embed_dim=32, depth=1, num_heads=2,
+                               drop_path=0.0, emb_dim=32, pool_heads=2, proj_hidden=32,
+                               proj_dim=8, pool=needs.pool or "attention", with_proj=needs.proj)
     return ViTEncoder(arch="vit_tiny_patch16_224", img_size=16, patch_size=4, embed_dim=32,
                       depth=1, num_heads=2, drop_path=0.0, emb_dim=32, pool_heads=2,
                       proj_hidden=32, proj_dim=8, pool=needs.pool or "attention",
@@ -127,10 +169,13 @@ def test_priors_attached_to_every_method_get_gradients(name: str, weight: float,
     logged without a graph (no gradient at all), or with the seed's graph (zero gradients)."""
     encoder = tiny_encoder(name)
     method = build(name, encoder)
-    priors = AttachedPriors({"within": {"name": "levy2d", "input": "tokens_proj",
-                                        "weight": weight, "graph_at_zero_weight": graph}},
+    video = name in VIDEO_METHODS
+    priors = AttachedPriors({"within": {"name": "levy3d" if video else "levy2d",
+                                        "input": "tokens_proj", "weight": weight,
+                                        "graph_at_zero_weight": graph}},
                             outputs=type(method).outputs, method=name)
-    views = [torch.randn(6, 2, 3, 16, 16, generator=torch.Generator().manual_seed(1))]
+    shape = (6, 1, 3, 8, 16, 16) if video else (6, 2, 3, 16, 16)
+    views = [torch.randn(*shape, generator=torch.Generator().manual_seed(1))]
     result = method(encoder, views, step=0)
     terms = priors(result.terms, result.outputs, step=0)
     assert terms["within"].ndim == 0 and torch.isfinite(terms["within"])
@@ -146,7 +191,8 @@ def test_priors_attached_to_every_method_get_gradients(name: str, weight: float,
         assert terms["loss"] is result.terms["loss"] or torch.equal(terms["loss"],
                                                                     result.terms["loss"])
     # the method's own terms train the rest of the encoder in every case
-    assert encoder.backbone.blocks[0].attn.qkv.weight.grad is not None
+    blocks = encoder.blocks if video else encoder.backbone.blocks
+    assert blocks[0].attn.qkv.weight.grad is not None
 
 
 class FieldEncoder(torch.nn.Module):

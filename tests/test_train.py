@@ -80,16 +80,20 @@ def test_every_recipe_runs_two_steps(recipe: Path, tmp_path: Path, image_tree: P
                      data=tiny_data(recipe, image_tree, video_tree))
     if "sigreg" not in load_recipe(recipe).method:  # TINY_VIT shrinks LeJEPA's SIGReg
         overrides = [o for o in overrides if not o.startswith("method.sigreg.")]
-    if method == "ijepa":  # a 4x4 token grid keeps fewer than I-JEPA's 10 context patches
+    if method in ("ijepa", "vjepa"):  # a 4x4 token grid keeps fewer than 10 context patches
         overrides.append("method.min_keep=2")
+    if method == "hjepa" and load_recipe(recipe).data.name in VIDEO_SOURCES:
+        overrides.append("data.frames_per_clip=8")  # 4 tubelet steps: two windows of 2 fit
     cfg = load_recipe(recipe, overrides)
     summary = train(cfg)
     assert summary["steps"] == 2
     events = read_metrics(tmp_path / "run")
     last_train = [e for e in events if "train/loss" in e][-1]
     own = {"lejepa": ["inv", "sigreg", "orig_lejepa_loss"], "vicreg": ["inv", "var", "cov"],
-           "ijepa": ["pred_loss", *(["sigreg"] if load_recipe(recipe).method.get("sigreg")
-                                    else [])]}
+           **{name: ["pred_loss", *(["sigreg"] if load_recipe(recipe).method.get("sigreg")
+                                    else [])] for name in ("ijepa", "vjepa")},
+           "hjepa": ["pred_loss", "sigreg", "q_pr", "p_pr", "q_std_min", "q2", "p2", "V_var",
+                     "energy_drift"]}
     keys = [f"train/{k}" for k in ("loss", "probe_loss", "grad_norm", "lr", *own[method])]
     # every attached prior is logged under its term (within: the Lévy prior, even at weight 0)
     keys += [f"train/{term}" for term, entry in cfg.priors.items() if entry is not None]

@@ -44,22 +44,33 @@ class TubeMasks(NamedTuple):
         targets: ``(B, P)`` int64, the masked tubelets the predictor fills in, sorted.
         spatial_side: ``(h, w)`` of the blocks.
         temporal_length: Tubelet steps each block spans.
+        corners: ``(B, blocks, 3)`` int64, each block's first ``(t, row, col)``: the mask of a
+            clip is the union of its blocks (before the cut to the batch's smallest count).
     """
 
     context: torch.Tensor
     targets: torch.Tensor
     spatial_side: tuple[int, int]
     temporal_length: int
+    corners: torch.Tensor
 
 
-def _blocks(side: tuple[int, int], length: int, grid: tuple[int, int, int], clips: int,
-            blocks: int, generator: torch.Generator) -> torch.Tensor:
-    """``(clips, T', H', W')`` bool: the union of ``blocks`` uniformly placed blocks per clip."""
+def _corners(side: tuple[int, int], length: int, grid: tuple[int, int, int], clips: int,
+             blocks: int, generator: torch.Generator) -> torch.Tensor:
+    """``(clips, blocks, 3)`` uniformly drawn first ``(t, row, col)`` of every block."""
     (h, w), (gt, gh, gw) = side, grid
-    shape = (clips, blocks, 1, 1, 1)
+    shape = (clips, blocks)
     start = torch.randint(0, gt - length + 1, shape, generator=generator)
     top = torch.randint(0, gh - h + 1, shape, generator=generator)
     left = torch.randint(0, gw - w + 1, shape, generator=generator)
+    return torch.stack([start, top, left], -1)
+
+
+def union_of_blocks(corners: torch.Tensor, side: tuple[int, int], length: int,
+                    grid: tuple[int, int, int]) -> torch.Tensor:
+    """``(B, T', H', W')`` bool: the union of each clip's ``length x h x w`` blocks."""
+    (h, w), (gt, gh, gw) = side, grid
+    start, top, left = (corners[..., i, None, None, None] for i in range(3))
     t = torch.arange(gt).view(1, 1, gt, 1, 1)
     r = torch.arange(gh).view(1, 1, 1, gh, 1)
     c = torch.arange(gw).view(1, 1, 1, 1, gw)
@@ -118,12 +129,14 @@ def sample_tube_masks(
     length = min(grid[0], max(1, round((temporal_scale[0]
                                         + (temporal_scale[1] - temporal_scale[0]) * u)
                                        * grid[0])))
-    masked = _blocks(side, length, grid, clips, blocks, generator)
+    corners = _corners(side, length, grid, clips, blocks, generator)
+    masked = union_of_blocks(corners, side, length, grid)
     for _ in range(tries):
         short = (~masked).flatten(1).sum(1) < min_keep
         if not short.any():
             break
-        masked[short] = _blocks(side, length, grid, int(short.sum()), blocks, generator)
+        corners[short] = _corners(side, length, grid, int(short.sum()), blocks, generator)
+        masked = union_of_blocks(corners, side, length, grid)
     else:
         if ((~masked).flatten(1).sum(1) < min_keep).any():
             raise ValueError(
@@ -136,7 +149,7 @@ def sample_tube_masks(
     predict = int(flat.sum(1).min())
     return TubeMasks(context=_random_subset(~flat, keep, generator),
                      targets=_random_subset(flat, predict, generator),
-                     spatial_side=side, temporal_length=length)
+                     spatial_side=side, temporal_length=length, corners=corners)
 
 
 def expected_masked_fraction(side: tuple[int, int], grid: tuple[int, int], blocks: int) -> float:
