@@ -352,3 +352,26 @@ def test_hjepa_diagnostics_are_the_seed_quantities(monkeypatch: pytest.MonkeyPat
 def test_bad_hjepa_settings_are_refused(section: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _hjepa(**section)
+
+
+@pytest.mark.slow
+def test_hjepa_trains_under_torch_compile(tmp_path) -> None:
+    """trainer.compile=true (inductor; a C++ compiler on CPU): the integrator is excluded from
+    compilation (torch.compiler.disable), the rest of the model compiles; 2 steps, finite
+    terms, and the same first loss as the eager run (compiled kernels round differently)."""
+    from test_methods import recipe_of, run_args
+    from test_train import read_metrics
+
+    from levyjepa.recipe import load_recipe
+    from levyjepa.train import train
+
+    losses = []
+    for compiled in ("false", "true"):
+        run = tmp_path / compiled
+        summary = train(load_recipe(recipe_of("hjepa"), run_args(
+            "hjepa", run, "trainer.max_steps=2", "log.every=1", f"trainer.compile={compiled}")))
+        assert summary["steps"] == 2
+        events = [e for e in read_metrics(run) if "train/loss" in e]
+        assert all(math.isfinite(e["train/loss"]) for e in events)
+        losses.append(events[0]["train/loss"])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-3)
