@@ -37,7 +37,7 @@ def clips(n: int = 4, seed: int = 1) -> list[torch.Tensor]:
 @pytest.mark.parametrize(("blocks", "scale"), [(8, 0.15), (2, 0.7)])
 def test_tube_masks_have_the_specified_blocks_through_the_whole_clip(blocks: int,
                                                                       scale: float) -> None:
-    grid = (8, 16, 16)
+    grid, capped = (8, 16, 16), False
     for step in range(20):
         gen = mask_generator(seed=0, step=step, rank=0)
         masks = sample_tube_masks(grid, 6, generator=gen, blocks=blocks,
@@ -45,7 +45,9 @@ def test_tube_masks_have_the_specified_blocks_through_the_whole_clip(blocks: int
         replay = block_side((scale, scale), (0.75, 1.5), grid[1:],
                             mask_generator(seed=0, step=step, rank=0))
         h, w = masks.spatial_side
-        assert (h, w) == replay  # the side: the area and aspect formula of block_side
+        # the side: block_side's area and aspect formula, at most the grid's side minus 1
+        assert (h, w) == (min(replay[0], 15), min(replay[1], 15))
+        capped |= replay[0] == 16 or replay[1] == 16
         assert abs(h * w - scale * 256) <= h + w  # area within rounding of scale * H'W'
         assert 0.75 * (1 - 1 / w) <= h / w <= 1.5 * (1 + 1 / w)
         assert masks.temporal_length == 8 and masks.corners.shape == (6, blocks, 3)
@@ -58,6 +60,7 @@ def test_tube_masks_have_the_specified_blocks_through_the_whole_clip(blocks: int
         assert masks.context.shape[1] == int((~flat).sum(1).min()) >= 10
         assert masks.targets.shape[1] == int(flat.sum(1).min())
         assert (masks.context.diff(1) > 0).all() and (masks.targets.diff(1) > 0).all()
+    assert capped == (scale == 0.7)  # the long-range blocks reach the cap
 
 
 def test_masked_fraction_matches_independent_placement() -> None:
@@ -94,10 +97,11 @@ def test_masks_follow_seed_step_and_rank(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_a_mask_that_leaves_no_context_is_one_line() -> None:
-    with pytest.raises(ValueError, match=r"^tube masks: 2 blocks of 4x4 patches over 8 steps "
-                                         r"leave fewer than min_keep=1 context tubelets"):
+    with pytest.raises(ValueError, match=r"^tube masks: 2 blocks of 3x3 patches over 8 steps "
+                                         r"leave fewer than min_keep=100 context tubelets of "
+                                         r"a 8x4x4 grid after 20 placements"):
         sample_tube_masks((8, 4, 4), 2, generator=torch.Generator().manual_seed(0), blocks=2,
-                          spatial_scale=(1.0, 1.0), aspect=(1.0, 1.0), min_keep=1)
+                          spatial_scale=(1.0, 1.0), aspect=(1.0, 1.0), min_keep=100)
 
 
 # ---- the masked video forward ---------------------------------------------------------------

@@ -123,7 +123,8 @@ def leapfrog(potential: nn.Module, q: torch.Tensor, p: torch.Tensor, *, dt: floa
         damping: Momentum damping rate ``gamma >= 0``.
 
     Returns:
-        The end state and the energy at both ends, in float32 (or the input's wider dtype).
+        The end state and the energy at both ends (without gradient: diagnostics), in float32
+        (or the input's wider dtype).
     """
     if damping < 0:
         raise ValueError(f"damping must be >= 0, got {damping}")
@@ -134,7 +135,8 @@ def leapfrog(potential: nn.Module, q: torch.Tensor, p: torch.Tensor, *, dt: floa
         steps = torch.as_tensor(steps, device=q.device).reshape(-1).expand(q.shape[0])
         if (steps < 0).any():
             raise ValueError(f"steps must be >= 0, got {steps.tolist()}")
-        start = hamiltonian(potential, q, p)
+        with torch.no_grad():  # diagnostics only: no graph kept
+            start = hamiltonian(potential, q, p)
         shrink = torch.exp(-0.5 * damping * dt)
         for i in range(int(steps.max()) if steps.numel() else 0):
             live = (steps > i).to(dtype).unsqueeze(-1)  # 1 while a row still has steps to go
@@ -144,7 +146,9 @@ def leapfrog(potential: nn.Module, q: torch.Tensor, p: torch.Tensor, *, dt: floa
             q = q + h * p1
             p1 = p1 + 0.5 * h * force(potential, q)
             p = p1 * torch.where(live > 0, shrink, torch.ones_like(shrink))
-        return Trajectory(q=q, p=p, energy_start=start, energy_end=hamiltonian(potential, q, p))
+        with torch.no_grad():
+            end = hamiltonian(potential, q, p)
+        return Trajectory(q=q, p=p, energy_start=start, energy_end=end)
 
 
 def euler(potential: nn.Module, q: torch.Tensor, p: torch.Tensor, *, dt: float,

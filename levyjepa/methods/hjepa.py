@@ -25,9 +25,10 @@ keeps the states from collapsing. On clips "forward" is forward in time. For eac
 Diagnostics logged with the terms (detached; the seed's names): ``q_pr`` and ``p_pr`` (the
 participation ratio ``(sum lambda)^2 / sum lambda^2`` of the batch covariance of the context
 ``q`` and ``p``, an effective rank between 1 and ``state_dim``), ``q_std_min`` (the smallest
-per-coordinate standard deviation of ``q``), ``q2`` and ``p2`` (mean ``|q|^2`` and ``|p|^2``),
-``V_var`` (batch variance of ``V(q)``) and ``energy_drift`` (mean ``|H_end - H_start|`` over
-mean ``|H_start|`` of the integration; 0 up to the integrator's error without damping).
+per-coordinate standard deviation of ``q`` over the batch, divided by ``B``), ``q2`` and ``p2``
+(mean ``|q|^2`` and ``|p|^2``), ``V_var`` (batch variance of ``V(q)``) and ``energy_drift``
+(mean ``|H_end - H_start|`` over mean ``|H_start|`` of the integration; 0 up to the
+integrator's error without damping).
 
 Outputs: ``emb`` ``(B, D)`` (the mean of the encoder's tokens on the full clip, without gradient:
 the evaluation's readout, for the online probe; one forward of the full clip per step), ``state``
@@ -198,7 +199,7 @@ class HJEPA(Method):
         """The seed's diagnostics of the context states and of the integration."""
         start, end = path.energy_start.detach(), path.energy_end.detach()
         return {"q_pr": participation_ratio(q), "p_pr": participation_ratio(p),
-                "q_std_min": q.std(0).min(), "q2": q.square().sum(-1).mean(),
+                "q_std_min": q.std(0, correction=0).min(), "q2": q.square().sum(-1).mean(),
                 "p2": p.square().sum(-1).mean(), "V_var": self.potential(q).var(),
                 "energy_drift": (end - start).abs().mean() / start.abs().mean().clamp_min(1e-12)}
 

@@ -13,7 +13,9 @@ Drawing one mask for a batch of ``B`` clips on a ``T' x H' x W'`` grid:
 * the blocks' spatial side ``(h, w)`` and temporal length are drawn once per batch and shared by
   every block (as V-JEPA does): area fraction ``s`` uniform in ``spatial_scale`` and aspect
   ``a = h / w`` uniform in ``aspect`` give ``h = round(sqrt(s H' W' a))``, ``w = round(sqrt(s
-  H' W' / a))`` (:func:`levyjepa.methods.block_masks.block_side`); the temporal length is
+  H' W' / a))`` (:func:`levyjepa.methods.block_masks.block_side`), then each side cut to at
+  most the grid's side minus 1 (as V-JEPA's collator does: a block never spans the frame, so two
+  long-range blocks cannot hide every tubelet); the temporal length is
   ``round(u T')`` for ``u`` uniform in ``temporal_scale``, at least 1;
 * each block's position is uniform over every valid corner, per clip;
 * a clip whose context (the tubelets outside every block) keeps fewer than ``min_keep`` tubelets
@@ -23,7 +25,7 @@ Drawing one mask for a batch of ``B`` clips on a ``T' x H' x W'`` grid:
   which would bias the cut towards the end of the clip).
 
 Everything comes from the CPU generator of :func:`levyjepa.methods.block_masks.mask_generator`,
-seeded by ``(seed, step, rank)`` and the mask's index.
+seeded by ``(seed, step, rank)``; a method drawing several masks draws them in turn from it.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ def sample_tube_masks(
     if not 0.0 < aspect[0] <= aspect[1]:
         raise ValueError(f"aspect must satisfy 0 < low <= high, got {list(aspect)}")
     side = block_side(spatial_scale, aspect, grid[1:], generator)
+    side = (min(side[0], max(1, grid[1] - 1)), min(side[1], max(1, grid[2] - 1)))
     u = float(torch.rand(1, generator=generator, dtype=torch.float64))
     length = min(grid[0], max(1, round((temporal_scale[0]
                                         + (temporal_scale[1] - temporal_scale[0]) * u)
