@@ -42,24 +42,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from levyjepa.dist import rank
-from levyjepa.encoders.heads import projector
-from levyjepa.methods.base import Method, MethodNeeds, MethodOutput, full_precision
+from levyjepa.methods.base import MethodNeeds, MethodOutput, full_precision
 from levyjepa.methods.block_masks import BlockMasks, mask_generator, sample_block_masks
-from levyjepa.methods.ema_teacher import EMATeacher, momentum_at
-from levyjepa.methods.jepa_predictor import JEPAPredictor
-from levyjepa.registry import METHODS, PRIORS
-
-TEACHERS = ("ema", "none")
-
-
-def _pair(name: str, value: Sequence[float]) -> tuple[float, float]:
-    if len(value) != 2:
-        raise ValueError(f"{name} must be [low, high], got {list(value)}")
-    return float(value[0]), float(value[1])
+from levyjepa.methods.masked_jepa import MaskedJEPA, pair
+from levyjepa.registry import METHODS
 
 
 @METHODS.register("ijepa", runtime=("encoder", "seed"))
-class IJEPA(Method):
+class IJEPA(MaskedJEPA):
     """I-JEPA on an encoder with a masked forward (see the module docstring).
 
     Args:
@@ -105,42 +95,16 @@ class IJEPA(Method):
         sigreg_proj_hidden: int = 256,
         sigreg_proj_dim: int = 16,
     ) -> None:
-        super().__init__()
-        if teacher not in TEACHERS:
-            raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {teacher!r}")
-        if teacher == "none" and sigreg is None:
-            raise ValueError("teacher: none needs sigreg ({name: sigreg}): without a teacher "
-                             "nothing else keeps the embeddings from collapsing")
-        start, end = _pair("momentum", momentum)
-        if not 0.0 <= start <= end <= 1.0:
-            raise ValueError(f"momentum must satisfy 0 <= start <= end <= 1, got {[start, end]}")
-        if not 0.0 <= lamb <= 1.0:
-            raise ValueError(f"lamb must be in [0, 1], got {lamb}")
         if isinstance(targets, bool) or not isinstance(targets, int) or targets < 1:
             raise ValueError(f"targets must be a positive integer, got {targets!r}")
-        self.seed, self.momentum = int(seed), (start, end)
-        self.masks = dict(targets=targets, target_scale=_pair("target_scale", target_scale),
-                          target_aspect=_pair("target_aspect", target_aspect),
-                          context_scale=_pair("context_scale", context_scale),
-                          min_keep=int(min_keep))
-        self.lamb = float(lamb)
-        self.predictor = JEPAPredictor(in_dim=encoder.width, width=predictor_width,
-                                       depth=predictor_depth, heads=predictor_heads)
-        self.teacher = EMATeacher(encoder) if teacher == "ema" else None
-        self.sigreg: Optional[nn.Module] = None
-        self.sigreg_proj: Optional[nn.Module] = None
-        if sigreg is not None:  # LeJEPA's SIGReg reads a projector's output, not the tokens
-            self.sigreg = PRIORS.build(dict(sigreg), where="method.sigreg")
-            self.sigreg_proj = projector(encoder.width, sigreg_proj_hidden, sigreg_proj_dim,
-                                         nn.BatchNorm1d)
-
-    @classmethod
-    def evaluated_key(cls, section: Mapping[str, Any]) -> str:
-        """``method.teacher.encoder`` (I-JEPA's target encoder) with ``teacher: ema``."""
-        return "method.teacher.encoder" if section.get("teacher", "ema") == "ema" else "encoder"
-
-    def evaluated_encoder(self, encoder: nn.Module) -> nn.Module:
-        return self.teacher.encoder if self.teacher is not None else encoder
+        masks = dict(targets=targets, target_scale=pair("target_scale", target_scale),
+                     target_aspect=pair("target_aspect", target_aspect),
+                     context_scale=pair("context_scale", context_scale), min_keep=int(min_keep))
+        super().__init__(encoder=encoder, seed=seed, teacher=teacher, momentum=momentum,
+                         predictor_width=predictor_width, predictor_depth=predictor_depth,
+                         predictor_heads=predictor_heads, lamb=lamb, sigreg=sigreg,
+                         sigreg_proj_hidden=sigreg_proj_hidden, sigreg_proj_dim=sigreg_proj_dim)
+        self.masks = masks
 
     def draw_masks(self, grid: tuple[int, int], images: int, *, step: int) -> BlockMasks:
         """This process's masks of step ``step`` (CPU), from ``(seed, step, rank)``."""
@@ -155,14 +119,7 @@ class IJEPA(Method):
         masks = self.draw_masks(grid, images.shape[0], step=step)
         context_idx = masks.context.to(images.device)
         target_idx = masks.targets.to(images.device)
-        own_field = None  # the encoder's full-image field: computed when a prior reads it
-        if self.teacher is not None:
-            with torch.no_grad():
-                field = self.teacher.encoder.forward_tokens(images)
-            if encoder.tokens_proj is not None:
-                own_field = encoder.forward_tokens(images)
-        else:
-            field = own_field = encoder.forward_tokens(images)
+        field, own_field = self.fields(encoder, images)
         width = field.shape[-1]
         target = F.layer_norm(field.flatten(1, 2), (width,))  # (B, H'W', D)
         flat_idx = target_idx.flatten(1)
@@ -172,29 +129,14 @@ class IJEPA(Method):
         pred = self.predictor(context, context_idx, target_idx, grid)  # (B, M, T, D)
         with full_precision(pred):
             pred_loss = F.smooth_l1_loss(pred.float(), target.float())
-            terms = {"pred_loss": pred_loss}
-            if self.sigreg is not None:
-                b = context.shape[0]
-                pooled = torch.cat([context.float().mean(1), pred.float().mean((1, 2))])
-                proj = self.sigreg_proj(pooled).unflatten(0, (2, b))  # (2, B, K), float32
-                terms["sigreg"] = self.sigreg(proj, step=step)
-                terms["loss"] = (1 - self.lamb) * pred_loss + self.lamb * terms["sigreg"]
-            else:
-                terms["loss"] = pred_loss
+        terms = self.terms_of(pred_loss, [context.float().mean(1), pred.float().mean((1, 2))],
+                              step=step)
         side = block_side_of(masks.targets, grid)
         outputs = {"emb": field.mean((1, 2)),
                    "pred_field": pred.flatten(0, 1).unflatten(1, side)}
         if encoder.tokens_proj is not None:  # then own_field was computed above
             outputs["tokens_proj"] = encoder.tokens_proj(own_field)
         return MethodOutput(terms=terms, outputs=outputs)
-
-    @torch.no_grad()
-    def after_step(self, encoder: nn.Module, *, step: int, total_steps: int) -> None:
-        """The EMA update of the teacher (``teacher: ema``)."""
-        if self.teacher is not None:
-            start, end = self.momentum
-            self.teacher.update(encoder, momentum=momentum_at(step, total_steps,
-                                                              start=start, end=end))
 
     def extra_repr(self) -> str:
         kind = "ema" if self.teacher is not None else "none"

@@ -40,14 +40,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from levyjepa.dist import rank
-from levyjepa.encoders.heads import projector
-from levyjepa.methods.base import Method, MethodNeeds, MethodOutput, full_precision
+from levyjepa.methods.base import MethodNeeds, MethodOutput, full_precision
 from levyjepa.methods.block_masks import mask_generator
-from levyjepa.methods.ema_teacher import EMATeacher, momentum_at
-from levyjepa.methods.ijepa import TEACHERS, _pair
-from levyjepa.methods.jepa_predictor import JEPAPredictor
+from levyjepa.methods.masked_jepa import MaskedJEPA, pair
 from levyjepa.methods.tube_masks import TubeMasks, sample_tube_masks
-from levyjepa.registry import METHODS, PRIORS
+from levyjepa.registry import METHODS
 
 DEFAULT_MASKS = ({"blocks": 8, "spatial_scale": [0.15, 0.15]},
                  {"blocks": 2, "spatial_scale": [0.7, 0.7]})
@@ -68,17 +65,17 @@ def _mask_settings(masks: Sequence[Mapping[str, Any]], aspect: tuple[float, floa
         if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
             raise ValueError(f"masks[{i}].blocks must be a positive integer, got {blocks!r}")
         out.append({"blocks": blocks,
-                    "spatial_scale": _pair(f"masks[{i}].spatial_scale",
+                    "spatial_scale": pair(f"masks[{i}].spatial_scale",
                                            mask.get("spatial_scale", (0.15, 0.15))),
-                    "temporal_scale": _pair(f"masks[{i}].temporal_scale",
+                    "temporal_scale": pair(f"masks[{i}].temporal_scale",
                                             mask.get("temporal_scale", (1.0, 1.0))),
-                    "aspect": _pair(f"masks[{i}].aspect", mask.get("aspect", aspect)),
+                    "aspect": pair(f"masks[{i}].aspect", mask.get("aspect", aspect)),
                     "min_keep": min_keep})
     return out
 
 
 @METHODS.register("vjepa", runtime=("encoder", "seed"))
-class VJEPA(Method):
+class VJEPA(MaskedJEPA):
     """V-JEPA on a video encoder with a masked forward (see the module docstring).
 
     Args:
@@ -123,42 +120,17 @@ class VJEPA(Method):
         sigreg_proj_hidden: int = 256,
         sigreg_proj_dim: int = 16,
     ) -> None:
-        super().__init__()
-        if teacher not in TEACHERS:
-            raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {teacher!r}")
-        if teacher == "none" and sigreg is None:
-            raise ValueError("teacher: none needs sigreg ({name: sigreg}): without a teacher "
-                             "nothing else keeps the embeddings from collapsing")
-        start, end = _pair("momentum", momentum)
-        if not 0.0 <= start <= end <= 1.0:
-            raise ValueError(f"momentum must satisfy 0 <= start <= end <= 1, got {[start, end]}")
-        if not 0.0 <= lamb <= 1.0:
-            raise ValueError(f"lamb must be in [0, 1], got {lamb}")
         if not loss_exp > 0:
             raise ValueError(f"loss_exp must be > 0, got {loss_exp}")
         if getattr(encoder, "grid", None) is None or len(encoder.grid) != 3:
             raise ValueError("vjepa needs a video encoder with a (T', H', W') tubelet grid "
                              "(encoder: video_vit)")
-        self.seed, self.momentum = int(seed), (start, end)
-        self.masks = _mask_settings(masks, _pair("aspect", aspect), int(min_keep))
-        self.loss_exp, self.lamb = float(loss_exp), float(lamb)
-        self.predictor = JEPAPredictor(in_dim=encoder.width, width=predictor_width,
-                                       depth=predictor_depth, heads=predictor_heads)
-        self.teacher = EMATeacher(encoder) if teacher == "ema" else None
-        self.sigreg: Optional[nn.Module] = None
-        self.sigreg_proj: Optional[nn.Module] = None
-        if sigreg is not None:
-            self.sigreg = PRIORS.build(dict(sigreg), where="method.sigreg")
-            self.sigreg_proj = projector(encoder.width, sigreg_proj_hidden, sigreg_proj_dim,
-                                         nn.BatchNorm1d)
-
-    @classmethod
-    def evaluated_key(cls, section: Mapping[str, Any]) -> str:
-        """``method.teacher.encoder`` (V-JEPA's target encoder) with ``teacher: ema``."""
-        return "method.teacher.encoder" if section.get("teacher", "ema") == "ema" else "encoder"
-
-    def evaluated_encoder(self, encoder: nn.Module) -> nn.Module:
-        return self.teacher.encoder if self.teacher is not None else encoder
+        masks = _mask_settings(masks, pair("aspect", aspect), int(min_keep))
+        super().__init__(encoder=encoder, seed=seed, teacher=teacher, momentum=momentum,
+                         predictor_width=predictor_width, predictor_depth=predictor_depth,
+                         predictor_heads=predictor_heads, lamb=lamb, sigreg=sigreg,
+                         sigreg_proj_hidden=sigreg_proj_hidden, sigreg_proj_dim=sigreg_proj_dim)
+        self.masks, self.loss_exp = masks, float(loss_exp)
 
     def draw_masks(self, grid: tuple[int, int, int], clips: int, *,
                    step: int) -> list[TubeMasks]:
@@ -171,14 +143,7 @@ class VJEPA(Method):
         """Terms ``pred_loss`` (and ``sigreg``) and ``loss`` of a batch of clips."""
         clips = views[0].flatten(0, 1)  # (B, C, T, H, W), row n*V + v
         grid = encoder.grid_of(clips.shape[-2:])
-        own_field = None
-        if self.teacher is not None:
-            with torch.no_grad():
-                field = self.teacher.encoder.forward_tokens(clips)
-            if encoder.tokens_proj is not None:
-                own_field = encoder.forward_tokens(clips)
-        else:
-            field = own_field = encoder.forward_tokens(clips)
+        field, own_field = self.fields(encoder, clips)
         width = field.shape[-1]
         target_all = F.layer_norm(field.flatten(1, 3), (width,))  # (B, T'H'W', D)
         losses, pooled = [], []
@@ -192,27 +157,11 @@ class VJEPA(Method):
                 gap = (pred.float() - target.float()).abs()
                 losses.append(gap.pow(self.loss_exp).mean() / self.loss_exp)
             pooled += [context.float().mean(1), pred.float().mean(1)]
-        with full_precision(field):
-            pred_loss = torch.stack(losses).mean()
-            terms = {"pred_loss": pred_loss}
-            if self.sigreg is not None:
-                proj = self.sigreg_proj(torch.cat(pooled))  # (2 * masks * B, K), float32
-                terms["sigreg"] = self.sigreg(proj.unflatten(0, (len(pooled), -1)), step=step)
-                terms["loss"] = (1 - self.lamb) * pred_loss + self.lamb * terms["sigreg"]
-            else:
-                terms["loss"] = pred_loss
+        terms = self.terms_of(torch.stack(losses).mean(), pooled, step=step)
         outputs = {"emb": field.mean((1, 2, 3))}
         if encoder.tokens_proj is not None:  # then own_field was computed above
             outputs["tokens_proj"] = encoder.tokens_proj(own_field)
         return MethodOutput(terms=terms, outputs=outputs)
-
-    @torch.no_grad()
-    def after_step(self, encoder: nn.Module, *, step: int, total_steps: int) -> None:
-        """The EMA update of the teacher (``teacher: ema``)."""
-        if self.teacher is not None:
-            start, end = self.momentum
-            self.teacher.update(encoder, momentum=momentum_at(step, total_steps,
-                                                              start=start, end=end))
 
     def extra_repr(self) -> str:
         kind = "ema" if self.teacher is not None else "none"
