@@ -28,9 +28,12 @@ _BASELINE_COLOURS = {"untrained": "tab:gray", "pixels": "tab:green"}
 
 
 def _num(value: Optional[float]) -> str:
-    """Four significant digits; ``—`` when missing or not finite."""
+    """Four significant digits (0 for rounding residue below 1e-12); ``—`` when missing or
+    not finite."""
     if value is None or not math.isfinite(value):
         return "—"
+    if abs(value) < 1e-12:  # rounding residue of equal values (a difference of 0)
+        value = 0.0
     return f"{value:.4g}"
 
 
