@@ -8,8 +8,10 @@ file was written by this test with ``LEVYJEPA_WRITE_GOLDEN=1`` at commit time of
 objective (``levyjepa/objective.py``, commit cad5d09); rewrite it only for an intended change of
 meaning. The values depend on the torch build at the 1e-6 level: a record made with an earlier
 torch build differed from the same old code under torch 2.14.1 by up to 1.5e-6 (``probe_loss``
-after two updates), so the record names its torch version (``_recorded_with``) and the test
-compares to 1e-6 under that version and to 1e-5 under another one.
+after two updates), and so do they on the CPU: on an Intel Xeon the same torch 2.14.1 build
+and the same code (commit bb3ac3c, which passed at 1e-6 on the AMD EPYC the record was checked
+on) differ from the record by 1.5e-6 (``probe_loss`` of ``image_baseline`` at step 3). The test
+compares to 1e-5 relative: a change of meaning moves these values by far more.
 
 One term was renamed on purpose by the refactor: the optimised sum, ``train/lejepa_loss`` of the
 old objective, is ``train/loss`` on the method seam (the loop optimises the method's ``loss`` plus
@@ -65,8 +67,7 @@ def test_seed_recipe_losses_match_the_golden_record(recipe: str, tmp_path: Path,
     record = json.loads(GOLDEN.read_text())
     want = {RENAMED.get(k, k): v for k, v in record[recipe].items()}
     assert sorted(got) == sorted(want), "the logged train/ terms changed"
-    same_torch = record["_recorded_with"]["torch"] == torch.__version__.split("+")[0]
-    rel = 1e-6 if same_torch else 1e-5
+    rel = 1e-5  # kernels differ at 1e-6 between torch builds and between CPUs
     for key, values in want.items():
         for step, (a, b) in enumerate(zip(got[key], values), start=1):
             assert math.isclose(a, b, rel_tol=rel, abs_tol=1e-9), (
