@@ -29,7 +29,7 @@ from safetensors.torch import load_file
 from levyjepa.data.build import build_splits
 from levyjepa.methods.hamiltonian import leapfrog
 from levyjepa.registry import METHODS
-from levyjepa.trained import load_trained
+from levyjepa.trained import MODEL_FILE, encoder_state, load_trained
 
 
 def _states(method, encoder, clips: torch.Tensor, starts: torch.Tensor, grid) -> torch.Tensor:
@@ -45,9 +45,8 @@ def measure(run_dir: Path, batches: int, batch: int = 32) -> dict[str, float]:
         raise SystemExit(f"{run_dir}: method {cfg.method.name!r}, not hjepa")
     method = METHODS.build(OmegaConf.to_container(cfg.method), where="method",
                            encoder=run.encoder, seed=int(cfg.seed))
-    state = load_file(str(run.checkpoint / "model.safetensors"))
-    method.load_state_dict({k[len("method."):]: v for k, v in state.items()
-                            if k.startswith("method.")})
+    state = load_file(str(run.checkpoint / MODEL_FILE))
+    method.load_state_dict(encoder_state(state, key="method"))
     method.eval()
     test = build_splits(cfg).test
     sums = {"true": [], "other clip": [], "no dynamics": []}

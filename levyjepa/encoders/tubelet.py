@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from levyjepa.arg_checks import check_positive_int
+
 
 class TubeletEmbed(nn.Module):
     """Clips ``(B, C, T, H, W)`` to a token grid ``(B, T/t, H/p, W/p, D)``.
@@ -33,8 +35,7 @@ class TubeletEmbed(nn.Module):
         for name, value in (("num_frames", num_frames), ("img_size", img_size),
                             ("patch_size", patch_size), ("tubelet_size", tubelet_size),
                             ("in_chans", in_chans), ("embed_dim", embed_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, value)
         if num_frames % tubelet_size:
             raise ValueError(f"num_frames={num_frames} must be a multiple of "
                              f"tubelet_size={tubelet_size}")

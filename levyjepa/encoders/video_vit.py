@@ -26,6 +26,7 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, init_weights_vit_timm
 from torch import nn
 
+from levyjepa.arg_checks import check_positive_int
 from levyjepa.encoders.heads import AttentionPoolHead, projector
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.encoders.tubelet import TubeletEmbed
@@ -116,8 +117,7 @@ class VideoViTEncoder(nn.Module):
                             ("emb_dim", emb_dim), ("pool_heads", pool_heads),
                             ("proj_hidden", proj_hidden), ("proj_dim", proj_dim),
                             ("tokens_proj_hidden", tokens_proj_hidden or proj_hidden)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, value)
         if width % heads:
             raise ValueError(f"num_heads={heads} must divide embed_dim={width}")
         if not 0.0 <= drop_path < 1.0:

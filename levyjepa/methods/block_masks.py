@@ -72,6 +72,14 @@ def block_side(scale: tuple[float, float], aspect: tuple[float, float], grid: tu
     return h, w
 
 
+def random_subset(chosen: torch.Tensor, keep: int, generator: torch.Generator) -> torch.Tensor:
+    """``(B, keep)`` sorted indices: a uniformly random subset of each row's ``True`` places
+    (rows of ``chosen`` ``(B, N)`` bool with at least ``keep`` of them)."""
+    scores = torch.rand(chosen.shape, generator=generator)
+    scores = torch.where(chosen, scores, torch.full_like(scores, 2.0))
+    return scores.argsort(1)[:, :keep].sort(1).values
+
+
 def _place(side: tuple[int, int], grid: tuple[int, int], images: int,
            generator: torch.Generator) -> torch.Tensor:
     """``(images, H', W')`` bool, one ``h x w`` block per image at a uniform position."""
@@ -136,10 +144,7 @@ def sample_block_masks(
         if keep < min_keep:
             continue
         # every image keeps `keep` of its context patches, a uniformly random subset
-        scores = torch.rand(context_map.flatten(1).shape, generator=generator)
-        scores = torch.where(context_map.flatten(1), scores, torch.full_like(scores, 2.0))
-        chosen = scores.argsort(1)[:, :keep]
-        context = chosen.sort(1).values
+        context = random_subset(context_map.flatten(1), keep, generator)
         target_idx = torch.stack([
             torch.stack([m.flatten().nonzero().squeeze(1) for m in target_maps[:, t]])
             for t in range(targets)], 1)

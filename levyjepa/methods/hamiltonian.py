@@ -35,6 +35,8 @@ from typing import NamedTuple, Optional
 import torch
 from torch import nn
 
+from levyjepa.arg_checks import check_positive_int
+
 
 class Potential(nn.Module):
     """``V(q) = base_coeff * |q|^2 / 2 + residual_scale * MLP(q)`` per row of ``q`` ``(B, K)``.
@@ -55,8 +57,7 @@ class Potential(nn.Module):
                  residual_scale: float = 0.1) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("hidden", hidden)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"potential {name} must be a positive integer, got {value!r}")
+            check_positive_int(f"potential {name}", value)
         for name, value in (("base_coeff", base_coeff), ("residual_scale", residual_scale)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
@@ -139,13 +140,14 @@ def leapfrog(potential: nn.Module, q: torch.Tensor, p: torch.Tensor, *, dt: floa
             start = hamiltonian(potential, q, p)
         shrink = torch.exp(-0.5 * damping * dt)
         for i in range(int(steps.max()) if steps.numel() else 0):
-            live = (steps > i).to(dtype).unsqueeze(-1)  # 1 while a row still has steps to go
-            h = dt * live
-            p1 = p * torch.where(live > 0, shrink, torch.ones_like(shrink))
+            live = (steps > i).unsqueeze(-1)  # while a row still has steps to go
+            h = dt * live.to(dtype)
+            factor = torch.where(live, shrink, torch.ones_like(shrink))
+            p1 = p * factor
             p1 = p1 + 0.5 * h * force(potential, q)
             q = q + h * p1
             p1 = p1 + 0.5 * h * force(potential, q)
-            p = p1 * torch.where(live > 0, shrink, torch.ones_like(shrink))
+            p = p1 * factor
         with torch.no_grad():
             end = hamiltonian(potential, q, p)
         return Trajectory(q=q, p=p, energy_start=start, energy_end=end)

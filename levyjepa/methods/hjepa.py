@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from levyjepa.arg_checks import check_positive_int
 from levyjepa.dist import rank
 from levyjepa.encoders.heads import projector
 from levyjepa.methods.base import Method, MethodNeeds, MethodOutput, full_precision
@@ -120,8 +121,7 @@ class HJEPA(Method):
                              "(encoder: video_vit)")
         for name, value in (("window", window), ("steps", steps), ("state_dim", state_dim),
                             ("state_hidden", state_hidden)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, value)
         if len(horizon) != 2 or not 1 <= int(horizon[0]) <= int(horizon[1]):
             raise ValueError(f"horizon must be [low, high] with 1 <= low <= high, got "
                              f"{list(horizon)}")

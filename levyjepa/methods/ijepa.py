@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from levyjepa.arg_checks import check_positive_int
 from levyjepa.dist import rank
 from levyjepa.methods.base import MethodNeeds, MethodOutput, full_precision
 from levyjepa.methods.block_masks import BlockMasks, mask_generator, sample_block_masks
@@ -95,8 +96,7 @@ class IJEPA(MaskedJEPA):
         sigreg_proj_hidden: int = 256,
         sigreg_proj_dim: int = 16,
     ) -> None:
-        if isinstance(targets, bool) or not isinstance(targets, int) or targets < 1:
-            raise ValueError(f"targets must be a positive integer, got {targets!r}")
+        check_positive_int("targets", targets)
         masks = dict(targets=targets, target_scale=pair("target_scale", target_scale),
                      target_aspect=pair("target_aspect", target_aspect),
                      context_scale=pair("context_scale", context_scale), min_keep=int(min_keep))

@@ -19,6 +19,8 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, init_weights_vit_timm
 from torch import nn
 
+from levyjepa.arg_checks import check_positive_int
+
 
 @functools.lru_cache(maxsize=8)
 def sincos_grid(grid: tuple[int, ...], width: int) -> torch.Tensor:
@@ -69,8 +71,7 @@ class JEPAPredictor(nn.Module):
         super().__init__()
         for name, value in (("in_dim", in_dim), ("width", width), ("depth", depth),
                             ("heads", heads)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"predictor {name} must be a positive integer, got {value!r}")
+            check_positive_int(f"predictor {name}", value)
         if width % heads or width % 4:
             raise ValueError(f"predictor width={width} must be divisible by heads={heads} "
                              "and by 4 (its sin-cos position embedding)")

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from levyjepa.data.views.photometric import float_pair as pair
+from levyjepa.arg_checks import float_pair as pair
 from levyjepa.encoders.heads import projector
 from levyjepa.methods.base import Method, full_precision
 from levyjepa.methods.ema_teacher import EMATeacher, momentum_at

@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import torch
 
-from levyjepa.methods.block_masks import block_side
+from levyjepa.methods.block_masks import block_side, random_subset
 
 
 class TubeMasks(NamedTuple):
@@ -79,13 +79,6 @@ def union_of_blocks(corners: torch.Tensor, side: tuple[int, int], length: int,
     inside = ((t >= start) & (t < start + length) & (r >= top) & (r < top + h)
               & (c >= left) & (c < left + w))
     return inside.any(1)
-
-
-def _random_subset(chosen: torch.Tensor, keep: int, generator: torch.Generator) -> torch.Tensor:
-    """``(B, keep)`` sorted indices: a uniformly random subset of each row's ``True`` places."""
-    scores = torch.rand(chosen.shape, generator=generator)
-    scores = torch.where(chosen, scores, torch.full_like(scores, 2.0))
-    return scores.argsort(1)[:, :keep].sort(1).values
 
 
 def sample_tube_masks(
@@ -150,8 +143,8 @@ def sample_tube_masks(
     flat = masked.flatten(1)
     keep = int((~flat).sum(1).min())
     predict = int(flat.sum(1).min())
-    return TubeMasks(context=_random_subset(~flat, keep, generator),
-                     targets=_random_subset(flat, predict, generator),
+    return TubeMasks(context=random_subset(~flat, keep, generator),
+                     targets=random_subset(flat, predict, generator),
                      spatial_side=side, temporal_length=length, corners=corners)
 
 

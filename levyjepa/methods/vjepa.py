@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from levyjepa.arg_checks import check_positive_int
 from levyjepa.dist import rank
 from levyjepa.methods.base import MethodNeeds, MethodOutput, full_precision
 from levyjepa.methods.block_masks import mask_generator
@@ -62,8 +63,7 @@ def _mask_settings(masks: Sequence[Mapping[str, Any]], aspect: tuple[float, floa
             raise ValueError(f"masks[{i}] must be a mapping of {', '.join(_MASK_KEYS)}, got "
                              f"{mask!r}")
         blocks = mask.get("blocks", 8)
-        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
-            raise ValueError(f"masks[{i}].blocks must be a positive integer, got {blocks!r}")
+        check_positive_int(f"masks[{i}].blocks", blocks)
         out.append({"blocks": blocks,
                     "spatial_scale": pair(f"masks[{i}].spatial_scale",
                                            mask.get("spatial_scale", (0.15, 0.15))),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from levyjepa.arg_checks import check_positive_int, float_pair
+
 
 @dataclass(frozen=True)
 class Photometric:
@@ -67,24 +69,3 @@ class Photometric:
 
 SEED_PHOTOMETRIC = Photometric()
 """The seed's photometric parameters, the default wherever a :class:`Photometric` is taken."""
-
-
-def check_positive_int(name: str, value: int) -> None:
-    """Refuse ``value`` unless it is a positive ``int`` (not a ``bool``).
-
-    Raises:
-        ValueError: naming ``name`` and the value.
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def float_pair(name: str, value: tuple[float, float]) -> tuple[float, float]:
-    """``value`` as a pair of floats ``(low, high)``.
-
-    Raises:
-        ValueError: naming ``name`` when ``value`` does not have two items.
-    """
-    if len(value) != 2:
-        raise ValueError(f"{name} must be [low, high], got {list(value)}")
-    return float(value[0]), float(value[1])

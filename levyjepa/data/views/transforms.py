@@ -7,11 +7,10 @@ import math
 import torch
 from torchvision.transforms import v2
 
+from levyjepa.arg_checks import check_positive_int, float_pair
 from levyjepa.data.views.photometric import (
     SEED_PHOTOMETRIC,
     Photometric,
-    check_positive_int,
-    float_pair,
 )
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
