@@ -19,9 +19,9 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from levyjepa.atomic import atomic_write_json
 from levyjepa.errors import ConfigError
 from levyjepa.eval.dense_features import FEATURES
+from levyjepa.eval.results_file import read_entries, record_entries, split_by_task, task_settings
 from levyjepa.eval.tasks import DENSE_KEYS, classification, dense, parse_tasks
 from levyjepa.priors.levy_sheet import LevySheetPrior
 
@@ -109,7 +109,9 @@ def _device(name: str) -> torch.device:
 
 def evaluate_run(run_dir: str | Path, settings: EvalConfig,
                  recipe_overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Evaluate a run's encoder on the tasks of ``settings.task``; writes ``eval.json``.
+    """Evaluate a run's encoder on the tasks of ``settings.task``; adds one entry per task to
+    ``eval.json`` (:mod:`levyjepa.eval.results_file`: earlier entries of other tasks and
+    settings stay, the same task with the same settings is replaced).
 
     Args:
         run_dir: The run directory.
@@ -117,8 +119,8 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
         recipe_overrides: Dotlist overrides of the run's recipe.
 
     Returns:
-        The content of ``eval.json`` plus ``eval_file``: metrics under ``task/metric`` keys,
-        the dense baselines under ``baselines``, each task's parameters under its name.
+        This evaluation's results plus ``eval_file``: metrics under ``task/metric`` keys, the
+        dense baselines under ``baselines``, each task's parameters under its name.
 
     Raises:
         ConfigError: one line naming the run, file or key at fault.
@@ -128,6 +130,9 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
     started = time.perf_counter()
     run_dir = Path(run_dir)
     tasks = parse_tasks(settings.task)
+    out = (Path(settings.out) if settings.out
+           else run_dir / (UNTRAINED_EVAL_FILE if settings.untrained else EVAL_FILE))
+    read_entries(out)  # an unreadable results file is refused before any work, never replaced
     run = load_trained(run_dir, checkpoint=settings.checkpoint, overrides=recipe_overrides,
                        untrained=settings.untrained)
     device = _device(settings.device)
@@ -158,9 +163,14 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
         for task, info in details.items():
             result[task] = {k: v for k, v in info.items() if k != "examples"}
     result["time_s"] = time.perf_counter() - started
-    out = (Path(settings.out) if settings.out
-           else run_dir / (UNTRAINED_EVAL_FILE if settings.untrained else EVAL_FILE))
-    atomic_write_json(out, result)  # the scores are safe before any picture is drawn
+    device_type = device.type
+    entries = [{"task": task, "checkpoint": _checkpoint_name(run.checkpoint, run_dir),
+                "step": run.step, "untrained": settings.untrained, "run_dir": str(run_dir),
+                "recipe_overrides": list(recipe_overrides),
+                "settings": task_settings(task, settings, device=device_type),
+                "time_s": result["time_s"], "result": part}
+               for task, part in split_by_task(result, tasks).items()]
+    record_entries(out, entries)  # the scores are safe before any picture is drawn
     if settings.pictures and not settings.untrained:
         written = {}
         if splits is not None:
@@ -175,9 +185,23 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
                                                 trackers=run.cfg.log.trackers
                                                 if settings.trackers else ()))
         result["pictures"] = {k: str(v) for k, v in written.items()}
-        atomic_write_json(out, result)
+        for entry, part in zip(entries, split_by_task(result, tasks).values()):
+            entry["result"] = part
+        record_entries(out, entries)
     result["eval_file"] = str(out)
     return result
+
+
+def _checkpoint_name(checkpoint: Any, run_dir: Path) -> Optional[str]:
+    """A checkpoint as the results file names it: relative to the run directory when inside
+    it (so a moved or differently spelt run directory keeps its entries' identity)."""
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint).resolve()
+    try:
+        return str(path.relative_to(run_dir.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _levy(run) -> Optional[LevySheetPrior]:
