@@ -37,6 +37,7 @@ from torch import nn
 
 import levyjepa
 from levyjepa.atomic import atomic_write_bytes, atomic_write_text
+from levyjepa.cli_help import HelpFormatter
 from levyjepa.errors import ConfigError
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "export", "load_encoder", "main"]
@@ -119,7 +120,8 @@ def load_encoder(path: str | Path, *, device: str = "cpu") -> nn.Module:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Export a run's encoder; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m levyjepa.export",
-                                     description="Write a run's encoder as safetensors + config.")
+                                     description="Write a run's encoder as safetensors + config.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("run_dir", type=Path, help="a run directory")
     parser.add_argument("--out", type=Path, default=None, help="folder (default RUN_DIR/export)")
     parser.add_argument("--checkpoint", type=Path, default=None,

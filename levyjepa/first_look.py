@@ -3,7 +3,8 @@
 At the end of training (the quickstart turns it on) the main process prints, and writes to
 ``RUN_DIR/first_look.txt``:
 
-* the online probe's final ``test/acc`` against chance;
+* the online probe's final ``test/acc`` against chance, with a note when it lies below chance
+  or the run is shorter than one epoch (:mod:`levyjepa.probe_note`);
 * the offline linear probe and k-NN (:mod:`levyjepa.eval`) of the trained encoder next to the
   same protocol on the *untrained* encoder of the same recipe (its initial weights): what the
   training added;
@@ -24,6 +25,7 @@ import torch
 from levyjepa.atomic import atomic_write_text
 from levyjepa.priors.levy_sheet import LevySheetPrior
 from levyjepa.priors.sheet_sampler import sample_levy_sheet
+from levyjepa.probe_note import NEEDS_STEPS, probe_trouble
 
 FIRST_LOOK_FILE = "first_look.txt"
 
@@ -86,6 +88,11 @@ def first_look(run_dir: Path, *, prior: Optional[LevySheetPrior], grid: Optional
     if acc is not None:
         lines.append(f"  online probe test/acc {acc:.3f} after {summary['steps']} steps "
                      f"(chance {1 / classes:.3f} for {classes} classes)")
+        steps, epochs = summary["steps"], summary.get("epochs") or 0
+        trouble = probe_trouble(acc, classes=classes, steps=steps,
+                                steps_per_epoch=round(steps / epochs) if epochs else 0)
+        if trouble is not None:  # the offline probes just below are the numbers to read
+            lines.append(f"    note: {trouble}: {NEEDS_STEPS}; trust the offline probes below")
     lines += [
         "  frozen encoder, offline:       trained   untrained (same recipe, initial weights)",
         f"    linear probe top-1           {trained['linear']['top1']:.3f}     "

@@ -110,3 +110,41 @@ def _raising_line(err: BaseException) -> str | None:
               if not f.filename.startswith("<")
               and not any(Path(f.filename).resolve().is_relative_to(d) for d in skip)]
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+
+
+PLUGINS_FILE = "plugins.json"
+"""Where a run directory records the files its ``plugins:`` modules were imported from."""
+
+
+def plugin_origins(modules: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Where each imported ``plugins:`` module came from: its file and the ``sys.path`` folder
+    that made it importable (``PYTHONPATH`` for a later evaluation from elsewhere)."""
+    import sys
+
+    origins = {}
+    for module in modules:
+        loaded = sys.modules.get(module)
+        file = getattr(loaded, "__file__", None)
+        if file is None:
+            continue
+        path = Path(file).resolve()
+        depth = module.count(".") + (2 if path.name == "__init__.py" else 1)
+        origins[module] = {"file": str(path), "path_entry": str(path.parents[depth - 1])}
+    return origins
+
+
+def plugin_hint(run_dir: Path, error: str) -> str:
+    """For a ``plugins:`` import error while reading a run: where the run found the module
+    (from its :data:`PLUGINS_FILE`), or what to do; empty if ``error`` is of another kind."""
+    import json
+
+    if not error.startswith("plugins: "):
+        return ""
+    recorded = run_dir / PLUGINS_FILE
+    origins = json.loads(recorded.read_text()) if recorded.is_file() else {}
+    for module, origin in origins.items():
+        if f"'{module}'" in error:
+            return (f"the run imported '{module}' from {origin['file']}: run this command from "
+                    f"{origin['path_entry']} or with PYTHONPATH={origin['path_entry']}")
+    return ("evaluation and export import the run's plugins too: run them where training could "
+            "import them, or with that folder on PYTHONPATH")

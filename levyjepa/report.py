@@ -47,6 +47,7 @@ from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from levyjepa.atomic import atomic_write_bytes, atomic_write_text
+from levyjepa.cli_help import HelpFormatter
 from levyjepa.errors import ConfigError
 
 __all__ = [
@@ -312,7 +313,8 @@ def default_out(run_dirs: Sequence[Path]) -> Path:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Write the report; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m levyjepa.report",
-                                     description="Table and plots comparing run directories.")
+                                     description="Table and plots comparing run directories.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("run_dirs", nargs="+", type=Path, help="run directories")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: the runs' common folder)")

@@ -49,6 +49,7 @@ from typing import Optional
 from omegaconf import OmegaConf
 
 from levyjepa.atomic import atomic_write_bytes, atomic_write_text
+from levyjepa.cli_help import HelpFormatter
 from levyjepa.errors import ConfigError
 from levyjepa.report import REPORT_FILE, RunResult, draw_curve, read_run, write_report
 from levyjepa.report import format_number as _number
@@ -236,6 +237,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m levyjepa.reproduce",
         description="Run the seed's four image recipes and compare with its results.",
+        formatter_class=HelpFormatter,
+        epilog="overrides: any recipe key (python -m levyjepa.run RECIPE --print-config lists\n"
+               "them) but out_dir and resume, which are set per run.\n"
+               "Details: pydoc levyjepa.reproduce.",
     )
     parser.add_argument("overrides", nargs="*",
                         help="dotlist overrides applied to every run, e.g. trainer.epochs=100")

@@ -3,8 +3,16 @@
 Usage::
 
     python -m levyjepa.run RECIPE [key=value ...] [--print-config] [--traceback]
-    accelerate launch -m levyjepa.run RECIPE [key=value ...]
+    accelerate launch --num_processes 1 --num_machines 1 --mixed_precision bf16 \\
+        --dynamo_backend no -m levyjepa.run RECIPE [key=value ...]
     torchrun --nproc_per_node 2 -m levyjepa.run RECIPE [key=value ...]   # several CPU processes
+
+Without a config file (``accelerate config``), ``accelerate launch`` warns about each of its
+four options left unset; the flags above set them: one process on one machine (N GPUs:
+``--multi_gpu --num_processes N``), no TorchDynamo from Accelerate (``trainer.compile``
+compiles the model), and ``--mixed_precision bf16``, which agrees with the recipes'
+``trainer.precision: bf16`` but decides nothing: the precision is always the recipe's
+``trainer.precision`` (bf16 on a GPU only), given to Accelerate explicitly.
 
 Examples::
 
@@ -15,10 +23,14 @@ Examples::
     # show the fully resolved recipe and exit
     python -m levyjepa.run recipes/image_levy2d.yaml --print-config trainer.epochs=10
     # the mission: ViT-S/8 + SIGReg + the Lévy 2D prior on Imagenette, on GPU
-    accelerate launch -m levyjepa.run recipes/image_levy2d.yaml
+    accelerate launch --num_processes 1 --num_machines 1 --mixed_precision bf16 \\
+        --dynamo_backend no -m levyjepa.run recipes/image_levy2d.yaml
 
 Errors in the recipe or the command line are printed as one line, exit status 2; a run stopped
 by a non-finite loss or gradient (``trainer.on_nonfinite: stop``) prints one line, exit status 3.
+Ctrl-C (SIGINT) or SIGTERM during training finishes the current step, writes a checkpoint and
+prints one line with the command that continues the run, exit status 130 (SIGINT) or 143
+(SIGTERM); the same signal twice stops at once (:mod:`levyjepa.interrupt`).
 """
 
 from __future__ import annotations
@@ -28,7 +40,49 @@ import os
 import sys
 from collections.abc import Sequence
 
+from levyjepa.cli_help import HelpFormatter, settings_text
 from levyjepa.errors import ConfigError
+from levyjepa.schema import Recipe
+
+SECTIONS = {
+    "data": "the data source {name, ...} and the loader keys batch_size, workers",
+    "views": "how training views are made of an image source's images",
+    "encoder": "the encoder {name, ...}",
+    "method": "the SSL method {name, ...}; method.sigreg: its SIGReg settings",
+    "priors": "priors on the method's outputs: term -> {name, input, weight, ...}",
+    "optim": "AdamW, batch-size scaling, warm-up then cosine schedule",
+    "trainer": "length, device, precision, evaluation and checkpoint cadence, speed",
+    "log": "logging cadence, progress bar, trackers, pictures, diagnostics",
+}
+"""The recipe's sections (``levyjepa/schema.py``), as ``--help`` lists them."""
+
+TOP_LEVEL = {
+    "name": "the run's name (null: the recipe file's stem)",
+    "seed": "the random seed",
+    "plugins": "modules imported before the recipe is checked (components of your own)",
+    "out_dir": "the run directory (null: runs/<name>-<date>-<time>)",
+    "resume": "auto: continue the run in out_dir from its latest checkpoint; or a "
+              "checkpoint folder or run directory",
+    "overwrite": "start over in an out_dir that already holds a run",
+    "resume_changes": "keys a resumed run changes on purpose, e.g. [optim.net_lr_bs256]",
+}
+"""The top-level keys that are not sections, as ``--help`` describes them."""
+
+
+def _epilog() -> str:
+    """Sections, top-level keys with their defaults, launchers: the end of ``--help``."""
+    column = max(len(k) for k in SECTIONS)
+    sections = [f"  {key:<{column}}  {text}" for key, text in SECTIONS.items()]
+    return "\n".join([
+        "recipe sections (each key with this recipe's value: RECIPE --print-config):",
+        *sections, "",
+        settings_text("top-level keys (key=value; the default when the recipe sets none):",
+                      Recipe, descriptions=TOP_LEVEL, names=list(TOP_LEVEL)), "",
+        "launchers (the accelerate flags: pydoc levyjepa.run):",
+        "  accelerate launch --num_processes 1 --num_machines 1 --mixed_precision bf16 \\",
+        "      --dynamo_backend no -m levyjepa.run RECIPE [key=value ...]",
+        "  torchrun --nproc_per_node 2 -m levyjepa.run RECIPE [key=value ...]",
+    ])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m levyjepa.run",
         description="Pretrain an encoder from a recipe (recipes/*.yaml).",
+        formatter_class=HelpFormatter,
+        epilog=_epilog(),
     )
     parser.add_argument("recipe", help="recipe file, e.g. recipes/quickstart.yaml")
     parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. trainer.epochs=3")
@@ -54,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.print_config:
             print(OmegaConf.to_yaml(cfg), end="")
             return 0
+        from levyjepa.interrupt import TrainingInterrupted, resume_command
         from levyjepa.nonfinite import NonFiniteError
         from levyjepa.train import train
 
@@ -64,11 +121,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
             print(f"levyjepa: stopped: {err}", file=sys.stderr)
             return 3
+        except TrainingInterrupted as stop:
+            if stop.main_process:
+                again = resume_command([args.recipe, *args.overrides], stop.run_dir,
+                                       distributed=int(os.environ.get("WORLD_SIZE", "1")) > 1)
+                print(f"levyjepa: stopped by {stop.signal_name} after step {stop.step}, "
+                      f"checkpoint {stop.checkpoint}; continue with: {again}", file=sys.stderr)
+            return stop.exit_status
     except ConfigError as err:
         if show_traceback:
             raise
         print(f"levyjepa: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before or after the training loop
+        if show_traceback:
+            raise
+        print("levyjepa: interrupted; the run's last complete checkpoint (if any) is where "
+              "resume=auto continues", file=sys.stderr)
+        return 130
     return 0
 
 

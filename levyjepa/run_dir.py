@@ -7,6 +7,8 @@ written, so every refusal is one line and leaves the folder as it was:
 * an ``out_dir`` that already holds a run (``config.yaml``, ``metrics.jsonl``,
   ``summary.json`` or ``checkpoints/``) is refused unless ``resume=auto|PATH`` (continue) or
   ``overwrite=true`` (the old run's files are removed, once the new run has been built);
+* but a run that failed before its first step (no complete checkpoint, no logged metrics: a
+  bad data folder, an interrupted start) is no run: its folder is reused, said in one line;
 * ``resume=auto`` without a complete checkpoint starts fresh and says so in one line;
 * resuming compares the recipe with the one the checkpoint's run saved and refuses, listing
   the keys that differ, unless they are in :data:`MAY_CHANGE_ON_RESUME` (keys that change how a
@@ -24,7 +26,7 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from levyjepa.checkpoint import resolve_resume
+from levyjepa.checkpoint import list_checkpoints, resolve_resume
 from levyjepa.errors import ConfigError
 from levyjepa.moved_keys import refuse_moved_keys
 
@@ -32,7 +34,7 @@ RUN_MARKERS = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints")
 """Entries whose presence means a folder holds a run."""
 
 RUN_FILES = (*RUN_MARKERS, "eval.json", "eval_untrained.json", "first_look.txt", "pictures",
-             "tensorboard", "wandb", "report.md")
+             "tensorboard", "wandb", "report.md", "plugins.json")
 """Everything a run (and ``levyjepa.eval`` / ``report``) writes; ``overwrite=true`` removes
 these and nothing else."""
 
@@ -67,6 +69,14 @@ def holds_run(run_dir: Path) -> bool:
     return run_dir.is_dir() and any((run_dir / name).exists() for name in RUN_MARKERS)
 
 
+def never_stepped(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` ended before its first step: no complete checkpoint and
+    no metrics line (a run stopped at step 1 by a non-finite loss has logged that step)."""
+    metrics = run_dir / "metrics.jsonl"
+    logged = metrics.is_file() and metrics.stat().st_size > 0
+    return not logged and not list_checkpoints(run_dir)
+
+
 def plan_run_dir(cfg: DictConfig, run_dir: Path, *, say: Callable[[str], None] = print
                  ) -> RunDirPlan:
     """Decide how the run uses ``run_dir``; reads the file system, writes nothing.
@@ -91,6 +101,10 @@ def plan_run_dir(cfg: DictConfig, run_dir: Path, *, say: Callable[[str], None] =
         if changed:
             say(f"resume: changed on purpose (resume_changes): {changed}")
         return RunDirPlan(resume_from=resume_from, clear=False)
+    if holds_run(run_dir) and never_stepped(run_dir):
+        say(f"out_dir: '{run_dir}' holds a run that stopped before saving anything (no "
+            "checkpoint, no logged step): starting there afresh")
+        return RunDirPlan(resume_from=None, clear=True)
     if holds_run(run_dir) and cfg.resume != "auto" and not cfg.overwrite:
         found = ", ".join(n for n in RUN_MARKERS if (run_dir / n).exists())
         raise ConfigError(f"out_dir: '{run_dir}' already holds a run ({found}); continue it "

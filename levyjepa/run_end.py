@@ -10,11 +10,11 @@ from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from levyjepa.atomic import atomic_write_json
 from levyjepa.checkpoint import list_checkpoints, save_checkpoint
 from levyjepa.nonfinite import NonFiniteError, finite_flags, grad_total_norm, nonfinite_names
+from levyjepa.progress import progress_bar
 from levyjepa.run_setup import Run
 from levyjepa.runlog import RunLog
 
@@ -72,8 +72,8 @@ def evaluate(run: Run, *, progress: bool) -> float:
     model.eval()
     correct = seen = 0
     with torch.no_grad(), accelerator.autocast():
-        for images, labels in tqdm(run.test_loader, desc="test/acc", leave=False,
-                                   dynamic_ncols=True, disable=not progress):
+        for images, labels in progress_bar(run.test_loader, desc="test/acc", transient=True,
+                                           enable=progress):
             logits = run.pretrainer.test_logits(images)
             preds, labels = accelerator.gather_for_metrics((logits.argmax(-1), labels))
             correct += (preds == labels).sum().item()
@@ -145,12 +145,17 @@ def finish_run(run: Run, *, step: int, train_time: float, skipped_steps: int) ->
         atomic_write_json(run_dir / "summary.json", summary)
     accelerator.end_training()
     acc = summary["final"].get("test/acc")
+    skipped = summary["skipped_files"]  # each was reported on stderr when it was met
     accelerator.print(
         f"done: {step} steps in {summary['wall_time_s']:.1f} s, "
         f"{summary['views_per_s']:.1f} views/s"
         + (f", test/acc {acc:.4f}" if acc is not None and math.isfinite(acc) else "")
+        + (f", {skipped} unreadable file{'s' if skipped != 1 else ''} skipped" if skipped else "")
         + f" -> {run_dir}"
     )
+    from levyjepa.probe_note import print_probe_note  # below chance or a short run: say why
+
+    print_probe_note(run, acc=acc, step=step)
     if cfg.log.first_look and accelerator.is_main_process:
         from levyjepa.first_look import first_look
 

@@ -27,18 +27,20 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
-from levyjepa.atomic import atomic_write_text
+from levyjepa.atomic import atomic_write_json, atomic_write_text
 from levyjepa.attached_priors import AttachedPriors
 from levyjepa.checkpoint import load_checkpoint
 from levyjepa.data.build import build_splits
 from levyjepa.data.loading.loader_options import loader_options
 from levyjepa.data.loading.sampling import EpochShuffleSampler
+from levyjepa.data.loading.skipped_files import check_readable
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.errors import ConfigError
 from levyjepa.global_batchnorm import convert_to_global_batchnorm
 from levyjepa.methods.build import build_method, encoder_runtime
 from levyjepa.model import Pretrainer
 from levyjepa.optim import build_optimizer, build_scheduler
+from levyjepa.plugins import PLUGINS_FILE, plugin_origins
 from levyjepa.probe import OnlineProbe
 from levyjepa.registry import ENCODERS
 from levyjepa.run_dir import RunDirPlan, clear_run_dir, flatten_recipe, plan_run_dir
@@ -100,6 +102,9 @@ def build_run(cfg: DictConfig) -> Run:
                                    persistent_workers=cfg.trainer.persistent_workers)
     train_loader = DataLoader(splits.train, batch_size=batch_size, sampler=sampler,
                               drop_last=True, **loader_kwargs)
+    # a folder of unreadable files stops here with one line saying so, not with the batch-size
+    # error below (its one file's item still counts) or once the loader has tried every file
+    check_readable(splits.train)
     if len(train_loader) == 0:
         raise ConfigError(f"data.batch_size={batch_size} is larger than the training set "
                           f"({len(splits.train)} samples)")
@@ -160,6 +165,8 @@ def build_run(cfg: DictConfig) -> Run:
     stop_step = min(total_steps, cfg.trainer.max_steps or total_steps)
     if accelerator.is_main_process:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+        if cfg.plugins:  # where they were found, for evaluating from another folder
+            atomic_write_json(run_dir / PLUGINS_FILE, plugin_origins(cfg.plugins))
     runlog = RunLog(accelerator, run_dir, resume_step=step if plan.resume_from else None)
     if cfg.log.trackers:
         os.environ.setdefault("WANDB_SILENT", "true")

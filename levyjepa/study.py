@@ -28,7 +28,8 @@ After every run, ``DIR/study.json`` (every per-seed value, atomically), ``DIR/st
 metric: each arm's mean and 95% Student t interval across seeds, the per-seed values, the
 paired difference B - A with its own interval, a verdict, the baselines of ``eval.json``; the
 wall time of every run) and ``DIR/study.png`` (one panel per metric) are rewritten; the
-statistics are :mod:`levyjepa.study_stats`, the report :mod:`levyjepa.study_report`.
+statistics are :mod:`levyjepa.study_stats`, the report :mod:`levyjepa.study_report`. Below 3
+seeds there is no verdict, and the study ends with one warning line on stderr.
 
 The same command resumes an interrupted study: a run whose ``eval.json`` exists and whose
 training and evaluation arguments are those of this command is skipped; any other continues
@@ -67,7 +68,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from levyjepa.atomic import atomic_write_json
+from levyjepa.cli_help import HelpFormatter
 from levyjepa.errors import ConfigError
+from levyjepa.study_metrics import baselines_of, metrics_of
 
 __all__ = ["Arm", "RunFailed", "baselines_of", "main", "metrics_of", "run_study"]
 
@@ -75,8 +78,6 @@ STUDY_JSON, STUDY_MD, STUDY_PNG = "study.json", "study.md", "study.png"
 RECORD_SUFFIX = ".record.json"  # DIR/<arm>/seed_<s>.record.json: a finished run's arguments
 _RESERVED_TRAIN = ("seed", "out_dir", "resume", "overwrite")  # set per run by the study
 _RESERVED_EVAL = ("out", "untrained", "task")  # eval.json must land in the run; task: --tasks
-_OLD_FORMAT = {("knn", "top1"): "classification/knn_top1",
-               ("linear", "top1"): "classification/linear_top1"}
 _ABSENT = "(absent)"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -103,41 +104,6 @@ class Arm:
     def label(self) -> str:
         """The recipe file's stem, shown beside the name."""
         return self.recipe.stem
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def metrics_of(eval_json: dict[str, Any]) -> dict[str, float]:
-    """The metric values of an ``eval.json``.
-
-    Args:
-        eval_json: The file's content.
-
-    Returns:
-        Its top-level numeric keys that contain a slash (``"segmentation/miou"``) when there
-        are any; otherwise the older nested format mapped to those names: ``knn.top1`` to
-        ``classification/knn_top1``, ``linear.top1`` to ``classification/linear_top1``.
-    """
-    found = {k: float(v) for k, v in eval_json.items() if "/" in k and _is_number(v)}
-    if found:
-        return found
-    for (section, key), name in _OLD_FORMAT.items():
-        value = eval_json.get(section, {})
-        if isinstance(value, dict) and _is_number(value.get(key)):
-            found[name] = float(value[key])
-    return found
-
-
-def baselines_of(eval_json: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """``eval_json["baselines"]`` as ``kind -> metric -> value`` (numeric slash keys only)."""
-    baselines = eval_json.get("baselines")
-    if not isinstance(baselines, dict):
-        return {}
-    out = {kind: {k: float(v) for k, v in values.items() if "/" in k and _is_number(v)}
-           for kind, values in baselines.items() if isinstance(values, dict)}
-    return {kind: values for kind, values in out.items() if values}
 
 
 def _check_items(items: Sequence[str], reserved: Sequence[str], where: str) -> None:
@@ -329,7 +295,11 @@ def _comparisons(items: Sequence[str], names: Sequence[str]) -> list[tuple[str, 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m levyjepa.study",
-        description="Train and evaluate two recipes (or more) over paired seeds: does B beat A?")
+        description="Train and evaluate two recipes (or more) over paired seeds: does B beat A?",
+        formatter_class=HelpFormatter,
+        epilog="KEY=VALUE: a recipe key (python -m levyjepa.run RECIPE --print-config lists\n"
+               "them); --eval: a setting of python -m levyjepa.eval --help (this command sets\n"
+               "progress=false). Details: pydoc levyjepa.study.")
     parser.add_argument("items", nargs="+", metavar="RECIPE_OR_KEY=VALUE",
                         help="the arms' recipe files (at least two; B may be A's, with --a/--b), "
                              "then training overrides of every arm")
@@ -343,7 +313,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="a training override of arm A only (repeatable)")
     parser.add_argument("--b", action="append", default=[], metavar="KEY=VALUE",
                         help="a training override of arm B only (repeatable)")
-    parser.add_argument("--names", help="the arms' names, e.g. baseline,levy")
+    parser.add_argument("--names", help="the arms' names, e.g. baseline,levy (default: A,B,...)")
     parser.add_argument("--compare", action="append", default=[], metavar="X:Y",
                         help="compare arm X with arm Y, X - Y (repeatable; default: every "
                              "arm with the first)")
@@ -396,7 +366,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"levyjepa: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1
     print(f"study: {len(study['runs'])} runs, {study['total_run_s']:.1f} s of runs in all; "
-          f"wrote {out / STUDY_MD}, {out / STUDY_JSON} and {out / STUDY_PNG}")
+          f"wrote {out / STUDY_MD}, {out / STUDY_JSON} and {out / STUDY_PNG}", flush=True)
+    from levyjepa.study_report import seed_warning
+
+    if (warning := seed_warning(study)) is not None:  # last, where it is read
+        print(f"levyjepa: warning: {warning}", file=sys.stderr)
     return 0
 
 

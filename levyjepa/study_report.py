@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from levyjepa.atomic import atomic_write_bytes, atomic_write_text
-from levyjepa.study_stats import paired_difference, t_interval, verdict
+from levyjepa.study_stats import MIN_SEEDS, paired_difference, t_interval, verdict
 
-__all__ = ["BASELINE_LABELS", "plot_study", "study_markdown", "summarize"]
+__all__ = ["BASELINE_LABELS", "plot_study", "seed_warning", "study_markdown", "summarize"]
 
 BASELINE_LABELS = {"untrained": "untrained", "pixels": "raw pixels"}
 """How each kind of baseline of ``eval.json`` is labelled (other kinds: their own name)."""
@@ -106,18 +106,55 @@ def summarize(study: dict[str, Any]) -> dict[str, Any]:
             if found else [], "results": results, "total_run_s": math.fsum(times)}
 
 
+def _all_equal(entry: dict[str, Any]) -> bool:
+    """Whether a defined interval has zero width: every seed gave the same value (up to
+    rounding residue), so the interval estimates no spread at all."""
+    low, high = entry["low"], entry["high"]
+    return (low is not None and high is not None
+            and high - low <= 1e-12 * max(1.0, abs(entry["mean"])))
+
+
 def _interval_text(entry: dict[str, Any]) -> str:
-    """``mean [low, high]``, or ``mean (n=1)`` when the interval is undefined."""
+    """``mean [low, high]``; ``mean (n=1, ...)`` when the interval is undefined, ``mean (n=2,
+    all equal: ...)`` when it has zero width (not shown as an interval: it is not one)."""
     if entry["low"] is None or entry["high"] is None:
         return f"{_num(entry['mean'])} (n={entry['n']}, interval undefined)"
+    if _all_equal(entry):
+        return f"{_num(entry['mean'])} (n={entry['n']}, all equal: no interval)"
     return f"{_num(entry['mean'])} [{_num(entry['low'])}, {_num(entry['high'])}]"
 
 
 def _compact(entry: dict[str, Any]) -> str:
-    """Like :func:`_interval_text`, shorter when undefined (for a panel's title)."""
+    """Like :func:`_interval_text`, shorter when undefined or all equal (for a panel's title)."""
     if entry["low"] is None or entry["high"] is None:
         return f"{_num(entry['mean'])} (n={entry['n']})"
+    if _all_equal(entry):
+        return f"{_num(entry['mean'])} (n={entry['n']}, all equal)"
     return _interval_text(entry)
+
+
+def seed_warning(study: dict[str, Any]) -> Optional[str]:
+    """One line when the study has fewer than :data:`MIN_SEEDS` seeds (no verdicts), else
+    ``None``; it names the metrics whose values were equal on every seed, if any.
+
+    Args:
+        study: The study with its :func:`summarize` fields.
+    """
+    n = len(study["seeds"])
+    if n >= MIN_SEEDS:
+        return None
+    text = (f"{n} seed{'' if n == 1 else 's'} per arm: no verdicts, at least {MIN_SEEDS} "
+            f"seeds are needed (--seeds {MIN_SEEDS})")
+    if n < 2:
+        return text + "; no intervals either"
+    equal = [m for m in study["metrics"]
+             if any(_all_equal(e) for e in study["results"][m]["arms"].values())]
+    text += "; with 2 seeds a 95% interval is 12.7 standard errors wide"
+    if equal:
+        shown = ", ".join(equal[:3]) + (", ..." if len(equal) > 3 else "")
+        text += (f"; {len(equal)} metric(s) gave one value on every seed ({shown}): no spread, "
+                 "no interval")
+    return text
 
 
 def _arm_heading(arm: dict[str, Any]) -> str:
@@ -183,6 +220,9 @@ def study_markdown(study: dict[str, Any], path: Path) -> str:
         text.append(("- both: " if len(arms) == 2 else "- every arm: ")
                     + " ".join(f"`{o}`" for o in study["overrides"]))
     text.append("- evaluation: " + " ".join(f"`{o}`" for o in study["eval"]))
+    warning = seed_warning(study)
+    if warning is not None:  # never with MIN_SEEDS seeds or more: those reports are unchanged
+        text += ["", f"Warning: {warning}."]
     text += ["", "## Summary", ""]
     if not study["metrics"]:
         text += ["No metric yet.", ""]
@@ -296,8 +336,8 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
                              f"{_compact(entry['difference'])}")
         else:
             title = [metric, *(f"{c['b']} - {c['a']}: {_compact(c)}"
-                               + (" *" if c["n"] and c["low"] is not None and not
-                                  (c["low"] <= 0.0 <= c["high"]) else "")
+                               + (" *" if c["n"] >= MIN_SEEDS and c["low"] is not None
+                                  and not (c["low"] <= 0.0 <= c["high"]) else "")
                                for c in comparisons)]
         ax.set_title("\n".join(title), fontsize=8 if len(comparisons) == 1 else 6.5)
         ax.grid(True, axis="y", alpha=0.3)

@@ -10,8 +10,11 @@ own t interval (the same formula on the ``d_i``). Pairing removes what a seed do
 alike (the initialisation, the data order), so the interval of ``d`` is usually much narrower
 than the two arms' intervals side by side. The verdict reads that interval only: when it
 contains 0, "no detectable difference"; otherwise B is higher or lower, by the mean difference.
-With one seed the interval is undefined (``n - 1 = 0`` degrees of freedom) and there is no
-verdict.
+With one seed the interval is undefined (``n - 1 = 0`` degrees of freedom). Below
+:data:`MIN_SEEDS` paired seeds there is no verdict: with two, the standard deviation rests on
+one degree of freedom (the interval is ``t(0.975, 1) = 12.7`` standard errors wide either way),
+and two equal values, common for a metric that does not depend on the weights or is counted on
+few test items, give a zero-width interval that says nothing about the spread.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from typing import Any
 
 from scipy import stats
 
-__all__ = ["Interval", "paired_difference", "t_interval", "verdict"]
+__all__ = ["MIN_SEEDS", "Interval", "no_verdict", "paired_difference", "t_interval", "verdict"]
+
+MIN_SEEDS = 3
+"""The fewest paired seeds a verdict is given for."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,12 @@ def _amount(value: float) -> str:
     return f"{value:.4g}"
 
 
+def no_verdict(n: int) -> str:
+    """The verdict's place below :data:`MIN_SEEDS` seeds: ``no verdict: 2 seeds, at least 3
+    are needed``."""
+    return f"no verdict: {n} seed{'' if n == 1 else 's'}, at least {MIN_SEEDS} are needed"
+
+
 def verdict(difference: Interval, *, name_b: str = "B") -> str:
     """The verdict on a paired difference ``B - A``, in plain words.
 
@@ -128,11 +140,11 @@ def verdict(difference: Interval, *, name_b: str = "B") -> str:
     Returns:
         ``"no detectable difference"`` when the interval contains 0; ``"<B> higher by X"`` or
         ``"<B> lower by X"`` (X the mean difference's size, with the interval) when it does not;
-        with fewer than 2 seeds a sentence saying the interval is undefined and no verdict.
+        with fewer than :data:`MIN_SEEDS` seeds :func:`no_verdict`.
     """
     percent = f"{difference.confidence:.0%}"
-    if difference.n < 2:
-        return f"{percent} interval undefined (n={difference.n}): no verdict"
+    if difference.n < MIN_SEEDS:
+        return no_verdict(difference.n)
     if not difference.defined:
         return "difference not finite: no verdict"
     where = f"({percent} CI [{_amount(difference.low)}, {_amount(difference.high)}])"

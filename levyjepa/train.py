@@ -18,10 +18,11 @@ from typing import Any, Optional
 
 import torch
 from omegaconf import DictConfig
-from tqdm.auto import tqdm
 
 from levyjepa.data.loading.skipped_files import skipped_files_metric
 from levyjepa.diagnostics import TrainingDiagnostics
+from levyjepa.interrupt import StopSignals
+from levyjepa.progress import progress_bar
 from levyjepa.run_end import (
     checkpoint,
     evaluate,
@@ -53,63 +54,67 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
                                       prior=run.priors.first_on("tokens_proj"),
                                       warn=accelerator.print)
     show_progress = accelerator.is_main_process and cfg.log.progress
-    bar = tqdm(total=run.stop_step, initial=run.start_step, dynamic_ncols=True, desc=cfg.name,
-               disable=not show_progress)
+    bar = progress_bar(total=run.stop_step, initial=run.start_step, desc=cfg.name,
+                       enable=show_progress)
     step, skipped_steps, last_eval_step = run.start_step, 0, -1
     last_ckpt_step = step if run.resumed else -1
     train_started = time.perf_counter()
     model.train()
-    while step < run.stop_step:
-        epoch = step // run.steps_per_epoch
-        for views, labels in _epoch_batches(run, epoch=epoch, step=step):
-            views = _view_groups(run, views, step=step)
-            lr = optimizer.param_groups[0]["lr"]
-            with accelerator.autocast():
-                result, logits = model(views, step=step)
-            terms = run.priors(result.terms, result.outputs, step=step)  # method + priors
-            terms["probe_loss"] = probe_loss(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(terms["loss"] + terms["probe_loss"])
-            terms["grad_norm"] = gradient_norm(run)  # clipped first with optim.grad_clip
-            bad = nonfinite_terms(run, terms)  # before the update: a NaN never reaches weights
-            if bad and cfg.trainer.on_nonfinite == "stop":
-                bar.close()
-                raise stop_nonfinite(run, terms, bad, lr, step=step + 1, epoch=epoch)
-            if bad:  # skip: this step's update is dropped, the schedule and data move on
-                skipped_steps += 1
+    with StopSignals(say=accelerator.print) as stop:  # Ctrl-C: finish the step, checkpoint
+        while step < run.stop_step:
+            epoch = step // run.steps_per_epoch
+            for views, labels in _epoch_batches(run, epoch=epoch, step=step):
+                views = _view_groups(run, views, step=step)
+                lr = optimizer.param_groups[0]["lr"]
+                with accelerator.autocast():
+                    result, logits = model(views, step=step)
+                terms = run.priors(result.terms, result.outputs, step=step)  # method + priors
+                terms["probe_loss"] = probe_loss(logits, labels)
                 optimizer.zero_grad(set_to_none=True)
-                accelerator.print(f"step {step + 1}: non-finite {', '.join(bad)}; update "
-                                  f"skipped ({skipped_steps} so far)")
-            else:
-                optimizer.step()
-            run.scheduler.step()
-            step += 1
-            method.after_step(encoder, step=step, total_steps=run.total_steps)
-            if on_step is not None:
-                on_step(step)
-            if step % cfg.log.every == 0 or step == run.stop_step:
-                extra = {"train/skipped_steps": float(skipped_steps)} if skipped_steps else {}
-                extra.update(skipped_files_metric(run.splits.train, device=accelerator.device))
-                show_terms(bar, log_step(run, terms, lr, step=step, epoch=epoch, extra=extra))
-            if diagnostics.due(step):  # on this batch's outputs, at the step they were made
-                run.runlog.log(diagnostics(result.outputs, step=step - 1, reduce=run.mean),
-                               step=step, epoch=epoch)
-            bar.update(1)
-            if cfg.trainer.checkpoint_every and step % cfg.trainer.checkpoint_every == 0:
-                checkpoint(run, step)
-                last_ckpt_step = step
-            if step >= run.stop_step:
-                break
-        if step % run.steps_per_epoch == 0:  # the epoch is complete
-            epochs_done = step // run.steps_per_epoch
-            if (run.test_loader is not None and cfg.trainer.eval_every
-                    and epochs_done % cfg.trainer.eval_every == 0):
-                run.runlog.log({"test/acc": evaluate(run, progress=show_progress)}, step=step,
-                               epoch=epochs_done)
-                last_eval_step = step
-            if cfg.trainer.checkpoint_every is None and last_ckpt_step != step:
-                checkpoint(run, step)
-                last_ckpt_step = step
+                accelerator.backward(terms["loss"] + terms["probe_loss"])
+                terms["grad_norm"] = gradient_norm(run)  # clipped first with optim.grad_clip
+                bad = nonfinite_terms(run, terms)  # before the update: a NaN never reaches weights
+                if bad and cfg.trainer.on_nonfinite == "stop":
+                    bar.close()
+                    raise stop_nonfinite(run, terms, bad, lr, step=step + 1, epoch=epoch)
+                if bad:  # skip: this step's update is dropped, the schedule and data move on
+                    skipped_steps += 1
+                    optimizer.zero_grad(set_to_none=True)
+                    accelerator.print(f"step {step + 1}: non-finite {', '.join(bad)}; update "
+                                      f"skipped ({skipped_steps} so far)")
+                else:
+                    optimizer.step()
+                run.scheduler.step()
+                step += 1
+                method.after_step(encoder, step=step, total_steps=run.total_steps)
+                if on_step is not None:
+                    on_step(step)
+                if step % cfg.log.every == 0 or step == run.stop_step:
+                    extra = {"train/skipped_steps": float(skipped_steps)} if skipped_steps else {}
+                    extra.update(skipped_files_metric(run.splits.train, device=accelerator.device))
+                    show_terms(bar, log_step(run, terms, lr, step=step, epoch=epoch, extra=extra))
+                if diagnostics.due(step):  # on this batch's outputs, at the step they were made
+                    run.runlog.log(diagnostics(result.outputs, step=step - 1, reduce=run.mean),
+                                   step=step, epoch=epoch)
+                bar.update(1)
+                if cfg.trainer.checkpoint_every and step % cfg.trainer.checkpoint_every == 0:
+                    checkpoint(run, step)
+                    last_ckpt_step = step
+                if step % run.steps_per_epoch:  # mid-epoch (at its end: after the evaluation)
+                    stop.raise_if_signalled(run, bar, step=step, checkpointed=last_ckpt_step)
+                if step >= run.stop_step:
+                    break
+            if step % run.steps_per_epoch == 0:  # the epoch is complete
+                epochs_done = step // run.steps_per_epoch
+                if (run.test_loader is not None and cfg.trainer.eval_every
+                        and epochs_done % cfg.trainer.eval_every == 0):
+                    run.runlog.log({"test/acc": evaluate(run, progress=show_progress)}, step=step,
+                                   epoch=epochs_done)
+                    last_eval_step = step
+                if cfg.trainer.checkpoint_every is None and last_ckpt_step != step:
+                    checkpoint(run, step)
+                    last_ckpt_step = step
+                stop.raise_if_signalled(run, bar, step=step, checkpointed=last_ckpt_step)
     train_time = time.perf_counter() - train_started
     bar.close()
     if run.test_loader is not None and last_eval_step != step:

@@ -29,6 +29,7 @@ from levyjepa.checkpoint import STATE_FILE, list_checkpoints
 from levyjepa.errors import ConfigError
 from levyjepa.methods.build import encoder_runtime, method_class
 from levyjepa.moved_keys import refuse_moved_keys
+from levyjepa.plugins import plugin_hint
 from levyjepa.registry import ENCODERS
 
 __all__ = ["CONFIG_FILE", "MODEL_FILE", "TrainedRun", "encoder_state", "load_trained",
@@ -135,7 +136,13 @@ def load_trained(
         raise ConfigError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
     refuse_moved_keys(OmegaConf.load(config), origin=f"{config} was written by an earlier "
                       "levyjepa, whose checkpoints this version does not read; its key")
-    cfg = load_recipe(config, overrides)
+    try:
+        cfg = load_recipe(config, overrides)
+    except ConfigError as err:  # a plugin module importable where the run trained, not here
+        hint = plugin_hint(run_dir, str(err))
+        if not hint:
+            raise
+        raise ConfigError(f"{err}; {hint}") from None
     ckpt = resolve_checkpoint(run_dir, checkpoint)
     weights = ckpt / MODEL_FILE
     if not weights.is_file():

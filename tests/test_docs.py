@@ -313,9 +313,17 @@ def test_readme_documents_run_options() -> None:
     assert {"trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.eval_every",
             "trainer.max_steps", "optim.fused", "log.every", "method.lamb"} <= found
     text = README.read_text()
-    for needle in ("train/orig_lejepa_loss", '".[hub]"', "data.root=",
-                   "--index-url https://download.pytorch.org/whl/cpu"):
+    for needle in ("train/orig_lejepa_loss", '".[hub]"', "data.root=", "docs/installing.md",
+                   "-c .ci/constraints.txt"):
         assert needle in text, needle
+    installing = (ROOT / "docs" / "installing.md").read_text()
+    assert "--index-url https://download.pytorch.org/whl/cpu" in installing
+    # the ranges the installing page states are the package's own
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    for pin in ('"torch>=2.13"', '"torchvision>=0.28"'):
+        assert pin in pyproject and f"`{pin[1:-1]}`" in installing, pin
+    pinned = (ROOT / ".ci" / "constraints.txt").read_text()
+    assert "torch==2.14.1" in pinned and "| 2.14.1 | 0.29.1 |" in installing
 
 
 # ---- behaviours the README promises -------------------------------------------------------------

@@ -59,16 +59,24 @@ def test_first_look_compares_trained_and_untrained_and_reports_within(tmp_path: 
     assert trained["test_features"] != untrained["test_features"]
 
 
-def test_evaluation_shows_progress_bars(tmp_path: Path, capsys) -> None:
-    """Online evaluation during training and levyjepa.eval both draw a progress bar."""
+def test_evaluation_shows_progress_bars(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Online evaluation during training and levyjepa.eval both draw a progress bar; where
+    stderr is not a terminal (here: captured), as plain lines (levyjepa/progress.py)."""
     from levyjepa.eval import main as eval_main
 
     out = tmp_path / "run"
     tiny = tiny_quickstart(batch=8, test=16, extra=["trainer.max_steps=2", "log.progress=true"])
-    assert main([str(ROOT / "recipes" / "quickstart.yaml"), *tiny, f"out_dir={out}"]) == 0
+    with monkeypatch.context() as patch:
+        patch.setattr("levyjepa.progress.is_terminal", lambda stream=None: True)
+        assert main([str(ROOT / "recipes" / "quickstart.yaml"), *tiny,
+                     f"out_dir={tmp_path / 'on_a_terminal'}"]) == 0
     assert "test/acc:" in capsys.readouterr().err  # the online probe's evaluation bar
+    assert main([str(ROOT / "recipes" / "quickstart.yaml"), *tiny, f"out_dir={out}"]) == 0
+    err = capsys.readouterr().err  # the training bar as lines; the evaluation inside it: none
+    assert "quickstart: 2/2 [" in err and "test/acc" not in err
+    assert "\x1b[" not in err and "\r" not in err
     assert eval_main([str(out), "pictures=false", "batch_size=4"]) == 0
     err = capsys.readouterr().err
-    assert "train features:" in err and "test features:" in err
+    assert "train features:" in err and "test features:" in err and "\x1b[" not in err
     assert eval_main([str(out), "pictures=false", "progress=false"]) == 0
     assert "features:" not in capsys.readouterr().err

@@ -61,6 +61,20 @@ def train_events(run_dir: Path) -> list[dict]:
     return [e for e in events if "train/inv" in e]
 
 
+def assert_same_run(resumed: Path, straight: Path, *, steps: int) -> None:
+    """A continued run logged steps 1..``steps`` with the losses of an uninterrupted one, and
+    ends with its weights."""
+    a, b = train_events(straight), train_events(resumed)
+    assert [e["step"] for e in b] == list(range(1, steps + 1))
+    for ea, eb in zip(a, b):
+        for key in ("train/loss", "train/sigreg", "train/probe_loss", "train/lr"):
+            assert eb[key] == pytest.approx(ea[key], rel=1e-6), (ea["step"], key)
+    wa = load_file(str(list_checkpoints(straight)[-1] / "model.safetensors"))
+    wb = load_file(str(list_checkpoints(resumed)[-1] / "model.safetensors"))
+    for key in wa:
+        torch.testing.assert_close(wb[key], wa[key], rtol=1e-6, atol=1e-7)
+
+
 def finite_checkpoint(ckpt: Path) -> bool:
     weights = load_file(str(ckpt / "model.safetensors"))
     optim = torch.load(ckpt / "optimizer.bin", weights_only=False)
@@ -248,13 +262,5 @@ def test_sigkill_while_writing_a_checkpoint_resumes_exactly(tmp_path: Path, poin
     assert [c.name for c in list_checkpoints(killed)] == ["step_00000002"]
     assert list((killed / "checkpoints").glob(".partial-step_00000004"))  # the torn write
     assert main([QUICKSTART, *common, f"out_dir={killed}", "resume=auto"]) == 0
-    a, b = train_events(straight), train_events(killed)
-    assert [e["step"] for e in b] == list(range(1, 9))
-    for ea, eb in zip(a, b):
-        for key in ("train/loss", "train/sigreg", "train/probe_loss", "train/lr"):
-            assert eb[key] == pytest.approx(ea[key], rel=1e-6), (ea["step"], key)
-    wa = load_file(str(list_checkpoints(straight)[-1] / "model.safetensors"))
-    wb = load_file(str(list_checkpoints(killed)[-1] / "model.safetensors"))
-    for key in wa:
-        torch.testing.assert_close(wb[key], wa[key], rtol=1e-6, atol=1e-7)
+    assert_same_run(killed, straight, steps=8)
     assert not list((killed / "checkpoints").glob(".partial-*"))

@@ -18,7 +18,11 @@ from levyjepa.data.images.fixed_size_images import FixedSizeImages, square_uint8
 from levyjepa.data.images.image_folder import image_folder
 from levyjepa.data.images.imagenette import imagenette
 from levyjepa.data.images.lazy_images import ImageFiles
-from levyjepa.data.loading.loader_options import epoch_reaches_workers, loader_options
+from levyjepa.data.loading.loader_options import (
+    epoch_reaches_workers,
+    ignore_stop_signals,
+    loader_options,
+)
 from levyjepa.data.views.multi_view import MultiViewDataset
 from levyjepa.data.views.seed_views import SeedViews
 from levyjepa.encoders.output import EncoderOutput
@@ -125,7 +129,8 @@ def test_persistent_workers_see_every_epoch() -> None:
                             views=1, seed=0)
     options = loader_options(data, workers=1, on_cuda=False, pin_memory=True,
                              persistent_workers=True)
-    assert options == {"num_workers": 1, "pin_memory": False, "persistent_workers": True}
+    assert options == {"num_workers": 1, "pin_memory": False, "persistent_workers": True,
+                       "worker_init_fn": ignore_stop_signals}
     loader = DataLoader(data, batch_size=4, **options)
     seen = []
     for epoch in range(2):

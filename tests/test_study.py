@@ -69,7 +69,8 @@ def test_verdict_wording_and_one_seed() -> None:
     one = t_interval([0.3])
     assert one.mean == 0.3 and one.n == 1 and not one.defined and math.isnan(one.low)
     assert not one.contains(0.3)
-    assert verdict(paired_difference([0.3], [0.4])[1]) == "95% interval undefined (n=1): no verdict"
+    assert verdict(paired_difference([0.3], [0.4])[1]) == ("no verdict: 1 seed, at least 3 are "
+                                                           "needed")
     assert t_interval([]).n == 0 and math.isnan(t_interval([]).mean)
     assert one.as_dict() == {"mean": 0.3, "low": None, "high": None, "n": 1, "sd": None,
                              "confidence": 0.95}
@@ -247,7 +248,7 @@ def test_tiny_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert record["overrides"][-1] == "priors.within.weight=1.0"
     text = (out / "study.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| classification/")]
-    assert len(rows) == 2 and all("interval undefined (n=1): no verdict" in r for r in rows)
+    assert len(rows) == 2 and all("no verdict: 1 seed, at least 3 are needed" in r for r in rows)
     assert "`priors.within.weight=1.0`" in text and "## Runs" in text
     assert (out / "study.png").read_bytes().startswith(PNG_MAGIC)
     assert main(args) == 0  # the same command again: both runs are done

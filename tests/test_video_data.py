@@ -217,12 +217,15 @@ def _corrupt_folder(root: Path, videos: Path) -> Path:
 
 
 @pytest.mark.parametrize("backend", [*BACKEND_PARAMS, "auto"])
-def test_unreadable_files_are_skipped_and_counted(tmp_path: Path, videos: Path, backend: str
-                                                  ) -> None:
+def test_unreadable_files_are_skipped_and_counted(tmp_path: Path, videos: Path, backend: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     root = _corrupt_folder(tmp_path / "corrupt", videos)
     dataset = clips(root, backend, frames_per_clip=4, frame_step=2, views=2)
-    with pytest.warns(RuntimeWarning, match="skipping unreadable video"):
-        items = [dataset[i] for i in range(len(dataset))]
+    items = [dataset[i] for i in range(len(dataset))]
+    reported = capsys.readouterr().err.splitlines()
+    assert [line.split(": ")[1] for line in reported] == [
+        f"skipping unreadable video {root / name}"
+        for name in ("2_garbage.mp4", "3_truncated.mp4", "4_empty.avi")]
     assert all(views.shape == (2, 3, 4, 32, 32) for views, _ in items)
     assert dataset.skipped_files == 3
     assert dataset.unreadable.tolist() == [0, 1, 1, 1, 0]

@@ -19,10 +19,11 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from levyjepa.cli_help import HelpFormatter, setting, settings_text
 from levyjepa.errors import ConfigError
 from levyjepa.eval.dense_features import FEATURES
 from levyjepa.eval.results_file import read_entries, record_entries, split_by_task, task_settings
-from levyjepa.eval.tasks import DENSE_KEYS, classification, dense, parse_tasks
+from levyjepa.eval.tasks import DENSE_KEYS, TASKS, classification, dense, parse_tasks
 from levyjepa.priors.levy_sheet import LevySheetPrior
 
 EVAL_FILE = "eval.json"
@@ -33,27 +34,32 @@ UNTRAINED_EVAL_FILE = "eval_untrained.json"
 class EvalConfig:
     """Settings of an offline evaluation (see the module docstring)."""
 
-    checkpoint: Optional[str] = None
-    k: int = 20
-    temperature: float = 0.07
-    weight_decay: float = 1e-4
-    linear_steps: int = 300
-    batch_size: int = 256
-    device: str = "auto"
-    max_train: Optional[int] = None
-    pictures: bool = True
-    out: Optional[str] = None
-    untrained: bool = False  # the recipe's freshly initialised encoder instead (a baseline)
-    progress: bool = True
-    task: Any = "classification"  # one or several of TASKS: task=segmentation,tracking
-    features: str = "tokens"  # dense tasks: tokens | tokens_proj
-    baselines: bool = True  # dense tasks: also the untrained encoder and raw pixels
-    seg_train: int = 512  # probe-training scenes
-    seg_test: int = 256  # test scenes
-    seg_iterations: int = 4000  # AdamW steps of the segmentation probe (batch 16)
-    clips: int = 16  # test clips of propagation and tracking
-    clip_frames: int = 16  # their length for an image encoder (a video encoder: num_frames)
-    trackers: bool = True  # log the dense pictures to the recipe's trackers
+    # each field's help is a line of `python -m levyjepa.eval --help` (levyjepa/cli_help.py)
+    checkpoint: Optional[str] = setting(None, "a checkpoint folder (null: the run's latest)")
+    k: int = setting(20, "neighbours of the weighted k-NN classifier")
+    temperature: float = setting(0.07, "k-NN: a neighbour's vote is exp(similarity / T)")
+    weight_decay: float = setting(1e-4, "linear probe: L2 penalty weight_decay / 2 * ||W||^2")
+    linear_steps: int = setting(300, "linear probe: at most this many L-BFGS iterations")
+    batch_size: int = setting(256, "items per forward while extracting features")
+    device: str = setting("auto", "auto, cpu or cuda")
+    max_train: Optional[int] = setting(None, "use the first N training items (null: all)")
+    pictures: bool = setting(True, "draw the pictures into RUN_DIR/pictures")
+    out: Optional[str] = setting(None, "the results file (null: RUN_DIR/eval.json, or "
+                                       "RUN_DIR/eval_untrained.json with untrained=true)")
+    untrained: bool = setting(False, "evaluate the recipe's freshly initialised encoder "
+                                     "instead (seeded by its seed): the baseline to beat")
+    progress: bool = setting(True, "progress bars while features are extracted")
+    task: Any = setting("classification", f"one or several of {', '.join(TASKS)}, e.g. "
+                                          "task=segmentation,tracking")
+    features: str = setting("tokens", f"dense tasks: the token field, {' or '.join(FEATURES)}")
+    baselines: bool = setting(True, "dense tasks: also the untrained encoder and raw pixels")
+    seg_train: int = setting(512, "segmentation: probe-training scenes")
+    seg_test: int = setting(256, "segmentation: test scenes")
+    seg_iterations: int = setting(4000, "segmentation: AdamW steps of the probe (batch 16)")
+    clips: int = setting(16, "propagation and tracking: test clips")
+    clip_frames: int = setting(16, "propagation and tracking: frames per clip for an image "
+                                   "encoder (a video encoder: its num_frames)")
+    trackers: bool = setting(True, "log the dense pictures to the recipe's trackers")
 
 
 def parse_overrides(items: Sequence[str]) -> tuple[EvalConfig, list[str]]:
@@ -232,9 +238,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog="python -m levyjepa.eval",
         description="Evaluate a run's frozen encoder: classification and dense tasks "
                     "(writes eval.json).",
+        formatter_class=HelpFormatter,
+        epilog=settings_text("settings (key=value, default shown; the protocols: pydoc "
+                             "levyjepa.eval):", EvalConfig)
+        + "\nAny other dotted key overrides the run's recipe, e.g. data.root=DIR.\n\n"
+          "examples:\n  python -m levyjepa.eval runs/quickstart k=200 temperature=0.1\n"
+          "  python -m levyjepa.eval RUN_DIR task=segmentation,propagation,tracking",
     )
     parser.add_argument("run_dir", help="a run directory (with config.yaml and checkpoints/)")
-    parser.add_argument("overrides", nargs="*", help="key=value settings or recipe overrides")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="settings (below) or recipe overrides")
     parser.add_argument("--traceback", action="store_true", help="show full tracebacks")
     args = parser.parse_intermixed_args(argv)
     show_traceback = args.traceback or os.environ.get("LEVYJEPA_TRACEBACK") == "1"

@@ -7,10 +7,10 @@ from typing import Optional
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from levyjepa.priors.cf_diagnostics import cf_diagnostics
 from levyjepa.priors.levy_sheet import LevySheetPrior
+from levyjepa.progress import progress_bar
 
 
 @torch.no_grad()
@@ -43,8 +43,7 @@ def extract_features(
     feats, labels = [], []
     stats: dict[str, list[torch.Tensor]] = {}
     encoder.eval()
-    for x, y in tqdm(loader, desc=progress, leave=False, dynamic_ncols=True,
-                     disable=not progress):
+    for x, y in progress_bar(loader, desc=progress, transient=True, enable=bool(progress)):
         out = encoder(x.unsqueeze(1).to(device))
         feats.append(out.emb.float().cpu())
         labels.append(torch.as_tensor(y).cpu())

@@ -28,6 +28,7 @@ way to the grid at hand: ``max(1, round(0.2 * min(h, w)))`` patches (2 on an 8 x
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 
 import torch
@@ -164,22 +165,110 @@ def evaluate_propagation(
         **kwargs: ``context``, ``radius``, ``topk``, ``temperature`` of :func:`propagate_masks`.
 
     Returns:
-        ``{"j_mean", "f_mean", "j_and_f"}`` floats averaged over clips, ``"clips"`` (count) and
-        ``"j_and_f_per_clip"`` (list).
+        ``{"j_mean", "f_mean", "j_and_f"}`` floats averaged over clips, ``"clips"`` (count),
+        ``"j_and_f_per_clip"`` (list) and ``"background_only_clips"``: the number of clips whose
+        propagated frames after the first are background everywhere (see
+        :func:`propagation_warning`).
     """
     if len(clips_feats) != len(clips_masks) or len(clips_feats) == 0:
         raise ValueError(f"clips_feats ({len(clips_feats)}) and clips_masks "
                          f"({len(clips_masks)}) must hold the same number >= 1 of clips")
-    scores = []
+    scores, background_only = [], 0
     for i, (feats, masks) in enumerate(zip(clips_feats, clips_masks)):
         if masks.ndim != 3 or masks.shape[0] != feats.shape[0]:
             raise ValueError(f"clips_masks[{i}] must be (T, H, W) with T = {feats.shape[0]}, "
                              f"got {tuple(masks.shape)}")
         pred = propagate_masks(feats, masks[0], patch=patch, **kwargs)
+        background_only += bool((pred[1:] == 0).all())  # read only: no score depends on it
         scores.append(video_j_and_f(pred.cpu(), masks.cpu().long()))
     out = {key: sum(s[key] for s in scores) / len(scores) for key in ("j_mean", "f_mean")}
     out["j_and_f"] = (out["j_mean"] + out["f_mean"]) / 2
-    return {**out, "clips": len(scores), "j_and_f_per_clip": [s["j_and_f"] for s in scores]}
+    return {**out, "clips": len(scores), "j_and_f_per_clip": [s["j_and_f"] for s in scores],
+            "background_only_clips": background_only}
+
+
+def object_reach(first_mask: torch.Tensor, patch: int, *,
+                 void_label: int | None = 255) -> list[tuple[float, bool]]:
+    """Each object of frame 0: its area in tokens and whether propagation can ever predict it.
+
+    Every propagated soft label (frame ``t >= 1``) is a convex combination of context labels,
+    and by induction of frame 0's average-pooled labels; the bilinear upsampling is one more
+    convex combination. An inequality ``share(object) <= share(background)`` that holds in
+    every token of frame 0 therefore holds at every pixel of every later frame, and the argmax
+    (the first channel on ties: background, id 0) never picks that object, whatever the features:
+    its J is 0 on every scored frame where it is visible. This happens when the token grid is
+    coarse next to the objects: an object that fills at most half of every token it touches,
+    the rest being background, is never predicted.
+
+    Args:
+        first_mask: Integer ``(H, W)`` instance map of frame 0 (0 = background).
+        patch: Patch side in pixels; ``H`` and ``W`` are multiples of it.
+        void_label: Id that is not an object (as in
+            :func:`levyjepa.eval.dense_metrics.video_j_and_f`), or ``None``.
+
+    Returns:
+        ``(area, reachable)`` per object id ``> 0`` of ``first_mask`` in id order: its pixel
+        count over ``patch ** 2``, and ``False`` when no token of frame 0 holds more of it than
+        of the background. Without background in frame 0 every object counts as reachable.
+    """
+    mask = first_mask.long().cpu()
+    ids = [k for k in torch.unique(mask).tolist() if 0 < k != void_label]
+    if not bool((mask == 0).any()):
+        return [(float((mask == k).sum()) / patch**2, True) for k in ids]
+    # pixel counts per token (exact integers): the shares of frame 0's soft labels times patch^2
+    background = F.avg_pool2d((mask == 0)[None].double(), patch, divisor_override=1)
+    out = []
+    for k in ids:
+        counts = F.avg_pool2d((mask == k)[None].double(), patch, divisor_override=1)
+        out.append((float(counts.sum()) / patch**2, bool((counts > background).any())))
+    return out
+
+
+def propagation_warning(
+    first_masks: Sequence[torch.Tensor],
+    *,
+    patch: int,
+    grid: tuple[int, int],
+    background_only: dict[str, int],
+    clips: int,
+) -> str | None:
+    """One line on a propagation result that cannot mean much, else ``None``.
+
+    Two cases, the first taking precedence (it is the cause of the second):
+
+    * the token grid is too coarse: at least half of frame 0's objects, over all clips, cannot
+      be propagated by any features (:func:`object_reach`); their J&F is then the same for
+      every source: the share of scored frames where they are out of sight (hidden or out of
+      the frame: J = F = 1 there, 0 elsewhere);
+    * some sources predicted background everywhere after frame 0 in every clip.
+
+    Args:
+        first_masks: Integer ``(H, W)`` frame-0 instance maps, one per clip.
+        patch: Patch side in pixels.
+        grid: The token grid ``(h, w)``.
+        background_only: ``source -> `` its ``background_only_clips`` of
+            :func:`evaluate_propagation`.
+        clips: Number of clips.
+
+    Returns:
+        The warning (without the ``levyjepa: warning:`` prefix) or ``None``.
+    """
+    reach = [r for mask in first_masks for r in object_reach(mask, patch)]
+    lost = sum(not ok for _, ok in reach)
+    if reach and 2 * lost >= len(reach):
+        areas = [area for area, _ in reach]
+        return (f"propagation: a {grid[0]} x {grid[1]} token grid (patch {patch} px) is too "
+                f"coarse for the objects: {lost} of {len(reach)} objects in frame 0 (median "
+                f"{statistics.median(areas):.2f} tokens, smallest {min(areas):.2f}) outweigh the "
+                "background in no token, so no features can propagate them and their J&F, the "
+                "same for every source, only counts the frames where they are out of sight; use "
+                "a larger image size or a smaller patch")
+    empty = [name for name, count in background_only.items() if count == clips]
+    if empty:
+        return (f"propagation: {', '.join(empty)} predicted background everywhere after frame "
+                f"0 in all {clips} clips: their J&F only counts the frames where the objects "
+                "are out of sight")
+    return None
 
 
 def _check_inputs(feats: torch.Tensor, first_mask: torch.Tensor, patch: int) -> tuple[int, ...]:

@@ -16,6 +16,7 @@ frame of every tubelet (:func:`levyjepa.eval.dense_features.clip_field`).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -75,12 +76,18 @@ def run_video_tasks(
 
     Returns:
         ``{"propagation": {source: {"j_mean", "f_mean", "j_and_f"}}, "tracking": {source:
-        {"delta_avg", "occlusion_acc"}}, "patch", "clips", "frames", "examples"}``; the
-        examples (clip 0: its frames, truth and every source's predicted masks and tracks) feed
-        the pictures.
+        {"delta_avg", "occlusion_acc"}}, "patch", "clips", "frames", "examples"}`` and, when
+        the propagation result cannot mean much, ``"warnings"`` (one line each, also printed
+        to stderr; :func:`levyjepa.eval.propagation.propagation_warning`); the examples (clip
+        0: its frames, truth and every source's predicted masks and tracks) feed the pictures.
     """
     from levyjepa.eval.dense_features import pixel_field
-    from levyjepa.eval.propagation import default_radius, evaluate_propagation, propagate_masks
+    from levyjepa.eval.propagation import (
+        default_radius,
+        evaluate_propagation,
+        propagate_masks,
+        propagation_warning,
+    )
     from levyjepa.eval.tracking import evaluate_tracking, track_points
 
     # every source sees the same frames: the encoders share the recipe, the pixels follow them
@@ -99,7 +106,7 @@ def run_video_tasks(
     masks = [torch.as_tensor(c.instances)[index] for c in clips]
     tracks = [torch.as_tensor(c.tracks)[:, index] for c in clips]
     visible = [torch.as_tensor(c.visible)[:, index] for c in clips]
-    h = next(iter(fields.values()))[0].shape[1]
+    h, w = next(iter(fields.values()))[0].shape[1:3]
     out: dict[str, Any] = {
         "patch": patch, "clips": len(clips), "frames": len(index),
         "frame_index": index.tolist(),
@@ -116,16 +123,25 @@ def run_video_tasks(
                                 "truth_tracks": tracks[0], "truth_visible": visible[0]}
     for task in tasks:
         out[task] = {}
+    background_only: dict[str, int] = {}
     for name, feats in fields.items():
         if "propagation" in tasks:
             res = evaluate_propagation(feats, masks, patch=patch)
             out["propagation"][name] = {k: float(res[k]) for k in ("j_mean", "f_mean",
                                                                    "j_and_f")}
+            background_only[name] = res["background_only_clips"]
             examples["masks"][name] = propagate_masks(feats[0], masks[0][0], patch=patch)
         if "tracking" in tasks:
             res = evaluate_tracking(feats, tracks, visible, patch=patch, frame_size=size)
             out["tracking"][name] = {k: float(v) for k, v in res.items()
                                      if k in ("delta_avg", "occlusion_acc")}
             examples["tracks"][name] = track_points(feats[0], tracks[0][:, 0], patch=patch)
+    if "propagation" in tasks:
+        # printed here, where the grid and the masks are known; kept in eval.json ("video")
+        warning = propagation_warning([m[0] for m in masks], patch=patch, grid=(h, w),
+                                      background_only=background_only, clips=len(clips))
+        if warning is not None:
+            print(f"levyjepa: warning: {warning}", file=sys.stderr, flush=True)
+            out["warnings"] = [warning]
     out["examples"] = examples
     return out

@@ -54,7 +54,7 @@ class FixedSizeImages(SkipsUnreadableFiles, Dataset):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels, self.size = images, labels, size
-        self.track_unreadable(len(images), on_error, noun="image")
+        self.track_unreadable(len(images), on_error, noun="image", files=images)
 
     def __len__(self) -> int:
         return len(self.images)

@@ -3,8 +3,8 @@
 Classes are the sub-folders of the training split, sorted by name (label ``k`` is the ``k``-th),
 each holding at least one image; the test split must use the same class names (it may lack some).
 Files are listed when the source is built and decoded one at a time when an item is read. A file
-that does not decode (corrupt, truncated) is, with ``on_error: skip``, reported with a warning
-naming it, counted in ``data/skipped_files`` and replaced by the next readable image; with
+that does not decode (corrupt, truncated) is, with ``on_error: skip``, reported on stderr in one
+line naming it, counted in ``data/skipped_files`` and replaced by the next readable image; with
 ``on_error: raise`` the run stops with one line naming it
 (:mod:`levyjepa.data.loading.skipped_files`). a local Imagenette 160 px copy (Imagenette, ``train/``
 and ``val/``) has this layout.
@@ -91,7 +91,7 @@ def image_folder(
         train_split: Sub-folder of the training split.
         test_split: Sub-folder of the test split (``None``: no evaluation).
         cache: Hold every file's encoded bytes in memory (read once, decoded on access).
-        on_error: ``skip`` (warn, count in ``data/skipped_files``, read the next image) or
+        on_error: ``skip`` (report, count in ``data/skipped_files``, read the next image) or
             ``raise`` (stop with one line naming the file) for images that do not decode, in
             every split.
 

@@ -79,7 +79,7 @@ def imagenette(
             ``frgfm/imagenette`` (``160px``) from the hub.
         cache: Hold the encoded files of ``root`` in memory (with ``root`` null the hub's
             Arrow files are memory-mapped already, and ``cache`` is refused).
-        on_error: ``skip`` (warn, count in ``data/skipped_files``, read the next image) or
+        on_error: ``skip`` (report, count in ``data/skipped_files``, read the next image) or
             ``raise`` (stop with one line naming the file) for images that do not decode.
 
     Returns:

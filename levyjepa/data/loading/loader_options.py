@@ -9,11 +9,46 @@
   workers see it: it says so with a true ``epoch_in_shared_memory`` attribute (as
   :class:`levyjepa.data.views.multi_view.MultiViewDataset` does). For any other dataset with
   ``set_epoch``, workers are not kept, rather than silently repeating the first epoch's views.
+
+Loader workers ignore SIGINT and SIGTERM from anyone but their own main process
+(:func:`ignore_stop_signals`): a terminal's Ctrl-C, and a cluster's SIGTERM, reach every
+process of the group, and the training loop (:mod:`levyjepa.interrupt`) decides when to stop; a
+worker that died of the signal would make the main process's DataLoader raise at once. A
+SIGTERM from the main process itself (how ``multiprocessing`` and the DataLoader end workers
+that outlive their loader) still ends the worker, or the main process would wait on it forever
+at exit.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from typing import Any
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """``worker_init_fn`` of the loaders: the worker ignores SIGINT, and SIGTERM unless its
+    main process sent it.
+
+    SIGTERM is blocked and taken by a thread that reads who sent it (``sigwaitinfo``); where
+    that does not exist (macOS, Windows) SIGTERM keeps its default action.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not hasattr(signal, "sigwaitinfo"):
+        return
+    parent = os.getppid()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    threading.Thread(target=_end_on_sigterm_from, args=(parent,), daemon=True,
+                     name="levyjepa-sigterm").start()
+
+
+def _end_on_sigterm_from(parent: int) -> None:
+    """Wait for SIGTERMs; end the process on one from ``parent``, ignore the others."""
+    while True:
+        info = signal.sigwaitinfo({signal.SIGTERM})
+        if info.si_pid == parent:
+            os._exit(128 + signal.SIGTERM)
 
 
 def epoch_reaches_workers(dataset: Any) -> bool:
@@ -36,13 +71,17 @@ def loader_options(
             when the dataset's epoch reaches started workers).
 
     Returns:
-        ``num_workers``, ``pin_memory`` and ``persistent_workers``.
+        ``num_workers``, ``pin_memory``, ``persistent_workers`` and, with workers,
+        ``worker_init_fn`` (:func:`ignore_stop_signals`).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
-    return dict(
+    options: dict[str, Any] = dict(
         num_workers=workers,
         pin_memory=bool(pin_memory and on_cuda),
         persistent_workers=bool(persistent_workers and workers > 0
                                 and epoch_reaches_workers(dataset)),
     )
+    if workers > 0:
+        options["worker_init_fn"] = ignore_stop_signals
+    return options

@@ -11,8 +11,8 @@ processes, and a resumed run sees the clips an uninterrupted one would. Test ite
 ``(view, label)`` with one view ``(3, T, size, size)`` from the middle of the video, resized
 and centre-cropped.
 
-**Unreadable files.** A file no backend can read is, with ``on_error="skip"``, reported with a
-``RuntimeWarning`` naming it, marked in ``ClipDataset.unreadable`` and replaced by the next
+**Unreadable files.** A file no backend can read is, with ``on_error="skip"``, reported on
+stderr in one line naming it, marked in ``ClipDataset.unreadable`` and replaced by the next
 readable item, with the randomness of the original index (so an epoch never stops on a damaged
 file and the other items are unchanged); with ``on_error="raise"`` the
 :class:`~levyjepa.data.video.video_sources.UnreadableVideo` propagates (one line on the command
@@ -105,7 +105,7 @@ class ClipDataset(SkipsUnreadableFiles, Dataset):
         self.frames_per_clip, self.frame_step, self.fps = frames_per_clip, frame_step, fps
         self.views, self.independent_starts = views, bool(independent_starts)
         self.short_video, self.seed = short_video, seed
-        self.track_unreadable(len(videos), on_error, noun="video")
+        self.track_unreadable(len(videos), on_error, noun="video", files=videos)
         # in shared memory, so that loader workers see the epoch the loop sets
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 

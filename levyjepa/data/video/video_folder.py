@@ -130,7 +130,7 @@ def video_folder(
         independent_starts: Give each view its own random temporal start.
         short_video: ``pad`` (repeat the last frame) or ``loop`` (wrap to the start) for videos
             shorter than a clip.
-        on_error: ``skip`` (warn, count in ``data/skipped_files``, read the next video) or
+        on_error: ``skip`` (report, count in ``data/skipped_files``, read the next video) or
             ``raise`` for unreadable files.
         seed: Seed of the per-(epoch, clip) randomness.
         crop_scale: Area range of the random resized crop.
@@ -163,6 +163,7 @@ def video_folder(
     center = ClipCenterView(size=size)
     train_eval = ClipDataset(VideoFiles(paths, **read), labels, transform=center, views=None,
                              **clip)
+    train_eval.share_unreadable(train)  # the same files: each skipped one reported once
     test = None
     if test_root is not None and classes:
         try:

@@ -78,7 +78,7 @@ class MultiViewDataset(SkipsUnreadableFiles, Dataset):
         self.images, self.labels = images, labels
         self.transform, self.views, self.seed = transform, views, seed
         self.local_transform, self.local_views = local_transform, local_views
-        self.track_unreadable(len(images), on_error, noun="image")
+        self.track_unreadable(len(images), on_error, noun="image", files=images)
         # in shared memory, so that persistent loader workers see the epoch the loop sets
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
@@ -134,7 +134,7 @@ class TransformedDataset(SkipsUnreadableFiles, Dataset):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels, self.transform = images, labels, transform
-        self.track_unreadable(len(images), on_error, noun="image")
+        self.track_unreadable(len(images), on_error, noun="image", files=images)
 
     def __len__(self) -> int:
         return len(self.images)

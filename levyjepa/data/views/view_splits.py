@@ -20,6 +20,7 @@ from torch import nn
 
 from levyjepa.data.images.fixed_size_images import FixedSizeImages
 from levyjepa.data.loading.image_source import ImageSource
+from levyjepa.data.loading.skipped_files import SkipsUnreadableFiles
 from levyjepa.data.loading.splits import DataSplits, ViewGroups
 from levyjepa.data.views.multi_view import MultiViewDataset, TransformedDataset
 from levyjepa.errors import ConfigError
@@ -76,6 +77,7 @@ def cpu_view_splits(source: ImageSource, *, transform: Transform, views: int, se
                              local_views=local_views)
     train_eval = TransformedDataset(images, labels, transform=test_transform,
                                     on_error=source.on_error)
+    train_eval.share_unreadable(train)  # the same files: each skipped one reported once
     test = None
     if source.test is not None:
         test = TransformedDataset(source.test.images, source.test.labels,
@@ -89,4 +91,6 @@ def device_view_splits(splits: DataSplits, source: ImageSource, *, load_size: in
     """``splits`` with uint8 training images of ``load_size`` px and device-made views."""
     train = FixedSizeImages(source.train.images, source.train.labels, size=load_size,
                             on_error=source.on_error)
+    if isinstance(splits.train_eval, SkipsUnreadableFiles):  # the same files
+        train.share_unreadable(splits.train_eval)
     return dataclasses.replace(splits, train=train, device_views=device_views)
