@@ -109,3 +109,16 @@ def test_a_run_that_failed_before_its_first_step_does_not_block_its_rerun(
     # a run that has saved something is still protected
     assert main(args) == 2
     assert "already holds a run" in one_line(capsys.readouterr().err)
+
+
+def test_an_interruption_outside_the_steps_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second Ctrl-C, or one while the run is being built or evaluated: exit 130, one line."""
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("levyjepa.train.train", interrupted)
+    assert main([QUICKSTART, *TINY, f"out_dir={tmp_path / 'run'}"]) == 130
+    assert one_line(capsys.readouterr().err) == (
+        "levyjepa: interrupted; the run's last complete checkpoint (if any) is where "
+        "resume=auto continues")
