@@ -40,14 +40,15 @@ class TrainingInterrupted(Exception):
         checkpoint: The checkpoint folder.
         run_dir: The run directory.
         main_process: Whether this process is the one that reports.
+        distributed: Whether the run has several processes (started by a launcher).
     """
 
     def __init__(self, signum: int, *, step: int, checkpoint: Any, run_dir: Any,
-                 main_process: bool) -> None:
+                 main_process: bool, distributed: bool) -> None:
         self.signal_name = signal.Signals(signum).name
         self.exit_status = 128 + signum
         self.step, self.checkpoint, self.run_dir = step, checkpoint, run_dir
-        self.main_process = main_process
+        self.main_process, self.distributed = main_process, distributed
         super().__init__(f"{self.signal_name} after step {step}: checkpoint {checkpoint}")
 
 
@@ -152,7 +153,8 @@ def stop_after_signal(run: Any, signum: int, *, step: int, checkpointed: bool
         checkpoint(run, step)
     saved = list_checkpoints(run.run_dir)[-1]
     stopped = TrainingInterrupted(signum, step=step, checkpoint=saved, run_dir=run.run_dir,
-                                  main_process=run.accelerator.is_main_process)
+                                  main_process=run.accelerator.is_main_process,
+                                  distributed=run.accelerator.num_processes > 1)
     if run.accelerator.is_main_process:
         atomic_write_json(run.run_dir / "summary.json", {
             "recipe": run.cfg.name, "run_dir": str(run.run_dir), "steps": step,

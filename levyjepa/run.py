@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except TrainingInterrupted as stop:
             if stop.main_process:
                 again = resume_command([args.recipe, *args.overrides], stop.run_dir,
-                                       distributed=int(os.environ.get("WORLD_SIZE", "1")) > 1)
+                                       distributed=stop.distributed)
                 print(f"levyjepa: stopped by {stop.signal_name} after step {stop.step}, "
                       f"checkpoint {stop.checkpoint}; continue with: {again}", file=sys.stderr)
             return stop.exit_status

@@ -169,11 +169,10 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
         for task, info in details.items():
             result[task] = {k: v for k, v in info.items() if k != "examples"}
     result["time_s"] = time.perf_counter() - started
-    device_type = device.type
     entries = [{"task": task, "checkpoint": _checkpoint_name(run.checkpoint, run_dir),
                 "step": run.step, "untrained": settings.untrained, "run_dir": str(run_dir),
                 "recipe_overrides": list(recipe_overrides),
-                "settings": task_settings(task, settings, device=device_type),
+                "settings": task_settings(task, settings, device=device.type),
                 "time_s": result["time_s"], "result": part}
                for task, part in split_by_task(result, tasks).items()]
     record_entries(out, entries)  # the scores are safe before any picture is drawn
