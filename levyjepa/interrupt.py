@@ -10,9 +10,12 @@ the command that continues the run (``resume=auto``) and exits with ``128 + sign
 With several processes every one of them must stop after the same step, or the checkpoint's
 collective writes would hang: the flag is agreed by one reduction per step
 (:meth:`StopSignals.agreed`). A terminal's Ctrl-C reaches the loader workers too (they share
-the process group): they ignore both signals
-(:func:`levyjepa.data.loading.loader_options.ignore_stop_signals`), so the batch in
-flight is not lost to a dead worker; they end when the main process does.
+the process group): they ignore it
+(:func:`levyjepa.data.loading.loader_options.ignore_stop_signals`), so no worker dies under
+the step being finished; they end when the main process does. SIGTERM is meant for the main
+process (``kill PID``): workers keep its default action, which is how their main process ends
+them, so a SIGTERM sent to the whole process group ends them too and the run stops with the
+DataLoader's error instead.
 """
 
 from __future__ import annotations

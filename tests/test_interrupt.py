@@ -25,9 +25,10 @@ LONG = [*TINY, "trainer.epochs=500", "trainer.eval_every=0"]
 
 
 def interrupted_run(out: Path, signum: int, *extra: str) -> tuple[int, str, int]:
-    """Start a training process in its own process group, send ``signum`` to the whole group
-    (as a terminal's Ctrl-C does: loader workers included) once 3 steps are logged; returns
-    the exit status, standard error and the last step logged before the signal."""
+    """Start a training process in its own process group once 3 steps are logged, send
+    ``signum``: SIGINT to the whole group (as a terminal's Ctrl-C does: loader workers
+    included), SIGTERM to the main process (as ``kill PID`` does); returns the exit status,
+    standard error and the last step logged before the signal."""
     proc = subprocess.Popen([sys.executable, "-m", "levyjepa.run", QUICKSTART, *LONG,
                              f"out_dir={out}", *extra], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -37,7 +38,10 @@ def interrupted_run(out: Path, signum: int, *extra: str) -> tuple[int, str, int]
         time.sleep(0.02)
         lines = metrics.read_text().splitlines() if metrics.is_file() else []
         seen = len([line for line in lines if line.endswith("}")])
-    os.killpg(proc.pid, signum)
+    if signum == signal.SIGINT:
+        os.killpg(proc.pid, signum)
+    else:
+        os.kill(proc.pid, signum)
     _, err = proc.communicate(timeout=240)
     return proc.returncode, err, seen
 
@@ -46,7 +50,7 @@ def interrupted_run(out: Path, signum: int, *extra: str) -> tuple[int, str, int]
 def test_a_signal_checkpoints_the_step_says_how_to_continue_and_resumes_exactly(
         tmp_path: Path, signum: int) -> None:
     out = tmp_path / "run"
-    workers = ["data.workers=1"]  # the signal reaches the loader worker too
+    workers = ["data.workers=1"]  # Ctrl-C reaches the loader worker too
     status, err, seen = interrupted_run(out, signum, *workers)
     name = signal.Signals(signum).name
     assert status == 128 + signum, err

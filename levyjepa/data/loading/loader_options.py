@@ -10,52 +10,24 @@
   :class:`levyjepa.data.views.multi_view.MultiViewDataset` does). For any other dataset with
   ``set_epoch``, workers are not kept, rather than silently repeating the first epoch's views.
 
-Loader workers ignore SIGINT and SIGTERM from anyone but their own main process
-(:func:`ignore_stop_signals`): a terminal's Ctrl-C, and a cluster's SIGTERM, reach every
-process of the group, and the training loop (:mod:`levyjepa.interrupt`) decides when to stop; a
-worker that died of the signal would make the main process's DataLoader raise at once. A
-SIGTERM from the main process itself (how ``multiprocessing`` and the DataLoader end workers
-that outlive their loader) still ends the worker, or the main process would wait on it forever
-at exit.
+Loader workers ignore SIGINT (:func:`ignore_stop_signals`): a terminal's Ctrl-C reaches every
+process of its group, and the training loop (:mod:`levyjepa.interrupt`) decides when to stop; a
+worker that died of it would make the main process's DataLoader raise at once. SIGTERM keeps
+its default action: it is how ``multiprocessing`` and the DataLoader end workers that outlive
+their loader, so a worker must die of it (ignored, the main process would wait on it forever at
+exit; caught, its later death made the DataLoader report a failed worker at exit). A SIGTERM
+sent to the whole process group (some cluster schedulers) therefore still ends the workers.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import threading
 from typing import Any
 
 
 def ignore_stop_signals(worker_id: int) -> None:
-    """``worker_init_fn`` of the loaders: the worker ignores SIGINT, and SIGTERM unless its
-    main process sent it.
-
-    SIGTERM is blocked and taken by a thread that reads who sent it (``sigwaitinfo``); where
-    that does not exist (macOS, Windows) SIGTERM keeps its default action.
-    """
+    """``worker_init_fn`` of the loaders: the worker ignores SIGINT (see the module docstring)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if not hasattr(signal, "sigwaitinfo"):
-        return
-    parent = os.getppid()
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    threading.Thread(target=_end_on_sigterm_from, args=(parent,), daemon=True,
-                     name="levyjepa-sigterm").start()
-
-
-def _end_on_sigterm_from(parent: int) -> None:
-    """Wait for SIGTERMs; end the process on one from ``parent``, ignore the others.
-
-    The worker dies of the signal itself, as it would without this thread, so the main process
-    sees the ending it saw before. An ``os._exit(143)`` instead made the DataLoader's child
-    handler report a worker that "exited unexpectedly with exit code 143" (a traceback at the
-    main process's exit, after the quickstart's pictures).
-    """
-    while True:
-        info = signal.sigwaitinfo({signal.SIGTERM})
-        if info.si_pid == parent:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-            signal.raise_signal(signal.SIGTERM)  # to this thread: the default action, death
 
 
 def epoch_reaches_workers(dataset: Any) -> bool:
