@@ -37,10 +37,10 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Clock, emit, host_rss_bytes, machine, markdown_table, median  # noqa: E402
 
+from levyjepa.config.recipe import load_recipe  # noqa: E402
 from levyjepa.data.build import build_splits  # noqa: E402
 from levyjepa.data.loading.loader_options import loader_options  # noqa: E402
 from levyjepa.data.loading.sampling import EpochShuffleSampler  # noqa: E402
-from levyjepa.recipe import load_recipe  # noqa: E402
 
 
 def measure(splits: Any, *, batch_size: int, workers: int, batches: int, warmup: int,

@@ -26,10 +26,10 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
+from levyjepa.core.registry import METHODS
 from levyjepa.data.build import build_splits
 from levyjepa.methods.hamiltonian import leapfrog
-from levyjepa.registry import METHODS
-from levyjepa.trained import MODEL_FILE, encoder_state, load_trained
+from levyjepa.training.trained import MODEL_FILE, encoder_state, load_trained
 
 
 def _states(method, encoder, clips: torch.Tensor, starts: torch.Tensor, grid) -> torch.Tensor:

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from levyjepa.study_stats import paired_difference, t_interval, verdict
+from levyjepa.studies.stats import paired_difference, t_interval, verdict
 
 
 def run_one(recipe: Path, seed: int, out: Path, overrides: list[str]) -> dict:

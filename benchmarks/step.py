@@ -6,12 +6,13 @@ Usage::
                               [--json] [--no-flops] [--peak-tflops T]
 
 Three loops run on the same recipe (same data source and loader, encoder, method, attached
-priors, probe, optimiser and schedule, built the way :func:`levyjepa.run_setup.build_run` builds
-them, with :func:`levyjepa.methods.build.build_method`), alternately, ``--rounds``
+priors, probe, optimiser and schedule, built the way :func:`levyjepa.training.setup.build_run`
+builds them, with :func:`levyjepa.methods.build.build_method`), alternately, ``--rounds``
 times (in reverse order every other round), each for ``--warmup`` untimed and ``--steps`` timed
 steps:
 
-* ``toolkit``: :func:`levyjepa.train.train` itself (Accelerate, the metrics log, progress bar,
+* ``toolkit``: :func:`levyjepa.training.loop.train` itself (Accelerate, the metrics log, progress
+bar,
   checks and diagnostics as the recipe sets them), timed between optimiser steps through its
   ``on_step`` hook;
 * ``plain``: the same step as a bare PyTorch loop (no Accelerate, no logging): load, (views on
@@ -68,7 +69,6 @@ from common import (  # noqa: E402
     emit,
     host_rss_bytes,
     machine,
-    markdown_table,
     median,
     peak_tflops,
 )
@@ -84,11 +84,10 @@ from step_pieces import (  # noqa: E402
     training_device,
     view_groups_of,
 )
+from step_tables import PHASES, tables  # noqa: E402
 
+from levyjepa.config.recipe import load_recipe  # noqa: E402
 from levyjepa.methods.base import MethodOutput  # noqa: E402
-from levyjepa.recipe import load_recipe  # noqa: E402
-
-PHASES = ("data", "device_views", "forward", "priors", "backward", "optimizer")
 
 
 def plain_loop(p: Pieces, *, steps: int, warmup: int, phases: bool, first_step: int
@@ -137,8 +136,9 @@ def plain_loop(p: Pieces, *, steps: int, warmup: int, phases: bool, first_step: 
 
 def toolkit_loop(cfg: DictConfig, *, steps: int, warmup: int, device: torch.device
                  ) -> list[dict[str, float]]:
-    """Run :func:`levyjepa.train.train` for ``warmup + steps`` steps; per timed step, its time."""
-    from levyjepa.train import train
+    """Run :func:`levyjepa.training.loop.train` for ``warmup + steps`` steps; per timed step, its
+    time."""
+    from levyjepa.training.loop import train
 
     clock = Clock(device)
     stamps: list[tuple[float, float, float, float, int]] = []  # (step done, hook done) x
@@ -355,60 +355,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print()
         print(tables(summary))
     return summary
-
-
-def tables(s: dict[str, Any]) -> str:
-    """The summary as Markdown tables."""
-    mib = 2 ** 20
-    m = s["machine"]
-    lines = [f"**{s['recipe']}** {' '.join(s['overrides'])}", "",
-             f"machine: {m.get('gpu') or m['cpu']}, {m['cores']} cores, torch {m['torch']}, "
-             f"{m['torch_threads']} threads (OpenMP wait policy {m['omp_wait_policy']}), "
-             f"load average {m['load_avg_1_5_15']}", ""]
-    rows = []
-    for name, loop in s["loops"].items():
-        device_mem = loop.get("peak_device_bytes")
-        rows.append([name, loop["steps"], f"{loop['step_s'] * 1e3:.1f}",
-                     f"{loop['cpu_s'] * 1e3:.1f}",
-                     f"{loop['views_per_s']:.1f}", f"{loop['peak_rss_bytes'] / mib:.0f}",
-                     f"{device_mem / mib:.0f}" if device_mem else "-"])
-    lines.append(markdown_table(["loop", "timed steps", "step ms (median)",
-                                 "process CPU ms (median)", "views/s", "peak host RSS MiB",
-                                 "peak device MiB"], rows))
-    if s["toolkit_over_plain"]:
-        lines += ["", f"toolkit / plain step time: {s['toolkit_over_plain']:.3f} "
-                      f"(overhead {100 * (s['toolkit_over_plain'] - 1):+.1f}%); in process CPU "
-                      f"time: {s['toolkit_over_plain_cpu_time']:.3f}"]
-    phases = s["loops"].get("phases")
-    if phases:
-        total = sum(phases.get(f"{ph}_s", 0.0) for ph in PHASES)
-        rows = [[ph, f"{phases[f'{ph}_s'] * 1e3:.1f}", f"{100 * phases[f'{ph}_s'] / total:.1f}%"]
-                for ph in PHASES if f"{ph}_s" in phases]
-        lines += ["", markdown_table(["phase", "ms (median)", "share"], rows)]
-    rows = [[p["name"] + (f" ({p['term']} on {p['input']})" if p.get("term") else ""),
-             "x".join(map(str, p["shape"])), f"{p['fwd_bwd_s'] * 1e3:.2f}",
-             f"{100 * p['share_of_step']:.2f}%" if p["share_of_step"] else "-"]
-            for p in s["priors"]]
-    lines += ["", markdown_table(["term", "input", "fwd+bwd ms", "share of plain step"], rows)]
-    extra = []
-    if s["flops_per_step"]:
-        extra.append(f"{s['flops_per_step'] / 1e9:.1f} GFLOP/step, "
-                     f"{s['achieved_tflops'] * 1e3:.1f} GFLOP/s achieved")
-    if s.get("mfu") is not None:
-        extra.append(f"MFU {100 * s['mfu']:.1f}% of {s['peak_tflops']:.0f} TFLOP/s bf16")
-    hours = s["projected_hours"]
-    duration = f"{hours * 60:.0f} min" if hours < 10 else f"{hours:.1f} h"
-    extra.append(f"{s['epochs']} epochs x {s['steps_per_epoch']} steps at the "
-                 f"{'toolkit' if 'toolkit' in s['loops'] else 'plain'} step time: {duration}")
-    if "projected_hours_with_epoch_costs" in s:
-        total = s["projected_hours_with_epoch_costs"]
-        extra.append(f"with evaluation ({s.get('eval_s', 0.0):.1f} s each) and checkpoints "
-                     f"({s['checkpoint_s']:.1f} s each): "
-                     + (f"{total * 60:.0f} min" if total < 10 else f"{total:.1f} h"))
-    else:
-        extra.append("evaluation and checkpoints excluded (--epoch-costs)")
-    lines += ["", "; ".join(extra)]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The pieces of one training step, built as :func:`levyjepa.run_setup.build_run` builds them
+"""The pieces of one training step, built as :func:`levyjepa.training.setup.build_run` builds them
 (used by ``benchmarks/step.py``)."""
 
 from __future__ import annotations
@@ -14,22 +14,22 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from levyjepa.attached_priors import AttachedPriors
+from levyjepa.core.registry import ENCODERS
 from levyjepa.data.build import build_splits
 from levyjepa.data.loading.loader_options import loader_options
 from levyjepa.data.loading.sampling import EpochShuffleSampler
+from levyjepa.methods.attached_priors import AttachedPriors
 from levyjepa.methods.base import MethodOutput
 from levyjepa.methods.build import build_method, encoder_runtime
-from levyjepa.model import Pretrainer
-from levyjepa.optim import build_optimizer, build_scheduler
-from levyjepa.probe import OnlineProbe
-from levyjepa.registry import ENCODERS
-from levyjepa.speed import apply_speed_options, channels_last_views
+from levyjepa.training.model import Pretrainer
+from levyjepa.training.online_probe import OnlineProbe
+from levyjepa.training.optim import build_optimizer, build_scheduler
+from levyjepa.training.speed import apply_speed_options, channels_last_views
 
 
 @dataclass
 class Pieces:
-    """Everything one training step uses, built as :func:`levyjepa.run_setup.build_run`
+    """Everything one training step uses, built as :func:`levyjepa.training.setup.build_run`
     builds it."""
 
     cfg: DictConfig
@@ -48,7 +48,7 @@ class Pieces:
 
 
 def training_device(cfg: DictConfig) -> torch.device:
-    """The device :func:`levyjepa.train.train` would use for this recipe."""
+    """The device :func:`levyjepa.training.loop.train` would use for this recipe."""
     if cfg.trainer.device == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda")

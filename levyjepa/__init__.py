@@ -1,11 +1,11 @@
 """levyjepa: self-supervised ViT pretraining with LeJEPA and Lévy-sheet priors.
 
 The registries (encoders, priors, methods, data sources) are the extension points; importing
-the package registers the built-in components, and :func:`levyjepa.plugins.load_plugins` adds
+the package registers the built-in components, and :func:`levyjepa.config.plugins.load_plugins` adds
 installed and recipe plugins.
 """
 
-from levyjepa.registry import DATA, ENCODERS, METHODS, PRIORS, VIEWS, Registry
+from levyjepa.core.registry import DATA, ENCODERS, METHODS, PRIORS, VIEWS, Registry
 
 __version__ = "0.1.0"
 

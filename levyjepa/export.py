@@ -36,9 +36,9 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 import levyjepa
-from levyjepa.atomic import atomic_write_bytes, atomic_write_text
-from levyjepa.cli_help import HelpFormatter
-from levyjepa.errors import ConfigError
+from levyjepa.core.atomic import atomic_write_bytes, atomic_write_text
+from levyjepa.core.cli_help import HelpFormatter
+from levyjepa.core.errors import ConfigError
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "export", "load_encoder", "main"]
 
@@ -58,7 +58,7 @@ def export(run_dir: str | Path, out_dir: Optional[str | Path] = None, *,
     Returns:
         The destination folder.
     """
-    from levyjepa.trained import load_trained
+    from levyjepa.training.trained import load_trained
 
     run_dir = Path(run_dir)
     run = load_trained(run_dir, checkpoint=checkpoint)
@@ -92,8 +92,8 @@ def load_encoder(path: str | Path, *, device: str = "cpu") -> nn.Module:
     Raises:
         ConfigError: if a file is missing or does not match the config.
     """
-    from levyjepa.plugins import load_plugins
-    from levyjepa.registry import ENCODERS
+    from levyjepa.config.plugins import load_plugins
+    from levyjepa.core.registry import ENCODERS
 
     path = Path(path)
     folder = path.parent if path.suffix == ".safetensors" else path

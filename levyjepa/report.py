@@ -46,9 +46,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from levyjepa.atomic import atomic_write_bytes, atomic_write_text
-from levyjepa.cli_help import HelpFormatter
-from levyjepa.errors import ConfigError
+from levyjepa.core.atomic import atomic_write_bytes, atomic_write_text
+from levyjepa.core.cli_help import HelpFormatter
+from levyjepa.core.errors import ConfigError
 
 __all__ = [
     "REPORT_FILE",

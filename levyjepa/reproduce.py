@@ -48,12 +48,12 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from levyjepa.atomic import atomic_write_bytes, atomic_write_text
-from levyjepa.cli_help import HelpFormatter
-from levyjepa.errors import ConfigError
+from levyjepa.core.atomic import atomic_write_bytes, atomic_write_text
+from levyjepa.core.cli_help import HelpFormatter
+from levyjepa.core.errors import ConfigError
 from levyjepa.report import REPORT_FILE, RunResult, draw_curve, read_run, write_report
 from levyjepa.report import format_number as _number
-from levyjepa.seed_results import SEED_EPOCHS, SEED_RUNS, SeedRun
+from levyjepa.studies.seed_results import SEED_EPOCHS, SEED_RUNS, SeedRun
 
 __all__ = ["RUNS", "RunResult", "main", "parse_runs", "plot_curves", "read_run",
            "results_table", "run_one", "write_results"]
@@ -89,7 +89,7 @@ def run_one(recipe: Path, run_dir: Path, overrides: Sequence[str]) -> bool:
     Returns:
         Whether it trained (``False``: skipped, its summary is there for the same length).
     """
-    from levyjepa.recipe import load_recipe
+    from levyjepa.config.recipe import load_recipe
 
     cfg = load_recipe(recipe, [*overrides, f"out_dir={run_dir}", "resume=auto"])
     if (run_dir / "summary.json").is_file() and (run_dir / "config.yaml").is_file():
@@ -98,7 +98,7 @@ def run_one(recipe: Path, run_dir: Path, overrides: Sequence[str]) -> bool:
             print(f"reproduce: {recipe.stem}: complete in {run_dir}, skipped (delete its "
                   "summary.json to run it again)")
             return False
-    from levyjepa.train import train
+    from levyjepa.training.loop import train
 
     train(cfg)
     # Free the finished run's loader iterators now: left to the garbage collector, they could be

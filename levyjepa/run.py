@@ -30,7 +30,7 @@ Errors in the recipe or the command line are printed as one line, exit status 2;
 by a non-finite loss or gradient (``trainer.on_nonfinite: stop``) prints one line, exit status 3.
 Ctrl-C (SIGINT) or SIGTERM during training finishes the current step, writes a checkpoint and
 prints one line with the command that continues the run, exit status 130 (SIGINT) or 143
-(SIGTERM); the same signal twice stops at once (:mod:`levyjepa.interrupt`).
+(SIGTERM); the same signal twice stops at once (:mod:`levyjepa.training.interrupt`).
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from levyjepa.cli_help import HelpFormatter, settings_text
-from levyjepa.errors import ConfigError
-from levyjepa.schema import Recipe
+from levyjepa.config.schema import Recipe
+from levyjepa.core.cli_help import HelpFormatter, settings_text
+from levyjepa.core.errors import ConfigError
 
 SECTIONS = {
     "data": "the data source {name, ...} and the loader keys batch_size, workers",
@@ -54,7 +55,7 @@ SECTIONS = {
     "trainer": "length, device, precision, evaluation and checkpoint cadence, speed",
     "log": "logging cadence, progress bar, trackers, pictures, diagnostics",
 }
-"""The recipe's sections (``levyjepa/schema.py``), as ``--help`` lists them."""
+"""The recipe's sections (``levyjepa/config/schema.py``), as ``--help`` lists them."""
 
 TOP_LEVEL = {
     "name": "the run's name (null: the recipe file's stem)",
@@ -104,18 +105,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from omegaconf import OmegaConf
 
-        from levyjepa.recipe import load_recipe
+        from levyjepa.config.recipe import load_recipe
 
         cfg = load_recipe(args.recipe, args.overrides)
         if args.print_config:
             print(OmegaConf.to_yaml(cfg), end="")
             return 0
-        from levyjepa.interrupt import TrainingInterrupted, resume_command
-        from levyjepa.nonfinite import NonFiniteError
-        from levyjepa.train import train
+        from accelerate import PartialState
+
+        from levyjepa.training.interrupt import TrainingInterrupted, resume_command
+        from levyjepa.training.loop import train
+        from levyjepa.training.nonfinite import NonFiniteError
 
         try:
-            train(cfg)
+            summary = train(cfg)
         except NonFiniteError as err:
             if show_traceback:
                 raise
@@ -128,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"levyjepa: stopped by {stop.signal_name} after step {stop.step}, "
                       f"checkpoint {stop.checkpoint}; continue with: {again}", file=sys.stderr)
             return stop.exit_status
+        if cfg.log.first_look and PartialState().is_main_process:
+            from levyjepa.eval.first_look import first_look_of_run
+
+            first_look_of_run(Path(summary["run_dir"]), progress=cfg.log.progress)
     except ConfigError as err:
         if show_traceback:
             raise

@@ -28,7 +28,7 @@ After every run, ``DIR/study.json`` (every per-seed value, atomically), ``DIR/st
 metric: each arm's mean and 95% Student t interval across seeds, the per-seed values, the
 paired difference B - A with its own interval, a verdict, the baselines of ``eval.json``; the
 wall time of every run) and ``DIR/study.png`` (one panel per metric) are rewritten; the
-statistics are :mod:`levyjepa.study_stats`, the report :mod:`levyjepa.study_report`. Below 3
+statistics are :mod:`levyjepa.studies.stats`, the report :mod:`levyjepa.studies.tables`. Below 3
 seeds there is no verdict, and the study ends with one warning line on stderr.
 
 The same command resumes an interrupted study: a run whose ``eval.json`` exists and whose
@@ -67,10 +67,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from levyjepa.atomic import atomic_write_json
-from levyjepa.cli_help import HelpFormatter
-from levyjepa.errors import ConfigError
-from levyjepa.study_metrics import baselines_of, metrics_of
+from levyjepa.core.atomic import atomic_write_json
+from levyjepa.core.cli_help import HelpFormatter
+from levyjepa.core.errors import ConfigError
+from levyjepa.studies.metrics import baselines_of, metrics_of
 
 __all__ = ["Arm", "RunFailed", "baselines_of", "main", "metrics_of", "run_study"]
 
@@ -123,8 +123,8 @@ def _planned_differences(arm: Arm, seed: int, run_dir: Path, common: Sequence[st
     """
     from omegaconf import OmegaConf
 
-    from levyjepa.recipe import load_recipe
-    from levyjepa.run_dir import MAY_CHANGE_ON_RESUME, flatten_recipe
+    from levyjepa.config.recipe import load_recipe
+    from levyjepa.training.run_dir import MAY_CHANGE_ON_RESUME, flatten_recipe
 
     cfg = load_recipe(arm.recipe, [*_train_settings(seed, run_dir), *common, *arm.overrides])
     if not (run_dir / "config.yaml").is_file():
@@ -145,7 +145,7 @@ def _config_digest(arm: Arm, seed: int, run_dir: Path, common: Sequence[str]) ->
 
     from omegaconf import OmegaConf
 
-    from levyjepa.recipe import load_recipe
+    from levyjepa.config.recipe import load_recipe
 
     cfg = load_recipe(arm.recipe, [*_train_settings(seed, run_dir), *common, *arm.overrides])
     return hashlib.sha256(OmegaConf.to_yaml(cfg, sort_keys=True).encode()).hexdigest()
@@ -233,7 +233,7 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
         ConfigError: a recipe or override is wrong, or a run folder holds another recipe's run.
         RunFailed: a training or evaluation failed.
     """
-    from levyjepa.study_report import plot_study, study_markdown, summarize
+    from levyjepa.studies.tables import plot_study, study_markdown, summarize
 
     for seed in seeds:  # every recipe is checked before the first run starts
         for arm in arms:
@@ -367,7 +367,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2 if isinstance(err, ConfigError) else 1
     print(f"study: {len(study['runs'])} runs, {study['total_run_s']:.1f} s of runs in all; "
           f"wrote {out / STUDY_MD}, {out / STUDY_JSON} and {out / STUDY_PNG}", flush=True)
-    from levyjepa.study_report import seed_warning
+    from levyjepa.studies.tables import seed_warning
 
     if (warning := seed_warning(study)) is not None:  # last, where it is read
         print(f"levyjepa: warning: {warning}", file=sys.stderr)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from levyjepa import atomic
+from levyjepa.core import atomic
 
 
 def test_write_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -16,13 +16,13 @@ import torch
 from test_train import ROOT, TINY_VIDEO, read_metrics, tiny
 from torch.utils.data import DataLoader
 
+from levyjepa.core.errors import ConfigError, UnreadableFile
+from levyjepa.core.registry import DATA
 from levyjepa.data.build import splits_from
 from levyjepa.data.images.lazy_images import ImageFiles, UnreadableImage
 from levyjepa.data.loading.skipped_files import skipped_files_metric
 from levyjepa.data.video.video_sources import UnreadableVideo
 from levyjepa.data.views.multi_view import MultiViewDataset
-from levyjepa.errors import ConfigError, UnreadableFile
-from levyjepa.registry import DATA
 
 CORRUPT = "train/class_0/img_3.JPEG"  # item 3 of 8: random bytes
 TRUNCATED = "train/class_1/img_3.JPEG"  # item 7 of 8 (the last): a real JPEG cut in half

@@ -1,4 +1,4 @@
-"""Density and CDF from a characteristic function (levyjepa.cf_inversion)."""
+"""Density and CDF from a characteristic function (levyjepa.diagnostics.cf_inversion)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 from scipy import stats
 
-from levyjepa.cf_inversion import cdf, density, inversion_grid
-from levyjepa.pictures import ks_distance
-from levyjepa.priors.levy_sheet import LevySheet2D
+from levyjepa.diagnostics.cf_inversion import cdf, density, inversion_grid
+from levyjepa.diagnostics.pictures import ks_distance
+from levyjepa.priors.jump_diffusion_sheets import LevySheet2D
 from levyjepa.priors.sheet_sampler import sample_levy_sheet
 from levyjepa.priors.stencils import axis_2d, diagonal_2d
 

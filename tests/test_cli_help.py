@@ -3,7 +3,7 @@
 ``python -m levyjepa.<command> --help`` is run in this process (``main(["--help"])``): the
 evaluation lists every field of ``EvalConfig`` as ``name=default``, ``run`` the recipe's
 sections and top-level keys, and every option that takes a value shows its default. The
-progress helper (:mod:`levyjepa.progress`) writes no escape code and no carriage return to a
+progress helper (:mod:`levyjepa.core.progress`) writes no escape code and no carriage return to a
 stream that is not a terminal.
 """
 
@@ -17,8 +17,14 @@ from typing import Optional
 
 import pytest
 
-from levyjepa.cli_help import HelpFormatter, field_default, format_value, setting, settings_lines
-from levyjepa.progress import LogLines, progress_bar
+from levyjepa.core.cli_help import (
+    HelpFormatter,
+    field_default,
+    format_value,
+    setting,
+    settings_lines,
+)
+from levyjepa.core.progress import LogLines, progress_bar
 
 COMMANDS = ["run", "eval.command", "study", "report", "export", "reproduce"]
 

@@ -18,9 +18,9 @@ from levyjepa.eval.propagation import (
     propagate_masks,
     propagation_warning,
 )
-from levyjepa.probe_note import print_probe_note, probe_note, probe_trouble
-from levyjepa.study_report import seed_warning, study_markdown, summarize
-from levyjepa.study_stats import paired_difference, t_interval, verdict
+from levyjepa.studies.stats import paired_difference, t_interval, verdict
+from levyjepa.studies.tables import seed_warning, study_markdown, summarize
+from levyjepa.training.probe_note import print_probe_note, probe_note, probe_trouble
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "recipes" / "quickstart.yaml")
@@ -76,8 +76,8 @@ def test_the_coarse_grid_warning_and_none_for_objects_the_grid_holds() -> None:
 
 
 def test_video_tasks_print_and_record_the_warning_only_when_degenerate(capsys) -> None:
+    from levyjepa.core.registry import ENCODERS
     from levyjepa.eval.video_tasks import evaluation_clips, run_video_tasks
-    from levyjepa.registry import ENCODERS
 
     def scores(patch: int) -> dict[str, Any]:
         torch.manual_seed(0)
@@ -223,7 +223,7 @@ def test_finish_run_prints_the_note_once(tmp_path: Path, capsys) -> None:
 
 def test_first_look_adds_the_note_beside_the_offline_probes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from levyjepa.first_look import first_look
+    from levyjepa.eval.first_look import first_look
 
     def fake_eval(run_dir: Path, settings: Any) -> dict[str, Any]:
         return {"classes": 10, "linear": {"top1": 0.3}, "knn": {"k": 20, "top1": 0.25}}

@@ -8,18 +8,18 @@ import pytest
 import torch
 from test_train import ROOT, tiny, tiny_data
 
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
+from levyjepa.core.registry import DATA, ENCODERS
 from levyjepa.data.build import splits_from
 from levyjepa.data.generated.scene_images import TEST_START, largest_shape_class
 from levyjepa.data.generated.scenes import render_scenes
-from levyjepa.errors import ConfigError
 from levyjepa.eval.command import main, parse_overrides
 from levyjepa.eval.dense_features import clip_field, image_fields, pixel_field
 from levyjepa.eval.tasks import parse_tasks
-from levyjepa.recipe import load_recipe
-from levyjepa.registry import DATA, ENCODERS
-from levyjepa.train import train
+from levyjepa.training.loop import train
 
-IMAGE_RECIPE = ROOT / "recipes" / "study_image_levy2d.yaml"
+IMAGE_RECIPE = ROOT / "recipes" / "studies" / "image_levy2d.yaml"
 SMALL_DENSE = ["seg_train=16", "seg_test=8", "seg_iterations=20", "progress=false"]
 
 
@@ -144,7 +144,8 @@ def test_tiny_dense_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyP
     out = tmp_path / "study"
     tiny_run = ["data.batch_size=4", "data.workers=0", *TINY_SCENES[:4], *TINY_VIT,
                 *TINY_SCENES[4:], *QUIET_LOG, "trainer.max_steps=2"]
-    args = [str(ROOT / "recipes" / "study_image_base.yaml"), str(IMAGE_RECIPE), "--seeds", "1",
+    args = [str(ROOT / "recipes" / "studies" / "image_base.yaml"), str(IMAGE_RECIPE),
+            "--seeds", "1",
             "--out", str(out), "--tasks", "segmentation",
             *(f"--eval={item}" for item in ["pictures=false", *SMALL_DENSE[:3]]), *tiny_run]
     assert study_main(args) == 0
@@ -154,7 +155,7 @@ def test_tiny_dense_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "| segmentation/miou" in text and "raw pixels" in text
 
 
-VIDEO_RECIPE = ROOT / "recipes" / "study_video_levy3d.yaml"
+VIDEO_RECIPE = ROOT / "recipes" / "studies" / "video_levy3d.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,19 @@
-"""Representation diagnostics (levyjepa.diagnostics): effective ranks, collapse, EP per family."""
+"""Representation diagnostics (levyjepa.diagnostics.representation): effective ranks, collapse, EP
+per family."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from levyjepa.diagnostics import (
+from levyjepa.diagnostics.representation import (
     TrainingDiagnostics,
     min_std,
     participation_ratio,
     rankme,
 )
 from levyjepa.encoders.output import EncoderOutput
-from levyjepa.priors.levy_sheet import LevySheet2D
+from levyjepa.priors.jump_diffusion_sheets import LevySheet2D
 
 
 def low_rank(n: int, dim: int, rank: int, *, seed: int = 0,

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from levyjepa.config.recipe import load_recipe
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.eval import extract_features, knn_predict, linear_probe, main, parse_overrides
-from levyjepa.recipe import load_recipe
-from levyjepa.train import train
+from levyjepa.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = 4

@@ -11,11 +11,11 @@ import pytest
 from test_dense_eval import IMAGE_RECIPE, SMALL_DENSE
 from test_train import tiny, tiny_data
 
-from levyjepa.errors import ConfigError
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
 from levyjepa.eval.command import main
 from levyjepa.eval.results_file import latest_view, read_entries, record_entries
-from levyjepa.recipe import load_recipe
-from levyjepa.train import train
+from levyjepa.training.loop import train
 
 FAST_CLASSIFICATION = ["k=3", "linear_steps=5", "pictures=false", "progress=false"]
 FAST_VIDEO = ["clips=1", "clip_frames=3", "pictures=false", "progress=false"]

@@ -8,11 +8,11 @@ import pytest
 import torch
 import yaml
 
-from levyjepa.errors import ConfigError
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
 from levyjepa.export import export, load_encoder, main
-from levyjepa.recipe import load_recipe
-from levyjepa.train import train
-from levyjepa.trained import encoder_state, load_trained
+from levyjepa.training.loop import train
+from levyjepa.training.trained import encoder_state, load_trained
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ import torch
 from tiny_overrides import tiny_quickstart
 
 from levyjepa import PRIORS
-from levyjepa.first_look import FIRST_LOOK_FILE, within_null_level
+from levyjepa.eval.first_look import FIRST_LOOK_FILE, within_null_level
 from levyjepa.priors.sheet_sampler import sample_levy_sheet
 from levyjepa.run import main
 
@@ -61,13 +61,13 @@ def test_first_look_compares_trained_and_untrained_and_reports_within(tmp_path: 
 
 def test_evaluation_shows_progress_bars(tmp_path: Path, capsys, monkeypatch) -> None:
     """Online evaluation during training and levyjepa.eval both draw a progress bar; where
-    stderr is not a terminal (here: captured), as plain lines (levyjepa/progress.py)."""
+    stderr is not a terminal (here: captured), as plain lines (levyjepa/core/progress.py)."""
     from levyjepa.eval import main as eval_main
 
     out = tmp_path / "run"
     tiny = tiny_quickstart(batch=8, test=16, extra=["trainer.max_steps=2", "log.progress=true"])
     with monkeypatch.context() as patch:
-        patch.setattr("levyjepa.progress.is_terminal", lambda stream=None: True)
+        patch.setattr("levyjepa.core.progress.is_terminal", lambda stream=None: True)
         assert main([str(ROOT / "recipes" / "quickstart.yaml"), *tiny,
                      f"out_dir={tmp_path / 'on_a_terminal'}"]) == 0
     assert "test/acc:" in capsys.readouterr().err  # the online probe's evaluation bar

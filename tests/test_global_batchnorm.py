@@ -23,7 +23,7 @@ import torch.multiprocessing as mp
 from tiny_overrides import tiny_quickstart
 from torch import nn
 
-from levyjepa.global_batchnorm import GlobalBatchNorm1d, convert_to_global_batchnorm
+from levyjepa.training.global_batchnorm import GlobalBatchNorm1d, convert_to_global_batchnorm
 
 ROOT = Path(__file__).resolve().parents[1]
 

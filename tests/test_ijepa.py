@@ -15,16 +15,16 @@ from test_methods import QUICKSTART, SECTIONS, method_overrides, tiny_encoder
 from test_train import _encoder_state, read_metrics, tiny
 
 import levyjepa.methods.ijepa as ijepa_module
-from levyjepa.attached_priors import AttachedPriors
-from levyjepa.errors import ConfigError
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
 from levyjepa.export import export, load_encoder
+from levyjepa.methods.attached_priors import AttachedPriors
 from levyjepa.methods.ema_teacher import EMATeacher, momentum_at
 from levyjepa.methods.ijepa import IJEPA
 from levyjepa.methods.jepa_predictor import JEPAPredictor, sincos_2d
-from levyjepa.recipe import load_recipe
-from levyjepa.run_setup import build_run
-from levyjepa.train import train
-from levyjepa.trained import load_trained
+from levyjepa.training.loop import train
+from levyjepa.training.setup import build_run
+from levyjepa.training.trained import load_trained
 
 SMALL = SECTIONS["ijepa"]
 IJEPA_RUN = [*method_overrides("ijepa"), "views.global_views=1"]
@@ -168,7 +168,7 @@ def test_a_levy_prior_on_the_predictor_field_trains_the_predictor() -> None:
 def test_ijepa_refuses_an_attention_pool_encoder(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^method 'ijepa' needs encoder.pool=mean; encoder "
                                           r"'ViTEncoder' pools with 'attention'$"):
-        train(load_recipe(QUICKSTART, tiny(tmp_path, "method={name: ijepa}")))
+        train(load_recipe(QUICKSTART, tiny(tmp_path, "method={name: ijepa}", "views.local_views=0")))
 
 
 def test_teacher_is_not_optimised_is_checkpointed_and_is_what_eval_and_export_read(

@@ -17,6 +17,9 @@ from PIL import Image
 from torchvision.transforms import v2
 
 import levyjepa.data.images.lazy_images as lazy_images
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
+from levyjepa.core.registry import DATA
 from levyjepa.data.build import build_splits, splits_from
 from levyjepa.data.loading.image_source import ImageSource
 from levyjepa.data.loading.splits import DataSplits
@@ -27,9 +30,6 @@ from levyjepa.data.views.transforms import (
     center_view,
     ssl_augmentation,
 )
-from levyjepa.errors import ConfigError
-from levyjepa.recipe import load_recipe
-from levyjepa.registry import DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)

@@ -2,7 +2,7 @@
 
 Expected values are written out here from docs/seed_experiments.md and the seed's logs,
 independently of the
-recipes and of :mod:`levyjepa.seed_results`.
+recipes and of :mod:`levyjepa.studies.seed_results`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from levyjepa.core.registry import ENCODERS
 from levyjepa.encoders.vit import ViTEncoder
 from levyjepa.methods.build import encoder_needs_tokens_proj
-from levyjepa.optim import build_optimizer, build_scheduler
-from levyjepa.probe import OnlineProbe
-from levyjepa.registry import ENCODERS
 from levyjepa.run import main
-from levyjepa.seed_results import SEED_EPOCHS, SEED_RUNS
+from levyjepa.studies.seed_results import SEED_EPOCHS, SEED_RUNS
+from levyjepa.training.online_probe import OnlineProbe
+from levyjepa.training.optim import build_optimizer, build_scheduler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ def test_learning_rate_schedule_matches_the_formula(recipe: str,
     assert (batch, steps_per_epoch) == (96, 98)
     total = steps_per_epoch * cfg.trainer.epochs
     assert total == 78_400
-    # built exactly as levyjepa.train builds them
+    # built exactly as levyjepa.training.loop builds them
     encoder_param, probe_param = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(
         torch.zeros(1))
     optimizer = build_optimizer(

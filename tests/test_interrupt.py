@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from test_run_safety import QUICKSTART, ROOT, TINY, assert_same_run, one_line, train_events
 
-from levyjepa.checkpoint import list_checkpoints
-from levyjepa.interrupt import StopSignals, resume_command
 from levyjepa.run import main
+from levyjepa.training.checkpoint import list_checkpoints
+from levyjepa.training.interrupt import StopSignals, resume_command
 
 # many epochs, so that the run is still training when the signal comes; no epoch-end probe
 LONG = [*TINY, "trainer.epochs=500", "trainer.eval_every=0"]
@@ -101,7 +101,7 @@ def test_a_run_that_failed_before_its_first_step_does_not_block_its_rerun(
         raise RuntimeError("the first batch failed")
 
     with monkeypatch.context() as patch:
-        patch.setattr("levyjepa.train._view_groups", failing_first_batch)
+        patch.setattr("levyjepa.training.loop._view_groups", failing_first_batch)
         with pytest.raises(RuntimeError, match="first batch"):
             main(args)
     capsys.readouterr()
@@ -121,7 +121,7 @@ def test_an_interruption_outside_the_steps_is_one_line(
     def interrupted(cfg):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("levyjepa.train.train", interrupted)
+    monkeypatch.setattr("levyjepa.training.loop.train", interrupted)
     assert main([QUICKSTART, *TINY, f"out_dir={tmp_path / 'run'}"]) == 130
     assert one_line(capsys.readouterr().err) == (
         "levyjepa: interrupted; the run's last complete checkpoint (if any) is where "

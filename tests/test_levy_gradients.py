@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from levyjepa import PRIORS
-from levyjepa.errors import ConfigError
+from levyjepa.core.errors import ConfigError
 from levyjepa.priors.cf_diagnostics import cf_diagnostics
-from levyjepa.priors.levy_sheet import LevySheet2D, LevySheet3D, haar_orthogonal
+from levyjepa.priors.jump_diffusion_sheets import LevySheet2D, LevySheet3D
+from levyjepa.priors.levy_sheet import haar_orthogonal
 from levyjepa.priors.sheet_sampler import sample_levy_sheet
 
 SHAPES = {"levy2d": (4, 6, 6, 8), "levy3d": (2, 3, 5, 5, 6)}

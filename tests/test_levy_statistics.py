@@ -17,7 +17,7 @@ import torch
 from scipy import stats
 
 from levyjepa.priors.epps_pulley import epps_pulley
-from levyjepa.priors.levy_sheet import LevySheet2D, LevySheet3D
+from levyjepa.priors.jump_diffusion_sheets import LevySheet2D, LevySheet3D
 from levyjepa.priors.sheet_sampler import sample_levy_sheet
 
 SIGMA, LAM = 0.125, 2.0

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from test_train import ROOT, read_metrics, tiny
 
-from levyjepa.errors import ConfigError
-from levyjepa.recipe import load_recipe
-from levyjepa.train import train
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
+from levyjepa.training.loop import train
 
 EXAMPLE = ROOT / "examples" / "method_plugin"
 EXAMPLE_FILE = EXAMPLE / "levyjepa_example_method" / "align_uniform.py"

@@ -14,15 +14,15 @@ import pytest
 import torch
 from test_train import ROOT, TINY_GENERATED_CLIPS, _encoder_state, read_metrics, tiny
 
-from levyjepa.attached_priors import AttachedPriors
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
+from levyjepa.core.registry import METHODS
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.encoders.video_vit import VideoViTEncoder
 from levyjepa.encoders.vit import ViTEncoder
-from levyjepa.errors import ConfigError
+from levyjepa.methods.attached_priors import AttachedPriors
 from levyjepa.methods.lejepa import LeJEPA
-from levyjepa.recipe import load_recipe
-from levyjepa.registry import METHODS
-from levyjepa.train import train
+from levyjepa.training.loop import train
 
 QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 BUILTIN = [n for n in METHODS.names() if METHODS.get(n).__module__.startswith("levyjepa.")]
@@ -37,7 +37,7 @@ SECTIONS = {"lejepa": {"sigreg": {"name": "sigreg", "slices": 16}},
             "hjepa": {"state_dim": 4, "state_hidden": 16, "potential_hidden": 8,
                       "sigreg": {"name": "sigreg", "slices": 16}}}
 VIDEO_METHODS = ("vjepa", "hjepa")
-"""Methods on clips: they train with their own recipe (recipes/methods/<name>.yaml) on clips."""
+"""Methods on clips: they train with their own recipe (recipes/video/<name>.yaml) on clips."""
 # What a method needs beyond its own defaults on the tiny quickstart (or its own recipe)
 NEEDS = {"ijepa": ["encoder.pool=mean",
                    *(f"method.{k}={v}" for k, v in SECTIONS["ijepa"].items())],
@@ -46,16 +46,19 @@ NEEDS = {"ijepa": ["encoder.pool=mean",
 
 
 def method_overrides(name: str) -> list[str]:
-    """Select ``name`` on the quickstart (the section is replaced: its defaults apply); a video
-    method's own recipe selects it already."""
+    """Select ``name`` on the quickstart (the section is replaced: its defaults apply; the
+    quickstart's local views are LeJEPA's multi-crop, which the other methods do not take); a
+    video method's own recipe selects it already."""
     if name in VIDEO_METHODS:
         return list(NEEDS[name])
-    return [] if name == "lejepa" else [f"method={{name: {name}}}", *NEEDS.get(name, [])]
+    if name == "lejepa":
+        return []
+    return [f"method={{name: {name}}}", "views.local_views=0", *NEEDS.get(name, [])]
 
 
 def recipe_of(name: str) -> Path:
     """The recipe the registry tests train ``name`` with."""
-    return ROOT / "recipes" / "methods" / f"{name}.yaml" if name in VIDEO_METHODS else QUICKSTART
+    return ROOT / "recipes" / "video" / f"{name}.yaml" if name in VIDEO_METHODS else QUICKSTART
 
 
 def run_args(name: str, out_dir: Path, *extra: str) -> list[str]:
@@ -251,7 +254,7 @@ def test_priors_read_only_what_the_method_returns(tmp_path: Path) -> None:
 def test_a_run_written_before_the_method_seam_is_refused_in_one_line(tmp_path: Path) -> None:
     """A run directory whose saved recipe still has the old ``objective`` section: resuming it
     and loading it for evaluation each fail with one line naming the moved key."""
-    from levyjepa.trained import load_trained
+    from levyjepa.training.trained import load_trained
 
     run = tmp_path / "old"
     train(load_recipe(QUICKSTART, tiny(run, "trainer.max_steps=1")))

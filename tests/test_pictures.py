@@ -1,4 +1,5 @@
-"""Pictures (levyjepa.pictures): written at the end of training, to the run and the trackers."""
+"""Pictures (levyjepa.diagnostics.pictures): written at the end of training, to the run and the
+trackers."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from levyjepa.pictures import ks_distance, pca_rgb
-from levyjepa.recipe import load_recipe
-from levyjepa.train import train
+from levyjepa.config.recipe import load_recipe
+from levyjepa.diagnostics.pictures import ks_distance, pca_rgb
+from levyjepa.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

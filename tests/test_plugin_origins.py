@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_run_safety import QUICKSTART, TINY
 
-from levyjepa import plugins
+from levyjepa.config import plugins
 from levyjepa.eval import main as eval_main
 from levyjepa.run import main
 

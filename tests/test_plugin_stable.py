@@ -22,14 +22,14 @@ from omegaconf import OmegaConf
 from scipy.optimize import brentq
 
 from levyjepa import PRIORS
-from levyjepa.attached_priors import AttachedPriors
-from levyjepa.errors import ConfigError
+from levyjepa.config.plugins import import_plugin_modules
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
+from levyjepa.methods.attached_priors import AttachedPriors
 from levyjepa.methods.lejepa import LeJEPA
-from levyjepa.plugins import import_plugin_modules
 from levyjepa.priors.levy_sheet import LevySheetPrior
 from levyjepa.priors.stencils import families_2d
-from levyjepa.recipe import load_recipe
-from levyjepa.train import train
+from levyjepa.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plugin"

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from levyjepa import PRIORS
-from levyjepa.errors import ConfigError
-from levyjepa.recipe import load_recipe
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plugin"
@@ -154,7 +154,7 @@ def test_stable_prior_from_the_command_line_plugins_override(tmp_path: Path) -> 
 
 def test_example_plugin_prior_math(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(EXAMPLE))
-    from levyjepa.plugins import import_plugin_modules
+    from levyjepa.config.plugins import import_plugin_modules
 
     import_plugin_modules(["levyjepa_example_plugin.priors"])
     prior = PRIORS.build({"name": "isotropic_moments"})

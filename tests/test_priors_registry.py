@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from levyjepa import PRIORS
-from levyjepa.plugins import import_plugin_modules
+from levyjepa.config.plugins import import_plugin_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plugin"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from levyjepa.errors import ConfigError
-from levyjepa.recipe import load_recipe
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
 from levyjepa.run import main
 
 ROOT = Path(__file__).resolve().parents[1]

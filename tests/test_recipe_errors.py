@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from levyjepa import DATA, PRIORS
-from levyjepa.errors import ConfigError
-from levyjepa.recipe import load_recipe
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
 from levyjepa.run import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ import torch
 
 import levyjepa
 from levyjepa import DATA, ENCODERS, METHODS, PRIORS, Registry
+from levyjepa.core.errors import ConfigError
 from levyjepa.data.build import source_kind, splits_from
 from levyjepa.data.loading.image_source import ImageSource
-from levyjepa.errors import ConfigError
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from levyjepa.recipe import load_recipe
+from levyjepa.config.recipe import load_recipe
 from levyjepa.report import best_value, main, metrics_table, read_run
-from levyjepa.train import train
+from levyjepa.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -16,7 +16,7 @@ from levyjepa.reproduce import (
     results_table,
     write_results,
 )
-from levyjepa.seed_results import SEED_RUNS
+from levyjepa.studies.seed_results import SEED_RUNS
 
 TINY = ["views.global_size=16", "views.global_views=2", "data.batch_size=4", "data.workers=0",
         "encoder.img_size=16", "encoder.patch_size=4", "encoder.embed_dim=32", "encoder.depth=1",
@@ -28,7 +28,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def fake_run(run_dir: Path, *, gamma: float, kappa: float, lam: float, net_lr: float,
              within: list[float], acc: float, summary: bool = True) -> Path:
-    """A run directory as levyjepa.train writes it: config, metrics and summary."""
+    """A run directory as levyjepa.training.loop writes it: config, metrics and summary."""
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(
         f"method: {{name: lejepa, kappa: {kappa}}}\n"

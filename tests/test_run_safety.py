@@ -19,9 +19,9 @@ import torch
 from safetensors.torch import load_file
 from tiny_overrides import tiny_quickstart
 
-from levyjepa.checkpoint import list_checkpoints
-from levyjepa.nonfinite import NonFiniteError, check_finite_state
 from levyjepa.run import main
+from levyjepa.training.checkpoint import list_checkpoints
+from levyjepa.training.nonfinite import NonFiniteError, check_finite_state
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "recipes" / "quickstart.yaml")
@@ -191,7 +191,7 @@ def test_resume_with_a_changed_recipe_lists_the_keys(tmp_path: Path,
     assert "optim.net_lr_bs256: 0.002 -> 0.01" in line and "trainer.epochs: 5 -> 7" in line
     assert "resume_changes=[optim.net_lr_bs256,trainer.epochs]" in line
     assert (out / "config.yaml").read_text() == config
-    # keys that may change on resume (documented in levyjepa/run_dir.py)
+    # keys that may change on resume (documented in levyjepa/training/run_dir.py)
     assert run(out, "trainer.max_steps=3", "resume=auto", "log.every=2", "data.workers=1",
                "trainer.keep_checkpoints=3") == 0
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
@@ -216,7 +216,7 @@ KILLER = textwrap.dedent("""
     # Train, but die by SIGKILL in the middle of writing the checkpoint of step KILL_STEP.
     import os, signal, sys
     import torch
-    import levyjepa.checkpoint as ckpt
+    import levyjepa.training.checkpoint as ckpt
     from levyjepa.run import main
 
     kill_step, point = int(sys.argv[1]), sys.argv[2]
@@ -241,8 +241,8 @@ KILLER = textwrap.dedent("""
 
     ckpt.save_checkpoint, ckpt.atomic_write_json = save_checkpoint, write_json
     torch.save = torch_save
-    import levyjepa.run_end  # the loop's checkpoint() calls its own import of save_checkpoint
-    levyjepa.run_end.save_checkpoint = save_checkpoint
+    import levyjepa.training.run_end  # the loop's checkpoint() imports save_checkpoint itself
+    levyjepa.training.run_end.save_checkpoint = save_checkpoint
     sys.exit(main(sys.argv[3:]))
 """)
 

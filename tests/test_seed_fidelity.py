@@ -18,9 +18,9 @@ import torch
 from safetensors.torch import load_file
 from tiny_overrides import tiny_quickstart
 
-from levyjepa.checkpoint import list_checkpoints
-from levyjepa.recipe import load_recipe
+from levyjepa.config.recipe import load_recipe
 from levyjepa.run import main
+from levyjepa.training.checkpoint import list_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = tiny_quickstart(train=12, extra=[

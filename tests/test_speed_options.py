@@ -12,7 +12,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from levyjepa import ENCODERS
-from levyjepa.attached_priors import AttachedPriors
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
 from levyjepa.data.images.encoded_images import EncodedImages
 from levyjepa.data.images.fixed_size_images import FixedSizeImages, square_uint8
 from levyjepa.data.images.image_folder import image_folder
@@ -26,11 +27,10 @@ from levyjepa.data.loading.loader_options import (
 from levyjepa.data.views.multi_view import MultiViewDataset
 from levyjepa.data.views.seed_views import SeedViews
 from levyjepa.encoders.output import EncoderOutput
-from levyjepa.errors import ConfigError
+from levyjepa.methods.attached_priors import AttachedPriors
 from levyjepa.methods.lejepa import LeJEPA
-from levyjepa.recipe import load_recipe
-from levyjepa.speed import apply_speed_options, channels_last_views
-from levyjepa.train import train
+from levyjepa.training.loop import train
+from levyjepa.training.speed import apply_speed_options, channels_last_views
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ import pytest
 from tiny_overrides import tiny_quickstart
 
 import levyjepa.study as study_module
+from levyjepa.studies.stats import Interval, paired_difference, t_interval, verdict
 from levyjepa.study import RunFailed, baselines_of, main, metrics_of
-from levyjepa.study_stats import Interval, paired_difference, t_interval, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "recipes" / "quickstart.yaml")

@@ -14,10 +14,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from levyjepa.checkpoint import list_checkpoints, resolve_resume
-from levyjepa.errors import ConfigError
-from levyjepa.recipe import load_recipe
-from levyjepa.train import train
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
+from levyjepa.training.checkpoint import list_checkpoints, resolve_resume
+from levyjepa.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))  # recipes/methods/ too
@@ -72,7 +72,8 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+@pytest.mark.parametrize("recipe", RECIPES,
+                         ids=[str(p.relative_to(ROOT / "recipes")) for p in RECIPES])
 def test_every_recipe_runs_two_steps(recipe: Path, tmp_path: Path, image_tree: Path,
                                      video_tree: Path) -> None:
     method = load_recipe(recipe).method.name
@@ -201,7 +202,7 @@ def test_two_processes_on_cpu(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # the cross-process reductions (levyjepa/dist.py) use no deprecated torch API
+    # the cross-process reductions (levyjepa/core/dist.py) use no deprecated torch API
     assert "FutureWarning" not in proc.stderr, proc.stderr[-3000:]
     events = read_metrics(run)
     steps = [e["step"] for e in events if "train/inv" in e]

@@ -23,9 +23,9 @@ from test_bad_data import TINY_IMAGE_FOLDER
 from test_train import ROOT, TINY_VIDEO, tiny
 from torch.utils.data import DataLoader
 
+from levyjepa.core.errors import UnreadableFile
 from levyjepa.data.build import splits_from
 from levyjepa.data.loading.skipped_files import files_where
-from levyjepa.errors import UnreadableFile
 from levyjepa.run import main
 
 SKIP_LINE = re.compile(r"levyjepa: skipping unreadable (image|video) (\S+): \S.*")

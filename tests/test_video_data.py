@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from levyjepa import DATA
+from levyjepa.core.errors import ConfigError
 from levyjepa.data.loading.skipped_files import skipped_files_metric
 from levyjepa.data.video.clip_sampling import clip_indices, clip_step
 from levyjepa.data.video.video_clips import ClipDataset
@@ -29,7 +30,6 @@ from levyjepa.data.video.video_sources import UnreadableVideo, VideoFiles
 from levyjepa.data.video.video_transforms import ClipAugmentation
 from levyjepa.data.video.video_writer import write_video
 from levyjepa.data.views.transforms import IMAGENET_MEAN, IMAGENET_STD
-from levyjepa.errors import ConfigError
 
 HEIGHT, WIDTH = 48, 64
 NO_AUGMENTATION = dict(crop_scale=[1.0, 1.0], crop_ratio=[WIDTH / HEIGHT, WIDTH / HEIGHT],

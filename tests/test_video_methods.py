@@ -366,8 +366,8 @@ def test_hjepa_trains_under_torch_compile(tmp_path) -> None:
     from test_methods import recipe_of, run_args
     from test_train import read_metrics
 
-    from levyjepa.recipe import load_recipe
-    from levyjepa.train import train
+    from levyjepa.config.recipe import load_recipe
+    from levyjepa.training.loop import train
 
     losses = []
     for compiled in ("false", "true"):

@@ -11,12 +11,12 @@ import torch
 from omegaconf import OmegaConf
 
 from levyjepa import ENCODERS
-from levyjepa.attached_priors import AttachedPriors
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
 from levyjepa.encoders.video_vit import VideoViTEncoder
-from levyjepa.errors import ConfigError
+from levyjepa.methods.attached_priors import AttachedPriors
 from levyjepa.methods.lejepa import LeJEPA
 from levyjepa.priors.sheet_sampler import sample_levy_sheet
-from levyjepa.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(img_size=24, num_frames=8, patch_size=4, tubelet_size=2, embed_dim=32, depth=1,

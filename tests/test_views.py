@@ -14,10 +14,10 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 import levyjepa
+from levyjepa.config.recipe import load_recipe
+from levyjepa.core.errors import ConfigError
 from levyjepa.data.build import build_splits, splits_from
 from levyjepa.data.moved_keys import MOVED_TO_VIEWS
-from levyjepa.errors import ConfigError
-from levyjepa.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "recipes" / "quickstart.yaml"

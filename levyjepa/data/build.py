@@ -24,12 +24,12 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from levyjepa.core.errors import ConfigError
+from levyjepa.core.registry import DATA, VIEWS
 from levyjepa.data.loading.image_source import ImageSource
+from levyjepa.data.loading.loader_options import DATA_LOADER_KEYS
 from levyjepa.data.loading.splits import DataSplits, ViewGroups
 from levyjepa.data.moved_keys import refuse_moved_data_keys
-from levyjepa.errors import ConfigError
-from levyjepa.registry import DATA, VIEWS
-from levyjepa.schema import DATA_LOADER_KEYS
 
 VIEWS_EXAMPLE = ("views: {name: light, global_views: 2} (generated images) or "
                  "views: {name: seed, global_views: 4, global_size: 128} (natural images)")

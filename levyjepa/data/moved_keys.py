@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from levyjepa.errors import ConfigError
+from levyjepa.core.errors import ConfigError
 
 MOVED_TO_VIEWS: dict[str, str] = {
     "views": "global_views",

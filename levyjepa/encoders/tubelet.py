@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from levyjepa.arg_checks import check_positive_int
+from levyjepa.core.arg_checks import check_positive_int
 
 
 class TubeletEmbed(nn.Module):

@@ -26,11 +26,11 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, init_weights_vit_timm
 from torch import nn
 
-from levyjepa.arg_checks import check_positive_int
+from levyjepa.core.arg_checks import check_positive_int
+from levyjepa.core.registry import ENCODERS
 from levyjepa.encoders.heads import AttentionPoolHead, projector
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.encoders.tubelet import TubeletEmbed
-from levyjepa.registry import ENCODERS
 
 POOLS = ("attention", "mean")
 

@@ -17,10 +17,10 @@ import timm
 import torch
 from torch import nn
 
+from levyjepa.core.errors import ConfigError
+from levyjepa.core.registry import ENCODERS
 from levyjepa.encoders.heads import AttentionPoolHead, projector
 from levyjepa.encoders.output import EncoderOutput
-from levyjepa.errors import ConfigError
-from levyjepa.registry import ENCODERS
 
 POOLS = ("attention", "mean")
 

@@ -23,10 +23,10 @@ of the test split, one view per image (or clip), and measures:
   ``weight_decay = 1e-4``, ``linear_steps = 300``. No hyper-parameter is tuned on the test split.
 
 It also reports the effective rank of the test features (RankMe, participation ratio, smallest
-per-dimension std; :mod:`levyjepa.diagnostics`) and, when the run has a Lévy-sheet prior, the
-mean Epps-Pulley statistic per orientation family of the test images' token fields
+per-dimension std; :mod:`levyjepa.diagnostics.representation`) and, when the run has a Lévy-sheet
+prior, the mean Epps-Pulley statistic per orientation family of the test images' token fields
 ``tokens_proj`` against the prior's law (the channel rotation seeded by the checkpoint's
-step); and draws the pictures of :mod:`levyjepa.pictures` into ``RUN_DIR/pictures``.
+step); and draws the pictures of :mod:`levyjepa.diagnostics.pictures` into ``RUN_DIR/pictures``.
 Results go to ``RUN_DIR/eval.json`` (atomically) and a one-line summary is printed.
 
 Keys (``key=value``): ``checkpoint`` (a checkpoint folder), ``k``, ``temperature``,

@@ -19,8 +19,8 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from levyjepa.cli_help import HelpFormatter, setting, settings_text
-from levyjepa.errors import ConfigError
+from levyjepa.core.cli_help import HelpFormatter, setting, settings_text
+from levyjepa.core.errors import ConfigError
 from levyjepa.eval.dense_features import FEATURES
 from levyjepa.eval.results_file import read_entries, record_entries, split_by_task, task_settings
 from levyjepa.eval.tasks import DENSE_KEYS, TASKS, classification, dense, parse_tasks
@@ -34,7 +34,7 @@ UNTRAINED_EVAL_FILE = "eval_untrained.json"
 class EvalConfig:
     """Settings of an offline evaluation (see the module docstring)."""
 
-    # each field's help is a line of `python -m levyjepa.eval --help` (levyjepa/cli_help.py)
+    # each field's help is a line of `python -m levyjepa.eval --help` (levyjepa/core/cli_help.py)
     checkpoint: Optional[str] = setting(None, "a checkpoint folder (null: the run's latest)")
     k: int = setting(20, "neighbours of the weighted k-NN classifier")
     temperature: float = setting(0.07, "k-NN: a neighbour's vote is exp(similarity / T)")
@@ -131,7 +131,7 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
     Raises:
         ConfigError: one line naming the run, file or key at fault.
     """
-    from levyjepa.trained import load_trained
+    from levyjepa.training.trained import load_trained
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -179,7 +179,7 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
     if settings.pictures and not settings.untrained:
         written = {}
         if splits is not None:
-            from levyjepa.pictures import write_pictures
+            from levyjepa.diagnostics.pictures import write_pictures
 
             written = write_pictures(run.encoder, _levy(run), splits, run_dir, step=run.step)
         if dense_tasks:

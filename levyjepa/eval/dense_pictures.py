@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from levyjepa.atomic import atomic_write_bytes
-from levyjepa.pictures import PICTURES_DIR
+from levyjepa.core.atomic import atomic_write_bytes
+from levyjepa.diagnostics.pictures import PICTURES_DIR
 
 _PALETTE = np.array([
     [0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],

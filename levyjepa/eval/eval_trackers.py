@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from levyjepa.pictures import log_images
+from levyjepa.diagnostics.pictures import log_images
 
 
 def log_eval_images(trackers: Iterable[str], images: dict[str, bytes], run_dir: Path, *,

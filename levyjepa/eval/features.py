@@ -8,9 +8,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from levyjepa.core.progress import progress_bar
 from levyjepa.priors.cf_diagnostics import cf_diagnostics
 from levyjepa.priors.levy_sheet import LevySheetPrior
-from levyjepa.progress import progress_bar
 
 
 @torch.no_grad()

@@ -27,7 +27,7 @@ run's scores" (``python -m levyjepa.study``, ``report``) read it; readers that w
 evaluation read ``evaluations``. A file written by an earlier levyjepa (one flat evaluation) is
 read as the entries it holds, with ``"settings": null``.
 
-The file is replaced atomically (:mod:`levyjepa.atomic`), under an advisory lock on its folder
+The file is replaced atomically (:mod:`levyjepa.core.atomic`), under an advisory lock on its folder
 (two evaluations of one run finishing together both keep their entries), and an unreadable file
 is refused before any evaluation starts, never overwritten.
 """
@@ -42,8 +42,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from levyjepa.atomic import atomic_write_json
-from levyjepa.errors import ConfigError
+from levyjepa.core.atomic import atomic_write_json
+from levyjepa.core.errors import ConfigError
 
 FORMAT = 2
 """The layout version written in ``format``."""

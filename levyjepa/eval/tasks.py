@@ -17,14 +17,14 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import Subset
 
+from levyjepa.core.errors import ConfigError
 from levyjepa.data.build import build_splits
+from levyjepa.data.loading.loader_options import DATA_LOADER_KEYS
 from levyjepa.data.loading.splits import DataSplits
-from levyjepa.diagnostics import rank_metrics
-from levyjepa.errors import ConfigError
+from levyjepa.diagnostics.representation import rank_metrics
 from levyjepa.eval.classification import accuracy, knn_predict, linear_probe
 from levyjepa.eval.features import extract_features
 from levyjepa.priors.levy_sheet import LevySheetPrior
-from levyjepa.schema import DATA_LOADER_KEYS
 
 TASKS = ("classification", "segmentation", "propagation", "tracking")
 DENSE_KEYS = {
@@ -123,7 +123,7 @@ def dense(run, encoders: dict, settings, tasks: tuple[str, ...], device: torch.d
     """Run the dense ``tasks`` on every encoder of ``encoders`` (+ raw pixels).
 
     Args:
-        run: The evaluated run (:class:`levyjepa.trained.TrainedRun`).
+        run: The evaluated run (:class:`levyjepa.training.trained.TrainedRun`).
         encoders: ``source -> encoder``; the first is the evaluated one.
         settings: The evaluation settings.
         tasks: Dense task names.

@@ -7,7 +7,7 @@ One method per file; :mod:`levyjepa.methods.base` states the seam (:class:`Metho
 masked prediction with an EMA teacher or SIGReg), ``vjepa`` (:class:`levyjepa.methods.vjepa.VJEPA`,
 its video form with tube masks) and ``hjepa`` (:class:`levyjepa.methods.hjepa.HJEPA`, a
 Hamiltonian predictor forward in time on clips). A recipe selects one with ``method: {name: ...}``
-and attaches priors to its outputs with ``priors:`` (:mod:`levyjepa.attached_priors`).
+and attaches priors to its outputs with ``priors:`` (:mod:`levyjepa.methods.attached_priors`).
 """
 
 from levyjepa.methods import (  # noqa: F401  (importing registers the methods)

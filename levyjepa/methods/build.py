@@ -8,10 +8,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from levyjepa.attached_priors import AttachedPriors, check_prior_entry
-from levyjepa.errors import ConfigError
+from levyjepa.core.errors import ConfigError
+from levyjepa.core.registry import METHODS
+from levyjepa.methods.attached_priors import AttachedPriors, check_prior_entry
 from levyjepa.methods.base import Method, MethodNeeds
-from levyjepa.registry import METHODS
 
 
 def method_class(cfg: DictConfig) -> type[Method]:

@@ -35,7 +35,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch import nn
 
-from levyjepa.arg_checks import check_positive_int
+from levyjepa.core.arg_checks import check_positive_int
 
 
 class Potential(nn.Module):

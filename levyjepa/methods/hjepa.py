@@ -49,13 +49,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from levyjepa.arg_checks import check_positive_int
-from levyjepa.dist import rank
+from levyjepa.core.arg_checks import check_positive_int
+from levyjepa.core.dist import rank
+from levyjepa.core.registry import METHODS, PRIORS
 from levyjepa.encoders.heads import projector
 from levyjepa.methods.base import Method, MethodNeeds, MethodOutput, full_precision
 from levyjepa.methods.block_masks import mask_generator
 from levyjepa.methods.hamiltonian import Potential, leapfrog
-from levyjepa.registry import METHODS, PRIORS
 
 MATCHES = ("q", "p", "qp")
 

@@ -41,12 +41,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from levyjepa.arg_checks import check_positive_int
-from levyjepa.dist import rank
+from levyjepa.core.arg_checks import check_positive_int
+from levyjepa.core.dist import rank
+from levyjepa.core.registry import METHODS
 from levyjepa.methods.base import MethodNeeds, MethodOutput, full_precision
 from levyjepa.methods.block_masks import BlockMasks, mask_generator, sample_block_masks
 from levyjepa.methods.masked_jepa import MaskedJEPA, pair
-from levyjepa.registry import METHODS
 
 
 @METHODS.register("ijepa", runtime=("encoder", "seed"))

@@ -19,7 +19,7 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, init_weights_vit_timm
 from torch import nn
 
-from levyjepa.arg_checks import check_positive_int
+from levyjepa.core.arg_checks import check_positive_int
 
 
 @functools.lru_cache(maxsize=8)

@@ -26,8 +26,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from levyjepa.core.registry import METHODS, PRIORS
 from levyjepa.methods.base import Method, MethodNeeds, MethodOutput, encode_groups, full_precision
-from levyjepa.registry import METHODS, PRIORS
 
 
 @METHODS.register("lejepa")

@@ -20,12 +20,12 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from levyjepa.arg_checks import float_pair as pair
+from levyjepa.core.arg_checks import float_pair as pair
+from levyjepa.core.registry import PRIORS
 from levyjepa.encoders.heads import projector
 from levyjepa.methods.base import Method, full_precision
 from levyjepa.methods.ema_teacher import EMATeacher, momentum_at
 from levyjepa.methods.jepa_predictor import JEPAPredictor
-from levyjepa.registry import PRIORS
 
 TEACHERS = ("ema", "none")
 

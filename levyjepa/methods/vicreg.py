@@ -17,10 +17,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from levyjepa.dist import all_gather_cat
+from levyjepa.core.dist import all_gather_cat
+from levyjepa.core.registry import METHODS
 from levyjepa.methods.base import Method, MethodNeeds, MethodOutput, full_precision
 from levyjepa.methods.vicreg_loss import VICRegLoss
-from levyjepa.registry import METHODS
 
 
 @METHODS.register("vicreg")

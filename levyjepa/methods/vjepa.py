@@ -39,13 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from levyjepa.arg_checks import check_positive_int
-from levyjepa.dist import rank
+from levyjepa.core.arg_checks import check_positive_int
+from levyjepa.core.dist import rank
+from levyjepa.core.registry import METHODS
 from levyjepa.methods.base import MethodNeeds, MethodOutput, full_precision
 from levyjepa.methods.block_masks import mask_generator
 from levyjepa.methods.masked_jepa import MaskedJEPA, pair
 from levyjepa.methods.tube_masks import TubeMasks, sample_tube_masks
-from levyjepa.registry import METHODS
 
 DEFAULT_MASKS = ({"blocks": 8, "spatial_scale": [0.15, 0.15]},
                  {"blocks": 2, "spatial_scale": [0.7, 0.7]})

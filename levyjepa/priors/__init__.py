@@ -5,7 +5,7 @@ embedding tensor it regularises and the global optimisation step (keyword ``step
 seed any randomness identically on every process) and returns a scalar loss. In a recipe,
 ``method.sigreg`` is the ``lejepa`` method's prior on ``proj`` ``(V, N, K)``, and each entry of
 ``priors`` is applied to the method output its ``input`` names, with its ``weight``
-(:mod:`levyjepa.attached_priors`): ``priors.within`` reads ``tokens_proj``
+(:mod:`levyjepa.methods.attached_priors`): ``priors.within`` reads ``tokens_proj``
 ``(N*V, *grid, K)``.
 
 Registered here: ``sigreg`` (:class:`SIGReg`), ``levy2d`` (:class:`LevySheet2D`) and ``levy3d``
@@ -15,9 +15,10 @@ log characteristic function (see :mod:`levyjepa.priors.levy_sheet`).
 
 from levyjepa.priors.cf_diagnostics import FamilyCF, cf_diagnostics
 from levyjepa.priors.epps_pulley import empirical_cf, epps_pulley
+from levyjepa.priors.jump_diffusion_sheets import LevySheet2D, LevySheet3D
 from levyjepa.priors.jump_laws import JUMP_LAWS, JumpLaw, make_jump_law
 from levyjepa.priors.levy_cf import LevyLogCF, Quadrature, laguerre_quadrature, levy_log_cf
-from levyjepa.priors.levy_sheet import LevySheet2D, LevySheet3D, LevySheetPrior
+from levyjepa.priors.levy_sheet import LevySheetPrior
 from levyjepa.priors.sheet_sampler import sample_cell_increments, sample_levy_sheet
 from levyjepa.priors.sigreg import SIGReg
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from levyjepa.dist import all_reduce_sum, world_size
-from levyjepa.registry import PRIORS
+from levyjepa.core.dist import all_reduce_sum, world_size
+from levyjepa.core.registry import PRIORS
 
 
 @PRIORS.register("sigreg")

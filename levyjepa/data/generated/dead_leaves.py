@@ -51,6 +51,7 @@ import math
 import numpy as np
 import torch
 
+from levyjepa.core.errors import ConfigError
 from levyjepa.data.generated.random_streams import (
     H_BASE,
     H_SHADE,
@@ -60,7 +61,6 @@ from levyjepa.data.generated.random_streams import (
     shape_cells,
 )
 from levyjepa.data.generated.shape_masks import SHAPE_CLASSES, paint_shape
-from levyjepa.errors import ConfigError
 
 __all__ = ["SHAPE_CLASSES", "check_image_args", "render_background", "render_shapes",
            "shade_and_quantise"]

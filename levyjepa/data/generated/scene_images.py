@@ -9,16 +9,16 @@ recipe's ``data`` section. The classification label of a scene, for the online p
 
 Example (a tiny CPU run)::
 
-    python -m levyjepa.run recipes/study_image_levy2d.yaml trainer.max_steps=2
+    python -m levyjepa.run recipes/studies/image_levy2d.yaml trainer.max_steps=2
 """
 
 from __future__ import annotations
 
 import torch
 
+from levyjepa.core.registry import DATA
 from levyjepa.data.generated.scenes import check_scene_args, render_scenes
 from levyjepa.data.loading.image_source import ImageSource, labelled
-from levyjepa.registry import DATA
 
 TEST_START = 1 << 40
 """Index of the first test scene: train and test scenes come from disjoint index ranges."""

@@ -24,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 
+from levyjepa.core.registry import DATA
 from levyjepa.data.generated.scene_clips import (
     SceneClip,
     check_scene_clip_args,
@@ -33,7 +34,6 @@ from levyjepa.data.generated.scene_clips import (
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.data.video.video_clips import generated_clip_splits
 from levyjepa.data.video.video_sources import ClipPlan
-from levyjepa.registry import DATA
 
 TEST_START = 1 << 40
 """Index of the first test video of ``scene_video`` (the training videos start at 0)."""

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from levyjepa.core.errors import ConfigError
 from levyjepa.data.generated.dead_leaves import (
     _CHUNK_PIXELS,
     SHAPE_CLASSES,
@@ -47,7 +48,6 @@ from levyjepa.data.generated.dead_leaves import (
 from levyjepa.data.generated.random_streams import draw_params, stream_keys, uniforms
 from levyjepa.data.generated.shape_masks import shape_inside
 from levyjepa.data.views.transforms import eval_transform
-from levyjepa.errors import ConfigError
 
 # Random stream of the scene layout (the background uses stream 0 of the same seed, as the
 # images of render_shapes do; dead_leaves uses streams 0, 1, 2, 3, ... for its own shapes).

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from levyjepa.core.registry import DATA
 from levyjepa.data.generated.dead_leaves import check_image_args, render_shapes
 from levyjepa.data.loading.image_source import ImageSource, labelled
-from levyjepa.registry import DATA
 
 # Test images are drawn from a disjoint range of generator indices.
 _TEST_START = 1 << 40

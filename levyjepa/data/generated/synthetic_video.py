@@ -21,12 +21,12 @@ from typing import Optional
 
 import numpy as np
 
+from levyjepa.core.registry import DATA
 from levyjepa.data.generated.moving_shapes import MOVING_SHAPES, render_video
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.data.video.video_clips import generated_clip_splits
 from levyjepa.data.video.video_sources import ClipPlan
 from levyjepa.data.video.video_writer import write_video
-from levyjepa.registry import DATA
 
 # Test videos are drawn from a disjoint range of indices.
 _TEST_START = 1 << 40

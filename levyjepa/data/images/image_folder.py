@@ -15,12 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from levyjepa.core.errors import ConfigError
+from levyjepa.core.registry import DATA
 from levyjepa.data.images.encoded_images import EncodedImages
 from levyjepa.data.images.lazy_images import ImageFiles
 from levyjepa.data.loading.image_source import ImageSource, labelled
 from levyjepa.data.loading.skipped_files import check_on_error
-from levyjepa.errors import ConfigError
-from levyjepa.registry import DATA
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 """File name endings read as images (any case)."""

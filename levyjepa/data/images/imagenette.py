@@ -15,12 +15,12 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
+from levyjepa.core.errors import ConfigError
+from levyjepa.core.registry import DATA
 from levyjepa.data.images.image_folder import image_folder
 from levyjepa.data.images.lazy_images import HubImages
 from levyjepa.data.loading.image_source import ImageSource, labelled
 from levyjepa.data.loading.skipped_files import check_on_error
-from levyjepa.errors import ConfigError
-from levyjepa.registry import DATA
 
 HUB_DATASET = "frgfm/imagenette"
 HUB_CONFIG = "160px"

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
-from levyjepa.errors import UnreadableFile
+from levyjepa.core.errors import UnreadableFile
 
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error,
                  Image.DecompressionBombError)

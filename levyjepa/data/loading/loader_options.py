@@ -11,8 +11,8 @@
   ``set_epoch``, workers are not kept, rather than silently repeating the first epoch's views.
 
 Loader workers ignore SIGINT (:func:`ignore_stop_signals`): a terminal's Ctrl-C reaches every
-process of its group, and the training loop (:mod:`levyjepa.interrupt`) decides when to stop; a
-worker that died of it would make the main process's DataLoader raise at once. SIGTERM keeps
+process of its group, and the training loop (:mod:`levyjepa.training.interrupt`) decides when to
+stop; a worker that died of it would make the main process's DataLoader raise at once. SIGTERM keeps
 its default action: it is how ``multiprocessing`` and the DataLoader end workers that outlive
 their loader, so a worker must die of it (ignored, the main process would wait on it forever at
 exit; caught, its later death made the DataLoader report a failed worker at exit). A SIGTERM
@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import signal
 from typing import Any
+
+# Keys of the ``data`` section that configure the loader rather than the data source.
+DATA_LOADER_KEYS: dict[str, type] = {"batch_size": int, "workers": int}
 
 
 def ignore_stop_signals(worker_id: int) -> None:

@@ -6,11 +6,11 @@ images of :class:`levyjepa.data.views.multi_view.MultiViewDataset`,
 :class:`levyjepa.data.images.fixed_size_images.FixedSizeImages`) reads its items through
 :class:`SkipsUnreadableFiles`, one policy for all of them:
 
-- a file that cannot be decoded raises a :class:`levyjepa.errors.UnreadableFile` naming the file
-  and the cause (:class:`levyjepa.data.video.video_sources.UnreadableVideo`,
+- a file that cannot be decoded raises a :class:`levyjepa.core.errors.UnreadableFile` naming the
+  file and the cause (:class:`levyjepa.data.video.video_sources.UnreadableVideo`,
   :class:`levyjepa.data.images.lazy_images.UnreadableImage`);
-- with ``on_error="raise"`` that error propagates: a :class:`levyjepa.errors.ConfigError`, so the
-  command line prints one line naming the file and exits with status 2, also when the error
+- with ``on_error="raise"`` that error propagates: a :class:`levyjepa.core.errors.ConfigError`, so
+  the command line prints one line naming the file and exits with status 2, also when the error
   was raised in a loader worker;
 - with ``on_error="skip"`` the file is reported on stderr, one line
   ``levyjepa: skipping unreadable <noun> <file>: <cause>`` (:func:`report_skipped`), marked in
@@ -18,7 +18,7 @@ images of :class:`levyjepa.data.views.multi_view.MultiViewDataset`,
   made with the randomness of the *original* index. The batch size is unchanged, every other
   item is exactly what it would be without the damaged file, and a resumed run (new processes,
   no flags yet) sees the same items as an uninterrupted one;
-- when no file at all can be read, an :class:`~levyjepa.errors.UnreadableFile` says so in one
+- when no file at all can be read, an :class:`~levyjepa.core.errors.UnreadableFile` says so in one
   line (the folder, the number of files tried, the first one and its cause).
   :func:`check_readable` finds that out before training starts, printing nothing else.
 
@@ -42,8 +42,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
-from levyjepa.dist import world_size
-from levyjepa.errors import UnreadableFile
+from levyjepa.core.dist import world_size
+from levyjepa.core.errors import UnreadableFile
 
 ON_ERROR = ("skip", "raise")
 """What a dataset does with an unreadable file (``data.on_error``)."""

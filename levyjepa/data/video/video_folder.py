@@ -23,12 +23,12 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
+from levyjepa.core.errors import ConfigError
+from levyjepa.core.registry import DATA
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.data.video.video_clips import ClipDataset
 from levyjepa.data.video.video_sources import VideoFiles
 from levyjepa.data.video.video_transforms import ClipAugmentation, ClipCenterView
-from levyjepa.errors import ConfigError
-from levyjepa.registry import DATA
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
                     ".flv", ".3gp", ".ts")

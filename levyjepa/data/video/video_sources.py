@@ -16,8 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
+from levyjepa.core.errors import UnreadableFile
 from levyjepa.data.video.video_readers import StreamEndedEarly, backend_order, open_video
-from levyjepa.errors import UnreadableFile
 
 ClipPlan = Callable[[int, float], list[np.ndarray]]
 """``(num_frames, fps) -> [indices of view 0, indices of view 1, ...]``."""
@@ -26,8 +26,8 @@ ClipPlan = Callable[[int, float], list[np.ndarray]]
 class UnreadableVideo(UnreadableFile):
     """Every backend failed on a file; the message names the file and each backend's error.
 
-    A :class:`levyjepa.errors.ConfigError`: with ``data.on_error=raise`` the command line prints
-    it as one line (see :mod:`levyjepa.data.loading.skipped_files`).
+    A :class:`levyjepa.core.errors.ConfigError`: with ``data.on_error=raise`` the command line
+    prints it as one line (see :mod:`levyjepa.data.loading.skipped_files`).
     """
 
 

@@ -15,12 +15,12 @@ from typing import Optional
 import torch
 from torchvision.transforms import v2
 
+from levyjepa.core.errors import ConfigError
+from levyjepa.core.registry import VIEWS
 from levyjepa.data.loading.image_source import ImageSource
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.data.views.transforms import eval_transform, light_augmentation
 from levyjepa.data.views.view_splits import check_groups, cpu_view_splits, view_groups
-from levyjepa.errors import ConfigError
-from levyjepa.registry import VIEWS
 
 
 @VIEWS.register("light")

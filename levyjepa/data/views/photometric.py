@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from levyjepa.arg_checks import check_positive_int, float_pair
+from levyjepa.core.arg_checks import check_positive_int, float_pair
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from levyjepa.core.errors import ConfigError
+from levyjepa.core.registry import VIEWS
 from levyjepa.data.loading.image_source import ImageSource
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.data.views.device_views import DeviceViews
@@ -25,8 +27,6 @@ from levyjepa.data.views.view_splits import (
     device_view_splits,
     view_groups,
 )
-from levyjepa.errors import ConfigError
-from levyjepa.registry import VIEWS
 
 ON = ("cpu", "device")
 """Valid values of ``views.on``."""

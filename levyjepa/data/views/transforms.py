@@ -7,7 +7,7 @@ import math
 import torch
 from torchvision.transforms import v2
 
-from levyjepa.arg_checks import check_positive_int, float_pair
+from levyjepa.core.arg_checks import check_positive_int, float_pair
 from levyjepa.data.views.photometric import (
     SEED_PHOTOMETRIC,
     Photometric,

@@ -18,12 +18,12 @@ from typing import Optional
 import torch
 from torch import nn
 
+from levyjepa.core.errors import ConfigError
 from levyjepa.data.images.fixed_size_images import FixedSizeImages
 from levyjepa.data.loading.image_source import ImageSource
 from levyjepa.data.loading.skipped_files import SkipsUnreadableFiles
 from levyjepa.data.loading.splits import DataSplits, ViewGroups
 from levyjepa.data.views.multi_view import MultiViewDataset, TransformedDataset
-from levyjepa.errors import ConfigError
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
