@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU table of the README's Performance section: experiment 1 (ViT-S/8 at 128 px) at a small
+# The CPU table of docs/performance.md: experiment 1 (ViT-S/8 at 128 px) at a small
 # batch of 4 images x 4 views on the local Imagenette copy, with SIGReg only, with SIGReg and the
 # Lévy 2D prior (gamma = 1) and as the baseline recipe (gamma = 0: within logged, no gradient),
 # each run REPEATS times, the configurations interleaved; then the medians (benchmarks/table.py).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The speed options on a CPU, for the README's Performance section: experiment 1 with the Lévy
+# The speed options on a CPU, for docs/performance.md: experiment 1 with the Lévy
 # 2D prior at 4 images x 4 views (as benchmarks/cpu.sh), plain loop, one option at a time, each
 # run REPEATS times; the views three ways (augment.py); the loader with views made in the
 # worker or on the device, with and without the in-memory cache (data.py).

@@ -1,20 +1,22 @@
 """The README and docs/ say only what the code does: commands, files, options and links exist.
 
-Checks, on ``README.md`` and every ``docs/*.md`` page:
+Checks, on ``README.md`` and every page of ``docs/`` (the API pages included; the studies'
+generated reports in ``docs/studies/`` are not checked):
 
 - no reference to the developers' private files (the word ``SPEC``, the path ``../shared``);
 - every relative Markdown link resolves, anchors included (GitHub's heading slugs), and the
-  README links to the method and seed-experiment pages;
+  README, a landing page, links to the documentation's main pages;
+- the README's test command is the one CI runs (``.ci/run``), and the README names no machine;
 - every module run with ``-m levyjepa...`` imports, has a ``main`` and answers ``--help``;
   every ``levyjepa.x.y`` name resolves to a module or an attribute; every ``from levyjepa...
   import`` in a Python code block works;
 - every repository path named (``recipes/...``, ``benchmarks/...``, ``levyjepa/...``, ...)
-  exists, and every recipe named in a README table exists in ``recipes/``;
+  exists, and every recipe named in a table whose first column is ``recipe`` exists in
+  ``recipes/``;
 - every dotted option (``trainer.checkpoint_every``, ``data.root``, ``priors.within.lam``, ...)
-  is a field of the typed schema (``levyjepa/schema.py``) or a parameter of a registered
+  is a field of the typed schema (``levyjepa/config/schema.py``) or a parameter of a registered
   component (or a loader key of ``data``);
-- the recipe behaviours the README promises (``base:`` with absolute and relative paths,
-  switching a prior on from the command line) hold.
+- the behaviours the docs promise: ``tests/test_docs_promises.py``.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from pathlib import Path
 import pytest
 
 import levyjepa
-from levyjepa import schema
+from levyjepa.config import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-DOCS = sorted((ROOT / "docs").glob("*.md"))
+DOCS = sorted(p for p in (ROOT / "docs").rglob("*.md")
+              if (ROOT / "docs" / "studies") not in p.parents)
 PAGES = [README, *DOCS]
 
 FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
@@ -108,21 +111,61 @@ def test_relative_links_resolve(page: Path) -> None:
     assert not bad, f"{_rel(page)}: broken links:\n" + "\n".join(bad)
 
 
+README_LINKS = {"docs/getting_started.md", "docs/installing.md", "docs/recipes.md",
+                "docs/methods.md", "docs/priors.md", "docs/evaluation.md", "docs/studies.md",
+                "docs/method.md", "docs/seed_experiments.md", "docs/extending.md"}
+
+
 def test_readme_links_to_the_docs() -> None:
     targets = {t.partition("#")[0] for t in _links(README)}
-    assert {"docs/method.md", "docs/seed_experiments.md"} <= targets
+    missing = README_LINKS - targets
+    assert not missing, f"the README does not link to {sorted(missing)}"
     assert any(t.startswith("docs/method.md#") for t in _links(README))
+
+
+# ---- the README is a landing page -----------------------------------------------------------
+
+MACHINE_NAMES = re.compile(r"EPYC|Xeon|Ryzen|Threadripper|H100|H200|A100|V100|RTX|"
+                           r"2-core machine of ours", re.I)
+
+
+def test_readme_is_a_landing_page() -> None:
+    lines = README.read_text().splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines; the details go to docs/"
+    named = [f"README.md:{i}: {line.strip()}" for i, line in enumerate(lines, 1)
+             if MACHINE_NAMES.search(line)]
+    assert not named, "the README names machines (measured figures live in docs/):\n" + \
+        "\n".join(named)
+
+
+def _readme_test_command() -> str:
+    # the README's commands sit in a numbered list, their code blocks indented
+    commands = [line.strip() for line in README.read_text().splitlines()
+                if "-m pytest" in line and line.strip().startswith("python3 -m venv")]
+    assert len(commands) == 1, f"the README shows one test command, found {commands}"
+    return commands[0]
+
+
+def test_readme_test_command_is_the_one_ci_runs() -> None:
+    command = _readme_test_command()
+    assert "-c .ci/constraints.txt" in command and '".[test]"' in command
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert command in [line.strip() for line in ci], \
+        f".ci/run does not run the README's test command: {command}"
 
 
 # ---- commands and Python names ------------------------------------------------------------------
 
-def _modules_run() -> list[str]:
-    text = README.read_text()
-    return sorted(set(re.findall(r"-m\s+(levyjepa(?:\.\w+)*)", text)))
+def _modules_run(pages: list[Path] = PAGES) -> list[str]:
+    return sorted({m for page in pages
+                   for m in re.findall(r"-m\s+(levyjepa(?:\.\w+)*)", page.read_text())})
+
+
+ENTRY_POINTS = {f"levyjepa.{m}" for m in ("run", "eval", "study", "report", "export", "reproduce")}
 
 
 def test_readme_names_the_entry_points() -> None:
-    assert {"levyjepa.run", "levyjepa.eval", "levyjepa.reproduce"} <= set(_modules_run())
+    assert ENTRY_POINTS <= set(_modules_run([README]))
 
 
 # Known bug, outside this file: `python -m levyjepa.data.generated.synthetic_video` re-executes the
@@ -167,10 +210,14 @@ def _resolve(dotted: str) -> object:
     raise ModuleNotFoundError(dotted)
 
 
+# dotted names that are not Python names
+NOT_PYTHON = {"levyjepa.plugins"}  # the entry-point group plugins register in
+
+
 @pytest.mark.parametrize("page", PAGES, ids=_rel)
 def test_python_names_resolve(page: Path) -> None:
     text = page.read_text()
-    names = set(re.findall(r"(?<![\w./-])(levyjepa(?:\.\w+)+)", text))
+    names = set(re.findall(r"(?<![\w./-])(levyjepa(?:\.\w+)+)", text)) - NOT_PYTHON
     for lang, body in _blocks(text):
         if lang == "python":
             for module, items in re.findall(r"^\s*from\s+(levyjepa[\w.]*)\s+import\s+([\w, ]+)",
@@ -198,21 +245,30 @@ def test_named_files_exist(page: Path) -> None:
     assert not missing, f"{_rel(page)} names files that do not exist: {missing}"
 
 
-def test_recipes_in_readme_tables_exist() -> None:
+def _recipes_in_tables(page: Path) -> list[str]:
+    """The recipes (relative to ``recipes/``, no suffix) in tables whose first column is
+    ``recipe``: every backticked name of that column."""
     names = []
     table_is_recipes = False
-    for line in _prose(README.read_text()).splitlines():
+    for line in _prose(page.read_text()).splitlines():
         if not line.startswith("|"):
             table_is_recipes = False
             continue
         first = line.strip("|").split("|")[0].strip()
         if first == "recipe":
             table_is_recipes = True
-        elif table_is_recipes and first.startswith("`"):
-            names.append(first.strip("`"))
-    assert len(names) >= 6  # the four image runs and the two video recipes
-    missing = [n for n in names if not (ROOT / "recipes" / f"{n}.yaml").is_file()]
-    assert not missing, f"recipes named in README tables do not exist: {missing}"
+        elif table_is_recipes:
+            names += re.findall(r"`([^`]+)`", first)
+    return names
+
+
+def test_recipes_in_tables_exist() -> None:
+    named = {page: _recipes_in_tables(page) for page in PAGES}
+    # the four image runs, the two video recipes, the method recipes, the study arms
+    assert sum(len(n) for n in named.values()) >= 30
+    missing = [f"{_rel(page)}: {n}" for page, names in named.items() for n in names
+               if not (ROOT / "recipes" / f"{n}.yaml").is_file()]
+    assert not missing, "recipes named in tables do not exist:\n" + "\n".join(missing)
 
 
 # ---- options ------------------------------------------------------------------------------------
@@ -240,8 +296,8 @@ def option_problem(section: str, key: str, sub: str | None) -> str | None:
     registered prior); ``priors.<term>.sub`` is an attachment key (``input``, ``weight``,
     ``graph_at_zero_weight``) or a parameter of a registered prior, for any term name.
     """
-    from levyjepa.attached_priors import ENTRY_KEYS
-    from levyjepa.moved_keys import MOVED
+    from levyjepa.config.moved_keys import MOVED
+    from levyjepa.methods.attached_priors import ENTRY_KEYS
 
     if section == "objective":
         moved = MOVED.get(f"objective.{key}", MOVED["objective"])
@@ -308,13 +364,14 @@ def test_option_check_catches_mistakes() -> None:
     assert option_problem("views", "global_views", None) is None
 
 
-def test_readme_documents_run_options() -> None:
-    found = {f"{s}.{k}" for s, k, _ in _options(README)}
+def test_docs_document_run_options() -> None:
+    found = {f"{s}.{k}" for page in PAGES for s, k, _ in _options(page)}
     assert {"trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.eval_every",
-            "trainer.max_steps", "optim.fused", "log.every", "method.lamb"} <= found
+            "trainer.max_steps", "trainer.on_nonfinite", "optim.fused", "log.every",
+            "method.lamb", "views.local_views", "data.on_error"} <= found
     text = README.read_text()
     for needle in ("train/orig_lejepa_loss", '".[hub]"', "data.root=", "docs/installing.md",
-                   "-c .ci/constraints.txt"):
+                   "-c .ci/constraints.txt", "--index-url https://download.pytorch.org/whl/cpu"):
         assert needle in text, needle
     installing = (ROOT / "docs" / "installing.md").read_text()
     assert "--index-url https://download.pytorch.org/whl/cpu" in installing
@@ -324,49 +381,3 @@ def test_readme_documents_run_options() -> None:
         assert pin in pyproject and f"`{pin[1:-1]}`" in installing, pin
     pinned = (ROOT / ".ci" / "constraints.txt").read_text()
     assert "torch==2.14.1" in pinned and "| 2.14.1 | 0.29.1 |" in installing
-
-
-# ---- behaviours the README promises -------------------------------------------------------------
-
-def test_base_takes_absolute_and_relative_paths(tmp_path: Path) -> None:
-    from levyjepa.recipe import load_recipe
-
-    quickstart = ROOT / "recipes" / "quickstart.yaml"
-    absolute = tmp_path / "absolute.yaml"
-    absolute.write_text(f"base: {quickstart}\ntrainer: {{epochs: 2}}\n")
-    (tmp_path / "sub").mkdir()
-    relative = tmp_path / "sub" / "relative.yaml"
-    relative.write_text("base: ../absolute.yaml\ntrainer: {epochs: 3}\n")
-    cfg = load_recipe(absolute)
-    assert cfg.trainer.epochs == 2 and cfg.data.name == "synthetic_shapes"
-    cfg = load_recipe(relative)  # relative to the recipe's folder, not the working directory
-    assert cfg.trainer.epochs == 3 and cfg.data.name == "synthetic_shapes"
-
-
-def test_prior_switched_on_and_off_from_the_command_line(tmp_path: Path) -> None:
-    from omegaconf import OmegaConf
-
-    from levyjepa.attached_priors import AttachedPriors
-    from levyjepa.methods.lejepa import LeJEPA
-    from levyjepa.recipe import load_recipe
-
-    def built(cfg) -> AttachedPriors:
-        return AttachedPriors(OmegaConf.to_container(cfg.priors), outputs=LeJEPA.outputs,
-                              method="lejepa")
-
-    quickstart = ROOT / "recipes" / "quickstart.yaml"
-    assert type(built(load_recipe(quickstart)).first_on("tokens_proj")).__name__ == "LevySheet2D"
-    off = load_recipe(quickstart, ["priors.within=null"])
-    assert off.priors.within is None
-    assert built(off).first_on("tokens_proj") is None and not built(off).priors
-    no_levy = tmp_path / "no_levy.yaml"  # a recipe that says `within: null`
-    no_levy.write_text(f"base: {quickstart}\npriors: {{within: null}}\n")
-    assert load_recipe(no_levy).priors.within is None
-    for overrides in (["priors.within={name: levy2d, input: tokens_proj, weight: 1}"],
-                      ["priors.within.name=levy2d", "priors.within.input=tokens_proj",
-                       "priors.within.weight=1", "priors.within.lam=1.0"]):
-        cfg = load_recipe(no_levy, overrides)
-        assert cfg.priors.within.name == "levy2d" and cfg.priors.within.weight == 1
-        priors = built(cfg)
-        assert type(priors.first_on("tokens_proj")).__name__ == "LevySheet2D"
-        assert priors.attachments["within"].weight == 1.0

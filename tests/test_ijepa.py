@@ -168,7 +168,8 @@ def test_a_levy_prior_on_the_predictor_field_trains_the_predictor() -> None:
 def test_ijepa_refuses_an_attention_pool_encoder(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^method 'ijepa' needs encoder.pool=mean; encoder "
                                           r"'ViTEncoder' pools with 'attention'$"):
-        train(load_recipe(QUICKSTART, tiny(tmp_path, "method={name: ijepa}", "views.local_views=0")))
+        train(load_recipe(QUICKSTART, tiny(tmp_path, "method={name: ijepa}",
+                                           "views.local_views=0")))
 
 
 def test_teacher_is_not_optimised_is_checkpointed_and_is_what_eval_and_export_read(

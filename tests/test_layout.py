@@ -86,7 +86,20 @@ def test_the_top_level_holds_only_entry_points_and_role_packages() -> None:
 @pytest.mark.parametrize("package", sorted(LAYERS))
 def test_each_role_package_says_what_it_holds(package: str) -> None:
     module = importlib.import_module(f"levyjepa.{package}")
-    assert module.__doc__ and len(module.__doc__.strip().splitlines()) >= 2, package
+    doc = module.__doc__ or ""
+    assert len(doc.strip().splitlines()) >= 2, package
+    assert "May import" in doc or "Imports nothing" in doc, f"{package}: say what it may import"
+
+
+SOURCE_DIRS = ("levyjepa", "tests", "benchmarks", "examples")
+MAX_LINES = 400
+
+
+def test_no_source_file_is_over_400_lines() -> None:
+    long = [f"{p.relative_to(ROOT)}: {n} lines" for d in SOURCE_DIRS
+            for p in sorted((ROOT / d).rglob("*.py")) if "build" not in p.parts
+            for n in [len(p.read_text().splitlines())] if n > MAX_LINES]
+    assert not long, "split these files:\n" + "\n".join(long)
 
 
 def test_nothing_imports_upwards() -> None:

@@ -1,5 +1,8 @@
 """Data sources and view pipelines: what a run trains on, built by :func:`build.build_splits`.
 
+May import core and the other component packages (encoders, priors, methods, data); never
+diagnostics, config, training, eval, studies or the entry points.
+
 A data source is registered in :data:`levyjepa.DATA`; the recipe's ``data`` section gives its
 ``name`` and keyword arguments, plus the loader keys ``batch_size`` (global, in samples) and
 ``workers``. An image source returns plain labelled images (:class:`ImageSource`) and the

@@ -1,5 +1,8 @@
 """Encoders: views to the output contract of :class:`EncoderOutput`.
 
+May import core and the other component packages (encoders, priors, methods, data); never
+diagnostics, config, training, eval, studies or the entry points.
+
 An encoder is an ``nn.Module`` registered in :data:`levyjepa.ENCODERS`. Its constructor takes
 keyword arguments only, including ``with_tokens_proj: bool`` (supplied by the runner), and
 exposes ``emb_dim`` (the width the probe reads).

@@ -1,5 +1,8 @@
 """Offline evaluation of a trained encoder on frozen features: classification and dense tasks.
 
+May import core, the components, diagnostics, config and training (it reads trained runs);
+never studies or the entry points.
+
 Usage::
 
     python -m levyjepa.eval RUN_DIR [key=value ...]

@@ -1,5 +1,8 @@
 """SSL methods: registered components that turn a batch of views into named loss terms.
 
+May import core and the other component packages (encoders, priors, methods, data); never
+diagnostics, config, training, eval, studies or the entry points.
+
 One method per file; :mod:`levyjepa.methods.base` states the seam (:class:`Method`,
 :class:`MethodNeeds`, :class:`MethodOutput`). Registered here: ``lejepa``
 (:class:`levyjepa.methods.lejepa.LeJEPA`, with multi-crop), ``vicreg``

@@ -1,5 +1,8 @@
 """Distributional priors on embeddings.
 
+May import core and the other component packages (encoders, priors, methods, data); never
+diagnostics, config, training, eval, studies or the entry points.
+
 A prior is an ``nn.Module`` registered in :data:`levyjepa.PRIORS` whose forward takes the
 embedding tensor it regularises and the global optimisation step (keyword ``step``, used to
 seed any randomness identically on every process) and returns a scalar loss. In a recipe,
