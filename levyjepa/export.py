@@ -32,18 +32,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import OmegaConf
-from safetensors.torch import load_file, save
-from torch import nn
+from safetensors.torch import save
 
 import levyjepa
 from levyjepa.core.atomic import atomic_write_bytes, atomic_write_text
 from levyjepa.core.cli_help import HelpFormatter
 from levyjepa.core.errors import ConfigError
+from levyjepa.training.exported import CONFIG_NAME, WEIGHTS_NAME, load_encoder
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "export", "load_encoder", "main"]
 
-WEIGHTS_NAME = "encoder.safetensors"
-CONFIG_NAME = "encoder.yaml"
 
 
 def export(run_dir: str | Path, out_dir: Optional[str | Path] = None, *,
@@ -76,45 +74,6 @@ def export(run_dir: str | Path, out_dir: Optional[str | Path] = None, *,
     atomic_write_bytes(out / WEIGHTS_NAME, save(state, metadata={"format": "pt"}))
     atomic_write_text(out / CONFIG_NAME, OmegaConf.to_yaml(OmegaConf.create(config)))
     return out
-
-
-def load_encoder(path: str | Path, *, device: str = "cpu") -> nn.Module:
-    """Rebuild an exported encoder, in eval mode.
-
-    Args:
-        path: The export folder, or its ``encoder.safetensors`` (``encoder.yaml`` beside it).
-        device: Where to put the weights.
-
-    Returns:
-        The encoder: ``enc(views)`` maps ``(N, V, C, H, W)`` images (or ``(N, V, C, T, H, W)``
-        clips) to an :class:`~levyjepa.encoders.output.EncoderOutput`.
-
-    Raises:
-        ConfigError: if a file is missing or does not match the config.
-    """
-    from levyjepa.config.plugins import load_plugins
-    from levyjepa.core.registry import ENCODERS
-
-    path = Path(path)
-    folder = path.parent if path.suffix == ".safetensors" else path
-    weights, config = folder / WEIGHTS_NAME, folder / CONFIG_NAME
-    for needed in (weights, config):
-        if not needed.is_file():
-            raise ConfigError(f"{needed}: not found (write it with python -m levyjepa.export)")
-    cfg = OmegaConf.to_container(OmegaConf.load(config))
-    if not isinstance(cfg, dict) or "encoder" not in cfg:
-        raise ConfigError(f"{config}: no 'encoder' section")
-    load_plugins(cfg.get("plugins", []))
-    encoder = ENCODERS.build(cfg["encoder"], where=f"{config}: encoder",
-                             with_tokens_proj=bool(cfg.get("with_tokens_proj", True)),
-                             **({} if cfg.get("with_proj", True) else {"with_proj": False}))
-    missing, unexpected = encoder.load_state_dict(load_file(str(weights), device=device),
-                                                  strict=False)
-    if missing or unexpected:
-        bad = (missing or unexpected)[0]
-        raise ConfigError(f"{weights}: does not match {config} "
-                          f"({'missing' if missing else 'unexpected'} key '{bad}')")
-    return encoder.to(device).eval()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -240,8 +240,9 @@ PATH = re.compile(r"(?<![\w./-])((?:recipes|benchmarks|levyjepa|examples|tests|d
 @pytest.mark.parametrize("page", PAGES, ids=_rel)
 def test_named_files_exist(page: Path) -> None:
     paths = {p.rstrip(".,:;") for p in PATH.findall(page.read_text())}
-    missing = [p for p in sorted(paths)
-               if not (any(ROOT.glob(p)) if "*" in p else (ROOT / p).exists())]
+    missing = [p for p in sorted(paths)  # from the repository root, or the page's folder
+               if not (any(ROOT.glob(p)) if "*" in p
+                       else (ROOT / p).exists() or (page.parent / p).exists())]
     assert not missing, f"{_rel(page)} names files that do not exist: {missing}"
 
 

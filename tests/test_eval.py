@@ -127,7 +127,7 @@ def test_eval_errors(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None
     settings, recipe = parse_overrides(["k=7", "temperature=0.5", "data.test_size=4"])
     assert (settings.k, settings.temperature, recipe) == (7, 0.5, ["data.test_size=4"])
     cases = {
-        "kk=3": "unknown key 'kk'; valid: baselines, batch_size, checkpoint",
+        "kk=3": "unknown key 'kk'; valid: base_size, baselines, batch_size, checkpoint",
         "task=segmentaton": "task: unknown task 'segmentaton'; valid: classification",
         "k=0": "k=0 is out of range",
         "temperature=warm": "temperature: Value 'warm' of type 'str' could not be converted",
@@ -138,4 +138,5 @@ def test_eval_errors(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None
         assert main([str(tiny_run), item]) == 2
         assert message in capsys.readouterr().err
     assert main([str(tiny_run.parent / "missing")]) == 2
-    assert "not a run directory (no config.yaml)" in capsys.readouterr().err
+    assert "missing: not found (give a run directory, an exported encoder or a recipe file " \
+        "with weights=PATH)" in capsys.readouterr().err

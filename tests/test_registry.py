@@ -185,12 +185,22 @@ def test_every_encoder_honours_the_output_contract(name: str) -> None:
 
 @pytest.mark.parametrize("name", DATA.names())
 def test_every_data_source_yields_views_and_labels(name: str, image_tree: Path,
-                                                   video_tree: Path) -> None:
+                                                   video_tree: Path, tmp_path: Path) -> None:
     params = DATA.parameters(name)
     # sources reading files get the generated image tree or video clips of conftest.py
     clips = "frames_per_clip" in params
     files = {"root": str(video_tree / "train"), "test_root": str(video_tree / "val"),
              "frames_per_clip": 4, "frame_step": 1} if clips else {"root": str(image_tree)}
+    if "train_list" in params:  # clip lists: "path label" lines naming the same clips
+        lists = {}
+        for split in ("train", "val"):
+            classes = sorted(d.name for d in (video_tree / split).iterdir() if d.is_dir())
+            lines = [f"{clip} {label}" for label, c in enumerate(classes)
+                     for clip in sorted((video_tree / split / c).iterdir())]
+            lists[split] = tmp_path / f"{split}.csv"
+            lists[split].write_text("\n".join(lines) + "\n")
+        files = {"train_list": str(lists["train"]), "val_list": str(lists["val"]),
+                 "frames_per_clip": 4, "frame_step": 1}
     side = 32 if name == "scenes" else 16  # scenes are 32 px at least
     tiny = {k: v for k, v in {"size": side, "views": 3, "train_size": 20, "test_size": 10,
                               **files}.items() if k in params}

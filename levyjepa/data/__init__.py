@@ -31,7 +31,7 @@ from levyjepa.data.generated import (  # noqa: F401  (importing registers the so
 from levyjepa.data.images import image_folder, imagenette  # noqa: F401
 from levyjepa.data.loading.image_source import ImageSource
 from levyjepa.data.loading.splits import DataSplits
-from levyjepa.data.video import video_folder  # noqa: F401
+from levyjepa.data.video import clip_lists, video_folder  # noqa: F401
 from levyjepa.data.views import light_views, seed_views  # noqa: F401  (registers the pipelines)
 
 __all__ = ["DataSplits", "ImageSource"]

@@ -58,6 +58,13 @@ encoder and raw pixels (``baselines``). Their keys: ``features`` (``tokens`` or
 
     python -m levyjepa.eval RUN_DIR task=segmentation,propagation,tracking
 
+The field's benchmarks, read in their own layouts (:mod:`levyjepa.eval.benchmark_tasks`):
+``davis``, ``tapvid``, ``voc2012``, ``ade20k`` and ``video_classification``, each with
+``data_root=PATH``; the source may also be an exported encoder or a recipe file with
+``weights=PATH`` (:mod:`levyjepa.eval.encoder_sources`)::
+
+    python -m levyjepa.eval RUN_DIR task=davis data_root=path/to/DAVIS
+
 The package reads by task: :mod:`levyjepa.eval.features` (frozen features),
 :mod:`levyjepa.eval.classification` (k-NN and the linear probe),
 :mod:`levyjepa.eval.segmentation`, :mod:`levyjepa.eval.propagation`,

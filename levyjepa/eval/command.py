@@ -21,7 +21,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from levyjepa.core.cli_help import HelpFormatter, setting, settings_text
 from levyjepa.core.errors import ConfigError
+from levyjepa.eval.benchmark_tasks import BENCHMARK_TASKS, benchmarks, evaluate_encoder
 from levyjepa.eval.dense_features import FEATURES
+from levyjepa.eval.encoder_sources import source_kind
 from levyjepa.eval.results_file import read_entries, record_entries, split_by_task, task_settings
 from levyjepa.eval.tasks import DENSE_KEYS, TASKS, classification, dense, parse_tasks
 from levyjepa.priors.levy_sheet import LevySheetPrior
@@ -60,6 +62,26 @@ class EvalConfig:
     clip_frames: int = setting(16, "propagation and tracking: frames per clip for an image "
                                    "encoder (a video encoder: its num_frames)")
     trackers: bool = setting(True, "log the dense pictures to the recipe's trackers")
+    data_root: Optional[str] = setting(None, "benchmark tasks (davis, tapvid, voc2012, ade20k): "
+                                             "the downloaded benchmark's folder")
+    weights: Optional[str] = setting(None, "with a recipe file as the source: the encoder's "
+                                           "weights (.safetensors or a torch state dict)")
+    layers: int = setting(1, "benchmark tasks: concatenate the last N blocks' tokens")
+    split: str = setting("val", "davis: the ImageSets/2017 split")
+    preset: str = setting("dino", "davis: label-propagation parameters, dino, dinov3 or crw")
+    short_side: Optional[int] = setting(None, "davis: frames' short side (null: the preset's, "
+                                              "480 for dino)")
+    size_multiple: Optional[int] = setting(None, "davis: the long side is floored to a "
+                                                 "multiple of this (null: the preset's, 64)")
+    query_mode: str = setting("first", "tapvid: first or strided")
+    iterations: int = setting(40000, "voc2012, ade20k: training steps of the linear head")
+    crop: int = setting(512, "voc2012, ade20k: training crop and sliding window, pixels")
+    stride: int = setting(341, "voc2012, ade20k: sliding-window stride, pixels")
+    base_size: Optional[int] = setting(512, "voc2012, ade20k: images' short side before "
+                                            "cropping (null: their own size)")
+    segments: int = setting(8, "video_classification: test clips per video, evenly spaced")
+    views: int = setting(3, "video_classification: spatial crops per test clip")
+    probe_epochs: int = setting(20, "video_classification: epochs of the attentive probe")
 
 
 def parse_overrides(items: Sequence[str]) -> tuple[EvalConfig, list[str]]:
@@ -96,10 +118,21 @@ def parse_overrides(items: Sequence[str]) -> tuple[EvalConfig, list[str]]:
               "features": settings.features in FEATURES,
               "seg_train": settings.seg_train >= 1, "seg_test": settings.seg_test >= 1,
               "seg_iterations": settings.seg_iterations >= 1, "clips": settings.clips >= 1,
-              "clip_frames": settings.clip_frames >= 3}
+              "clip_frames": settings.clip_frames >= 3, "layers": settings.layers >= 1,
+              "preset": settings.preset in ("dino", "dinov3", "crw"),
+              "query_mode": settings.query_mode in ("first", "strided"),
+              "iterations": settings.iterations >= 1, "crop": settings.crop >= 1,
+              "stride": 1 <= settings.stride, "segments": settings.segments >= 1,
+              "base_size": settings.base_size is None or settings.base_size >= 1,
+              "short_side": settings.short_side is None or settings.short_side >= 1,
+              "size_multiple": settings.size_multiple is None or settings.size_multiple >= 1,
+              "views": settings.views in (1, 3), "probe_epochs": settings.probe_epochs >= 1}
     for key, ok in checks.items():
         if not ok:
-            valid = f"; valid: {', '.join(FEATURES)}" if key == "features" else ""
+            valid = {"features": f"; valid: {', '.join(FEATURES)}",
+                     "preset": "; valid: dino, dinov3, crw",
+                     "query_mode": "; valid: first, strided",
+                     "views": "; valid: 1, 3"}.get(key, "")
             raise ConfigError(f"{key}={getattr(settings, key)!r} is out of range{valid}")
     parse_tasks(settings.task)
     return settings, recipe
@@ -149,7 +182,8 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
     if "classification" in tasks:
         entries, splits = classification(run, settings, device)
         result.update(entries)
-    dense_tasks = tuple(t for t in tasks if t != "classification")
+    dense_tasks = tuple(t for t in tasks if t != "classification" and t not in BENCHMARK_TASKS)
+    result.update(benchmarks(run.encoder, tasks, settings, run_dir, device, run=run))
     details: dict[str, Any] = {}
     if dense_tasks:
         encoders = {"untrained" if settings.untrained else "trained": run.encoder}
@@ -213,10 +247,15 @@ def _levy(run) -> Optional[LevySheetPrior]:
     return run.prior if isinstance(run.prior, LevySheetPrior) else None
 
 
+HEADLINE = ("/j_and_f", "/average_jaccard", "/miou", "/top1")
+"""The benchmark metrics the summary line shows."""
+
+
 def summary_line(result: dict[str, Any]) -> str:
     """The one-line summary printed by ``python -m levyjepa.eval``."""
     what = "untrained encoder of" if result.get("untrained") else "eval"
-    parts = [f"{what} {result['run_dir']} step {result['step']}"]
+    step = f" step {result['step']}" if result.get("step") is not None else ""
+    parts = [f"{what} {result['run_dir']}{step}"]
     if "knn" in result:
         knn, lin = result["knn"], result["linear"]
         parts += [f"k-NN top1 {knn['top1']:.4f} (k={knn['k']}, T={knn['temperature']:g})",
@@ -226,6 +265,9 @@ def summary_line(result: dict[str, Any]) -> str:
     for key in dense_keys(result):
         extra = ", ".join(f"{name} {vals[key]:.3f}" for name, vals in base.items() if key in vals)
         parts.append(f"{key} {result[key]:.3f}" + (f" ({extra})" if extra else ""))
+    for key, value in result.items():
+        if key.split("/")[0] in BENCHMARK_TASKS and key.endswith(HEADLINE):
+            parts.append(f"{key} {value:.3f}")
     if "levy_ep" in result:
         parts.append("EP " + " ".join(f"{k} {v:.4g}" for k, v in result["levy_ep"].items()))
     return " | ".join(parts) + f" -> {result['eval_file']}"
@@ -244,7 +286,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           "examples:\n  python -m levyjepa.eval runs/quickstart k=200 temperature=0.1\n"
           "  python -m levyjepa.eval RUN_DIR task=segmentation,propagation,tracking",
     )
-    parser.add_argument("run_dir", help="a run directory (with config.yaml and checkpoints/)")
+    parser.add_argument("run_dir", metavar="source",
+                        help="a run directory (config.yaml, checkpoints/), an exported encoder "
+                             "(python -m levyjepa.export) or a recipe file with weights=PATH")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="settings (below) or recipe overrides")
     parser.add_argument("--traceback", action="store_true", help="show full tracebacks")
@@ -252,7 +296,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     show_traceback = args.traceback or os.environ.get("LEVYJEPA_TRACEBACK") == "1"
     try:
         settings, recipe = parse_overrides(args.overrides)
-        result = evaluate_run(args.run_dir, settings, recipe)
+        if source_kind(Path(args.run_dir)) == "run":
+            result = evaluate_run(args.run_dir, settings, recipe)
+        else:  # an exported encoder, or a recipe's encoder with weights=
+            result = evaluate_encoder(args.run_dir, settings, recipe)
     except ConfigError as err:
         if show_traceback:
             raise

@@ -44,6 +44,7 @@ from typing import Any
 
 from levyjepa.core.atomic import atomic_write_json
 from levyjepa.core.errors import ConfigError
+from levyjepa.eval.benchmark_tasks import BENCHMARK_SETTINGS
 
 FORMAT = 2
 """The layout version written in ``format``."""
@@ -58,12 +59,14 @@ TASK_SETTINGS = {
 }
 """The evaluation settings each task's numbers depend on (others, such as ``progress`` or
 ``pictures``, change nothing measured and are not part of an entry's identity)."""
+TASK_SETTINGS.update(BENCHMARK_SETTINGS)
 
 CLASSIFICATION_KEYS = ("n_train", "n_test", "classes", "emb_dim", "knn", "linear",
                        "test_features", "levy_ep")
 """Top-level result keys that belong to the classification task."""
 
-DETAILS_KEY = {"segmentation": "segmentation", "propagation": "video", "tracking": "video"}
+DETAILS_KEY = {"segmentation": "segmentation", "propagation": "video", "tracking": "video",
+               **{task: task for task in BENCHMARK_SETTINGS}}
 """Where each dense task's protocol parameters live in a result (video tasks share theirs)."""
 
 PICTURE_TASK = {"eval_segmentation": "segmentation", "eval_propagation": "propagation",

@@ -22,11 +22,12 @@ from levyjepa.data.build import build_splits
 from levyjepa.data.loading.loader_options import DATA_LOADER_KEYS
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.diagnostics.representation import rank_metrics
+from levyjepa.eval.benchmark_tasks import BENCHMARK_TASKS
 from levyjepa.eval.classification import accuracy, knn_predict, linear_probe
 from levyjepa.eval.features import extract_features
 from levyjepa.priors.levy_sheet import LevySheetPrior
 
-TASKS = ("classification", "segmentation", "propagation", "tracking")
+TASKS = ("classification", "segmentation", "propagation", "tracking", *BENCHMARK_TASKS)
 DENSE_KEYS = {
     "segmentation": ("miou", "pixel_acc"),
     "propagation": ("j_mean", "f_mean", "j_and_f"),

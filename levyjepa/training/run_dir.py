@@ -34,7 +34,7 @@ RUN_MARKERS = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints")
 """Entries whose presence means a folder holds a run."""
 
 RUN_FILES = (*RUN_MARKERS, "eval.json", "eval_untrained.json", "first_look.txt", "pictures",
-             "tensorboard", "wandb", "report.md", "plugins.json")
+             "tensorboard", "wandb", "report.md", "plugins.json", "eval")
 """Everything a run (and ``levyjepa.eval`` / ``report``) writes; ``overwrite=true`` removes
 these and nothing else."""
 
