@@ -42,24 +42,24 @@ def split_sequences(root: Path, split: str) -> list[str]:
     return names
 
 
+def _sequence_files(root: Path, seq: str, *, folder: str, suffix: str, what: str) -> list[Path]:
+    """Sorted ``<folder>/480p/<seq>/*<suffix>`` of a sequence (at least one)."""
+    where = Path(root) / folder / "480p" / seq
+    paths = sorted(where.glob(f"*{suffix}"))
+    if not paths:
+        raise ConfigError(f"DAVIS: missing {where}/00000{suffix} (no {what} of sequence "
+                          f"{seq!r}); {LAYOUT}")
+    return paths
+
+
 def frame_paths(root: Path, seq: str) -> list[Path]:
     """Sorted ``JPEGImages/480p/<seq>/*.jpg`` of a sequence (at least one)."""
-    folder = Path(root) / "JPEGImages" / "480p" / seq
-    paths = sorted(folder.glob("*.jpg"))
-    if not paths:
-        raise ConfigError(f"DAVIS: missing {folder}/00000.jpg (no frame of sequence {seq!r}); "
-                          f"{LAYOUT}")
-    return paths
+    return _sequence_files(root, seq, folder="JPEGImages", suffix=".jpg", what="frame")
 
 
 def annotation_paths(root: Path, seq: str) -> list[Path]:
     """Sorted ``Annotations/480p/<seq>/*.png`` of a sequence (at least one)."""
-    folder = Path(root) / "Annotations" / "480p" / seq
-    paths = sorted(folder.glob("*.png"))
-    if not paths:
-        raise ConfigError(f"DAVIS: missing {folder}/00000.png (no annotation of sequence "
-                          f"{seq!r}); {LAYOUT}")
-    return paths
+    return _sequence_files(root, seq, folder="Annotations", suffix=".png", what="annotation")
 
 
 def read_annotation(path: Path) -> tuple[np.ndarray, list[int]]:
