@@ -29,9 +29,7 @@ from typing import Optional
 from levyjepa.core.errors import ConfigError
 from levyjepa.core.registry import DATA
 from levyjepa.data.loading.splits import DataSplits
-from levyjepa.data.video.video_clips import ClipDataset
-from levyjepa.data.video.video_sources import VideoFiles
-from levyjepa.data.video.video_transforms import ClipAugmentation, ClipCenterView
+from levyjepa.data.video.video_folder import clip_splits
 
 CLIP_LIST_FORMAT = ("'<path> <label>' per line, separated by a space, no header (path absolute "
                     "or relative to the list's folder, label an integer >= 0)")
@@ -165,22 +163,10 @@ def clip_list(
     elif largest >= num_classes:
         raise ConfigError(f"data.num_classes={num_classes} but the clip lists hold label "
                           f"{largest}; labels run from 0 to num_classes - 1")
-    clip = dict(frames_per_clip=frames_per_clip, frame_step=frame_step, fps=fps,
-                short_video=short_video, on_error=on_error, seed=seed)
-    augmentation = ClipAugmentation(
-        size=size, crop_scale=tuple(crop_scale), crop_ratio=tuple(crop_ratio), flip_p=flip_p,
-        color_jitter=tuple(color_jitter), color_jitter_p=color_jitter_p, grayscale_p=grayscale_p,
-    )
-    read = dict(backend=backend, threads=decode_threads)
-    center = ClipCenterView(size=size)
-    train = ClipDataset(VideoFiles(paths, **read), labels, transform=augmentation, views=views,
-                        independent_starts=independent_starts, **clip)
-    train_eval = ClipDataset(VideoFiles(paths, **read), labels, transform=center, views=None,
-                             **clip)
-    train_eval.share_unreadable(train)  # the same files: each skipped one reported once
-    test = None
-    if test_paths:
-        test = ClipDataset(VideoFiles(test_paths, **read), test_labels, transform=center,
-                           views=None, **clip)
-    return DataSplits(train=train, test=test, num_classes=num_classes, train_eval=train_eval,
-                      view_groups=((views, size),))
+    return clip_splits(
+        (paths, labels), (test_paths, test_labels) if test_paths else None,
+        num_classes=num_classes, backend=backend, decode_threads=decode_threads, size=size,
+        frames_per_clip=frames_per_clip, frame_step=frame_step, fps=fps, views=views,
+        independent_starts=independent_starts, short_video=short_video, on_error=on_error,
+        seed=seed, crop_scale=crop_scale, crop_ratio=crop_ratio, flip_p=flip_p,
+        color_jitter=color_jitter, color_jitter_p=color_jitter_p, grayscale_p=grayscale_p)

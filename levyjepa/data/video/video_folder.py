@@ -151,6 +151,42 @@ def video_folder(
         paths, labels, classes = scan_videos(Path(root).expanduser())
     except ConfigError as err:
         raise ConfigError(f"data.root: {err}") from None
+    test = None
+    if test_root is not None and classes:
+        try:
+            test = scan_videos(Path(test_root).expanduser(), classes)[:2]
+        except ConfigError as err:
+            raise ConfigError(f"data.test_root: {err}") from None
+    elif test_root is not None:
+        warnings.warn("data.test_root is ignored: the training folder is unlabelled",
+                      RuntimeWarning, stacklevel=2)
+    return clip_splits(
+        (paths, labels), test, num_classes=len(classes), backend=backend,
+        decode_threads=decode_threads, size=size, frames_per_clip=frames_per_clip,
+        frame_step=frame_step, fps=fps, views=views, independent_starts=independent_starts,
+        short_video=short_video, on_error=on_error, seed=seed, crop_scale=crop_scale,
+        crop_ratio=crop_ratio, flip_p=flip_p, color_jitter=color_jitter,
+        color_jitter_p=color_jitter_p, grayscale_p=grayscale_p)
+
+
+def clip_splits(train: tuple[list[Path], list[int]],
+                test: Optional[tuple[list[Path], list[int]]], *, num_classes: int,
+                backend: str, decode_threads: int, size: int, frames_per_clip: int,
+                frame_step: Optional[int], fps: Optional[float], views: int,
+                independent_starts: bool, short_video: str, on_error: str, seed: int,
+                crop_scale: tuple[float, float], crop_ratio: tuple[float, float], flip_p: float,
+                color_jitter: tuple[float, float, float, float], color_jitter_p: float,
+                grayscale_p: float) -> DataSplits:
+    """The splits of labelled video files, shared by ``video_folder`` and ``clip_list``: the
+    augmented training clips, the same files un-augmented (``train_eval``) and the test files,
+    both centre views. The keywords are those of :func:`video_folder`.
+
+    Args:
+        train: The training files and their labels.
+        test: The test files and their labels, or ``None``.
+        num_classes: The number of classes (0: unlabelled).
+    """
+    paths, labels = train
     clip = dict(frames_per_clip=frames_per_clip, frame_step=frame_step, fps=fps,
                 short_video=short_video, on_error=on_error, seed=seed)
     augmentation = ClipAugmentation(
@@ -158,22 +194,15 @@ def video_folder(
         color_jitter=tuple(color_jitter), color_jitter_p=color_jitter_p, grayscale_p=grayscale_p,
     )
     read = dict(backend=backend, threads=decode_threads)
-    train = ClipDataset(VideoFiles(paths, **read), labels, transform=augmentation, views=views,
-                        independent_starts=independent_starts, **clip)
+    train_set = ClipDataset(VideoFiles(paths, **read), labels, transform=augmentation,
+                            views=views, independent_starts=independent_starts, **clip)
     center = ClipCenterView(size=size)
     train_eval = ClipDataset(VideoFiles(paths, **read), labels, transform=center, views=None,
                              **clip)
-    train_eval.share_unreadable(train)  # the same files: each skipped one reported once
-    test = None
-    if test_root is not None and classes:
-        try:
-            test_paths, test_labels, _ = scan_videos(Path(test_root).expanduser(), classes)
-        except ConfigError as err:
-            raise ConfigError(f"data.test_root: {err}") from None
-        test = ClipDataset(VideoFiles(test_paths, **read), test_labels, transform=center,
-                           views=None, **clip)
-    elif test_root is not None:
-        warnings.warn("data.test_root is ignored: the training folder is unlabelled",
-                      RuntimeWarning, stacklevel=2)
-    return DataSplits(train=train, test=test, num_classes=len(classes), train_eval=train_eval,
-                      view_groups=((views, size),))
+    train_eval.share_unreadable(train_set)  # the same files: each skipped one reported once
+    test_set = None
+    if test is not None and test[0]:
+        test_set = ClipDataset(VideoFiles(test[0], **read), test[1], transform=center,
+                               views=None, **clip)
+    return DataSplits(train=train_set, test=test_set, num_classes=num_classes,
+                      train_eval=train_eval, view_groups=((views, size),))
