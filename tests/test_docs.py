@@ -325,7 +325,9 @@ def option_problem(section: str, key: str, sub: str | None) -> str | None:
     if section == "views":
         valid = _component_params(levyjepa.VIEWS)
         return None if key in valid else "not a parameter of any registered view pipeline"
-    valid = _component_params(levyjepa.ENCODERS)
+    from levyjepa.config.pretrained_keys import PRETRAINED_KEYS
+
+    valid = _component_params(levyjepa.ENCODERS) | set(PRETRAINED_KEYS)
     return None if key in valid else "not a parameter of any registered encoder"
 
 

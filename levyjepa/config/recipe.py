@@ -17,7 +17,9 @@ key or a wrong type is reported with the file it is in (a YAML syntax error or a
 its line and column); every component section is checked against the registered component's
 constructor once the recipe's plugins are imported, and the data against the encoder: the
 views the data source makes must be what the encoder takes (``data.size`` and
-``encoder.img_size``, ``data.frames_per_clip`` and ``encoder.num_frames``).
+``encoder.img_size``, ``data.frames_per_clip`` and ``encoder.num_frames``). The ``encoder``
+keys ``pretrained`` and ``pretrained_strict`` are every encoder's
+(:mod:`levyjepa.config.pretrained_keys`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from levyjepa.config.moved_keys import refuse_moved_keys
 from levyjepa.config.moved_recipes import moved_recipe
+from levyjepa.config.pretrained_keys import (
+    absolute_pretrained,
+    pretrained_problem,
+    split_pretrained,
+)
 from levyjepa.config.recipe_yaml import yaml_error
 from levyjepa.config.schema import (
     DATA_LOADER_KEYS,
@@ -70,12 +77,17 @@ FIT_KEYS: tuple[tuple[str, str], ...] = (("size", "img_size"), ("frames_per_clip
 Replaced = dict[str, tuple[Any, Any]]
 
 
-def load_recipe(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> DictConfig:
+def load_recipe(path: str | os.PathLike[str], overrides: Sequence[str] = (), *,
+                pretrained_file: bool = True) -> DictConfig:
     """Load, merge, validate and resolve a recipe.
+
+    A relative ``encoder.pretrained`` path is made absolute (against the current directory).
 
     Args:
         path: The recipe file.
         overrides: Dotlist items ``key=value`` applied last.
+        pretrained_file: Check that the ``encoder.pretrained`` file exists (off where the
+            encoder's weights come from elsewhere: a trained run's recipe, a ``weights=`` file).
 
     Returns:
         The resolved recipe, typed by :class:`levyjepa.config.schema.Recipe`.
@@ -102,11 +114,14 @@ def load_recipe(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
                  if f"'{where}." in str(err)]
         raise ConfigError(f"{path}: {_describe(err)}{''.join(notes[:1])}") from None
     load_plugins(list(cfg.plugins))
-    check_recipe(cfg, origin=str(path), replaced=replaced)
+    check_recipe(cfg, origin=str(path), replaced=replaced, pretrained_file=pretrained_file)
+    if isinstance(cfg.encoder.get("pretrained"), str):
+        cfg.encoder.pretrained = absolute_pretrained(cfg.encoder.pretrained)
     return cfg
 
 
-def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = None) -> None:
+def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = None,
+                 pretrained_file: bool = True) -> None:
     """Check values the schema's types cannot express, every component section, and the fit.
 
     Args:
@@ -114,6 +129,9 @@ def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = No
         origin: The recipe file, named in messages.
         replaced: Component sections replaced while merging (their old and new names), noted in
             the message about their missing keys.
+        pretrained_file: Check that the ``encoder.pretrained`` path exists; a recipe that may
+            resume (``resume`` set) is not checked, as a resumed run takes its weights from the
+            checkpoint (training reports a missing file if it starts afresh after all).
     """
     import levyjepa
 
@@ -172,6 +190,11 @@ def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = No
         if where == "data":
             section = {k: v for k, v in section.items() if k not in DATA_LOADER_KEYS}
             loader_missing = [k for k in DATA_LOADER_KEYS if k not in data]
+        if where == "encoder":  # the pretrained keys are every encoder's, no constructor's
+            problem = pretrained_problem(section, need_file=pretrained_file and cfg.resume is None)
+            if problem:
+                fail(problem)
+            section = split_pretrained(section)[0]
         registry = getattr(levyjepa, registry_name)
         note = _replaced_note(where, (replaced or {}).get(where))
         try:
@@ -223,6 +246,7 @@ def _fit_problem(cfg: DictConfig, data_registry: Registry, encoder_registry: Reg
     data_section = OmegaConf.to_container(cfg.data)
     encoder_section = OmegaConf.to_container(cfg.encoder)
     assert isinstance(data_section, dict) and isinstance(encoder_section, dict)
+    encoder_section = split_pretrained(encoder_section)[0]
     data = _effective(data_registry, data_section)
     enc = _effective(encoder_registry, encoder_section)
     data_name, enc_name = data["name"], enc["name"]

@@ -15,18 +15,14 @@ from typing import Optional
 
 import timm
 import torch
-from torch import nn
 
 from levyjepa.core.errors import ConfigError
 from levyjepa.core.registry import ENCODERS
-from levyjepa.encoders.heads import AttentionPoolHead, projector
-from levyjepa.encoders.output import EncoderOutput
-
-POOLS = ("attention", "mean")
+from levyjepa.encoders.field_encoder import POOLS, FieldEncoder, masked_vit_tokens
 
 
 @ENCODERS.register("vit", runtime=("with_tokens_proj", "with_proj"))
-class ViTEncoder(nn.Module):
+class ViTEncoder(FieldEncoder):
     """A timm ViT backbone (never pretrained) with pooling and projector heads.
 
     With the defaults this is the seed's encoder: ``vit_small_patch8_224`` at 128 px (a 16x16
@@ -97,56 +93,24 @@ class ViTEncoder(nn.Module):
                 f"encoder 'vit': unknown timm ViT arch '{arch}'"
                 + (f"; closest: {', '.join(close)}" if close else "")
             )
-        self.backbone = timm.create_model(
-            arch,
-            pretrained=False,
-            img_size=img_size,
-            in_chans=in_chans,
-            num_classes=0,
-            drop_path_rate=drop_path,
-            dynamic_img_size=True,  # other resolutions: position embeddings interpolated
-            **overrides,
-        )
+        # what timm.create_model(arch, **model_args) needs to rebuild the backbone (export)
+        self.arch = arch
+        self.model_args = dict(img_size=img_size, in_chans=in_chans, num_classes=0,
+                               drop_path_rate=drop_path, dynamic_img_size=True, **overrides)
+        # dynamic_img_size: other resolutions get their position embeddings interpolated
+        self.backbone = timm.create_model(arch, pretrained=False, **self.model_args)
+        self.timm_exportable = True
         grid = tuple(self.backbone.patch_embed.grid_size)
-        width = self.backbone.embed_dim
-        self.grid: tuple[int, int] = (int(grid[0]), int(grid[1]))
-        self.width = width
-        if pool == "mean" and emb_dim != width:
-            raise ValueError(f"emb_dim={emb_dim} must equal the token width embed_dim={width} "
-                             "with pool: mean")
-        self.emb_dim = emb_dim
-        self.proj_dim = proj_dim
-        self.pool = pool
-        self.head = (AttentionPoolHead(width=width, grid=self.grid, emb_dim=emb_dim,
-                                       heads=pool_heads) if pool == "attention" else None)
-        self.proj = (projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
-                     if with_proj else None)
-        self.tokens_proj = (
-            projector(width, tokens_proj_hidden or proj_hidden, proj_dim, nn.LayerNorm)
-            if with_tokens_proj else None
-        )
+        self.build_heads(width=self.backbone.embed_dim, grid=(int(grid[0]), int(grid[1])),
+                         emb_dim=emb_dim, pool=pool, pool_heads=pool_heads,
+                         proj_hidden=proj_hidden, tokens_proj_hidden=tokens_proj_hidden,
+                         proj_dim=proj_dim, with_proj=with_proj,
+                         with_tokens_proj=with_tokens_proj)
 
     def grid_of(self, size: tuple[int, int]) -> tuple[int, int]:
         """The token grid of ``(H, W)`` inputs (``self.grid`` at ``img_size``)."""
         patch = self.backbone.patch_embed.patch_size
         return int(size[0]) // patch[0], int(size[1]) // patch[1]
-
-    def forward(self, views: torch.Tensor) -> EncoderOutput:
-        """Encode ``(N, V, C, H, W)`` views; see :class:`EncoderOutput` for the shapes.
-
-        Views of another side than ``img_size`` (LeJEPA's local views) are encoded with the
-        position embeddings of the backbone and of the attention pool resampled (bicubic) to
-        their grid; at ``img_size`` nothing is resampled.
-        """
-        if views.dim() != 5:
-            raise ValueError(f"vit expects (N, V, C, H, W) views, got shape {tuple(views.shape)}")
-        n, v = views.shape[:2]
-        tokens = self.forward_tokens(views.flatten(0, 1))
-        emb = self.head(tokens) if self.head is not None else tokens.mean((1, 2))
-        proj = (self.proj(emb).unflatten(0, (n, v)).transpose(0, 1)
-                if self.proj is not None else None)
-        tokens_proj = self.tokens_proj(tokens) if self.tokens_proj is not None else None
-        return EncoderOutput(emb=emb, proj=proj, tokens=tokens, tokens_proj=tokens_proj)
 
     def forward_tokens(self, images: torch.Tensor) -> torch.Tensor:
         """The last-layer patch-token field ``(B, H', W', D)`` of ``(B, C, H, W)`` images (after
@@ -172,10 +136,4 @@ class ViTEncoder(nn.Module):
         Returns:
             ``(B, K, D)`` tokens, in the order of ``keep``.
         """
-        bb = self.backbone
-        x = bb.norm_pre(bb.patch_drop(bb._pos_embed(bb.patch_embed(images))))
-        prefix = bb.num_prefix_tokens
-        patches = x[:, prefix:]
-        kept = patches.gather(1, keep.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
-        x = bb.blocks(torch.cat([x[:, :prefix], kept], 1))
-        return bb.norm(x)[:, prefix:]
+        return masked_vit_tokens(self.backbone, images, keep)

@@ -6,7 +6,8 @@ The third lets a user score a baseline they trust beside their own run: any regi
 ``weights=PATH`` (a ``.safetensors`` file, or a ``torch.save`` file holding a state dict, read
 with ``weights_only=True``). The state may be the encoder's own (keys as in
 ``encoder.state_dict()``) or a levyjepa checkpoint's ``model.safetensors`` (keys ``encoder.*``);
-every key must match, or one line names the first that does not.
+every key must match, or one line names the first that does not. The recipe's
+``encoder.pretrained`` keys are ignored there: ``weights=`` gives the weights.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from torch import nn
 
+from levyjepa.config.pretrained_keys import split_pretrained
 from levyjepa.core.errors import ConfigError
 from levyjepa.core.registry import ENCODERS
 from levyjepa.training.exported import CONFIG_NAME, load_encoder
@@ -102,9 +104,9 @@ def encoder_from_recipe(recipe: Path, weights: Path, overrides: Sequence[str] = 
     from levyjepa.config.recipe import load_recipe
     from levyjepa.methods.build import encoder_runtime
 
-    cfg = load_recipe(recipe, list(overrides))
-    encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
-                             **encoder_runtime(cfg))
+    cfg = load_recipe(recipe, list(overrides), pretrained_file=False)  # weights= wins
+    encoder = ENCODERS.build(split_pretrained(OmegaConf.to_container(cfg.encoder))[0],
+                             where="encoder", **encoder_runtime(cfg))
     state = read_weights(weights)
     if any(k.startswith("encoder.") for k in state):  # a levyjepa checkpoint's model state
         state = encoder_state(state, key="encoder")

@@ -63,7 +63,8 @@ class TokenFeatures:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         backbone = getattr(encoder, "backbone", None)
         self.video = is_video_encoder(encoder)
-        if layers > 1 and (self.video or not hasattr(backbone, "forward_intermediates")):
+        if layers > 1 and (self.video or not hasattr(backbone, "forward_intermediates")
+                           or not getattr(encoder, "is_vit", True)):  # a ConvNet's map
             raise ValueError(f"layers={layers}: {type(encoder).__name__} gives its last layer "
                              "only (layers=1)")
         self.encoder = encoder.eval().to(device)
@@ -124,9 +125,12 @@ class ClipTokens:
         self.encoder = encoder.eval().to(device)
         self.device = torch.device(device)
         self.video = is_video_encoder(encoder)
-        embed = encoder.patch_embed if self.video else encoder.backbone.patch_embed
+        embed = (encoder.patch_embed if self.video
+                 else getattr(encoder.backbone, "patch_embed", None))
         self.frames = int(embed.input_size[1]) if self.video else None
-        size = embed.input_size[-1] if self.video else embed.img_size
+        # a ConvNet (the timm encoder) has no patch embedding: its training side
+        size = (embed.input_size[-1] if self.video
+                else embed.img_size if embed is not None else encoder.img_size)
         self.size = int(size[-1] if isinstance(size, (tuple, list)) else size)
 
     @torch.no_grad()

@@ -73,9 +73,16 @@ def check_needs(needs: MethodNeeds, *, method: str, view_groups: Sequence[tuple[
                           f"sample; the data makes {view_groups[0][0]} (views.global_views)")
     if len(view_groups) > 1 and not needs.local_views:
         raise ConfigError(f"method '{method}' takes no local views; set views.local_views=0")
-    if needs.masked_forward and not callable(getattr(encoder, "forward_masked", None)):
+    if needs.masked_forward and not (callable(getattr(encoder, "forward_masked", None))
+                                     and getattr(encoder, "has_masked_forward", True)):
+        arch = getattr(encoder, "arch", None)
+        fitting = [n for n in METHODS.names() if isinstance(METHODS.get(n), type)
+                   and issubclass(METHODS.get(n), Method)
+                   and not METHODS.get(n).needs.masked_forward]
         raise ConfigError(f"method '{method}' needs an encoder with a masked forward "
-                          f"(forward_masked); encoder '{type(encoder).__name__}' has none")
+                          f"(forward_masked: a ViT drops the patches it does not keep); encoder "
+                          f"'{type(encoder).__name__}'{f' ({arch})' if arch else ''} has none; "
+                          f"methods without that need: {', '.join(fitting)}")
     if needs.pool is not None and getattr(encoder, "pool", None) != needs.pool:
         raise ConfigError(f"method '{method}' needs encoder.pool={needs.pool}; encoder "
                           f"'{type(encoder).__name__}' pools with "

@@ -1,5 +1,6 @@
 """Loading an exported encoder (:mod:`levyjepa.export` writes it): ``encoder.safetensors`` and
-``encoder.yaml``, nothing else of the run needed."""
+``encoder.yaml``, nothing else of the run needed. The ``encoder`` section's ``pretrained`` keys
+(where the run's training started) are ignored: the weights are the export's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from torch import nn
 
+from levyjepa.config.pretrained_keys import split_pretrained
 from levyjepa.core.errors import ConfigError
 
 WEIGHTS_NAME = "encoder.safetensors"
@@ -38,17 +40,33 @@ def load_encoder(path: str | Path, *, device: str = "cpu") -> nn.Module:
     for needed in (weights, config):
         if not needed.is_file():
             raise ConfigError(f"{needed}: not found (write it with python -m levyjepa.export)")
-    cfg = OmegaConf.to_container(OmegaConf.load(config))
-    if not isinstance(cfg, dict) or "encoder" not in cfg:
+    try:
+        cfg = OmegaConf.to_container(OmegaConf.load(config))
+    except Exception as err:  # YAML errors come in several exception types
+        raise ConfigError(f"{config}: not readable ({_first_line(err)})") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("encoder"), dict):
         raise ConfigError(f"{config}: no 'encoder' section")
     load_plugins(cfg.get("plugins", []))
-    encoder = ENCODERS.build(cfg["encoder"], where=f"{config}: encoder",
+    encoder = ENCODERS.build(split_pretrained(cfg["encoder"])[0], where=f"{config}: encoder",
                              with_tokens_proj=bool(cfg.get("with_tokens_proj", True)),
                              **({} if cfg.get("with_proj", True) else {"with_proj": False}))
-    missing, unexpected = encoder.load_state_dict(load_file(str(weights), device=device),
-                                                  strict=False)
+    try:
+        state = load_file(str(weights), device=device)
+    except Exception as err:  # a truncated or corrupt file: safetensors raises several kinds
+        raise ConfigError(f"{weights}: not readable ({_first_line(err)}); a truncated or "
+                          "corrupt file?") from None
+    try:
+        missing, unexpected = encoder.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # a shape mismatch
+        lines = [x.strip() for x in str(err).splitlines() if "mismatch" in x]
+        raise ConfigError(f"{weights}: does not match {config} "
+                          f"({lines[0] if lines else 'shapes differ'})") from None
     if missing or unexpected:
         bad = (missing or unexpected)[0]
         raise ConfigError(f"{weights}: does not match {config} "
                           f"({'missing' if missing else 'unexpected'} key '{bad}')")
     return encoder.to(device).eval()
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]

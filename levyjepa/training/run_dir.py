@@ -44,6 +44,7 @@ MAY_CHANGE_ON_RESUME = (
     "trainer.keep_checkpoints", "trainer.cpu_threads", "trainer.compile",
     "trainer.pin_memory", "trainer.persistent_workers", "trainer.on_nonfinite",
     "data.workers", "data.cache",
+    "encoder.pretrained", "encoder.pretrained_strict",  # read at step 0 only, never on resume
     "log.",  # every logging key: cadence, trackers, progress bar, pictures, diagnostics
 )
 """Recipe keys a resumed run may change (a trailing dot: the whole section). Everything else,

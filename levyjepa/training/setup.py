@@ -4,6 +4,11 @@
 before its first step and returns it as a :class:`Run`. Batch sizes are global:
 ``data.batch_size`` samples per optimiser step whatever the number of processes (Accelerate
 splits each batch), so a recipe means the same experiment on one GPU or eight.
+
+``encoder.pretrained`` (:mod:`levyjepa.training.pretrained`) fills the encoder right after it is
+built and before the method is, so a teacher the method copies from it starts from the same
+weights; nothing else is taken from the file (step 0, a fresh optimiser and fresh method
+modules). A resumed run never reads it: the checkpoint's weights win, and the file may be gone.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from levyjepa.config.plugins import PLUGINS_FILE, plugin_origins
+from levyjepa.config.pretrained_keys import split_pretrained
 from levyjepa.core.atomic import atomic_write_json, atomic_write_text
 from levyjepa.core.errors import ConfigError
 from levyjepa.core.registry import ENCODERS
@@ -43,6 +49,7 @@ from levyjepa.training.global_batchnorm import convert_to_global_batchnorm
 from levyjepa.training.model import Pretrainer
 from levyjepa.training.online_probe import OnlineProbe
 from levyjepa.training.optim import build_optimizer, build_scheduler
+from levyjepa.training.pretrained import load_pretrained
 from levyjepa.training.run_dir import RunDirPlan, clear_run_dir, flatten_recipe, plan_run_dir
 from levyjepa.training.runlog import RunLog
 from levyjepa.training.speed import apply_speed_options
@@ -114,8 +121,13 @@ def build_run(cfg: DictConfig) -> Run:
                                  **loader_kwargs)
 
     # ---- model, method, priors, optimiser, schedule -----------------------------------------
-    encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
-                             **encoder_runtime(cfg))
+    section, pretrained, strict = split_pretrained(OmegaConf.to_container(cfg.encoder))
+    encoder = ENCODERS.build(section, where="encoder", **encoder_runtime(cfg))
+    if pretrained is not None and plan.resume_from is None:  # before a teacher copies it
+        accelerator.print(load_pretrained(encoder, pretrained, strict=strict))
+    elif pretrained is not None:
+        accelerator.print(f"encoder.pretrained: not read, resuming {plan.resume_from} "
+                          "(its weights win)")
     method, priors = build_method(cfg, encoder=encoder, view_groups=splits.view_groups)
     classes = cfg.trainer.probe_classes or splits.num_classes
     probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=classes) if splits.num_classes else None

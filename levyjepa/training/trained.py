@@ -8,6 +8,11 @@ projector exactly when the recipe's method or a prior reads ``tokens_proj`` (and
 projector unless the method never reads it), and given the checkpoint's weights of the encoder the
 method evaluates: the trained encoder (``encoder.*``), or I-JEPA's EMA teacher
 (``method.teacher.encoder.*``, :meth:`levyjepa.methods.Method.evaluated_key`).
+
+The untrained baseline (``untrained=True``) is the encoder the run started from: the recipe's
+random initialisation, or, for a run started from ``encoder.pretrained`` weights, those weights
+(:mod:`levyjepa.training.pretrained`), so that "trained against untrained" measures what the run
+itself learnt. The file must still be there; the trained encoder never needs it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from torch import nn
 
 from levyjepa.config.moved_keys import refuse_moved_keys
 from levyjepa.config.plugins import plugin_hint
+from levyjepa.config.pretrained_keys import split_pretrained
 from levyjepa.core.errors import ConfigError
 from levyjepa.core.registry import ENCODERS
 from levyjepa.methods.attached_priors import AttachedPriors
@@ -55,6 +61,9 @@ class TrainedRun:
             ``method.teacher.encoder`` for I-JEPA's EMA teacher).
         checkpoint: The checkpoint folder the weights come from.
         step: The training step of that checkpoint.
+        pretrained: For the untrained baseline of a run started from ``encoder.pretrained``
+            weights, the report of loading them
+            (:func:`levyjepa.training.pretrained.load_pretrained`); else ``None``.
     """
 
     cfg: DictConfig
@@ -65,6 +74,7 @@ class TrainedRun:
     weights_key: str
     checkpoint: Path
     step: int
+    pretrained: Optional[str] = None
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: Optional[str | Path] = None) -> Path:
@@ -123,7 +133,8 @@ def load_trained(
         checkpoint: A checkpoint folder (default: the run's latest complete checkpoint).
         overrides: Dotlist overrides of the run's recipe (e.g. ``data.root=...``).
         untrained: Keep the freshly initialised weights (seeded by the recipe's ``seed``)
-            instead of loading the checkpoint's: the untrained baseline of the same recipe.
+            instead of loading the checkpoint's: the untrained baseline of the same recipe (for
+            a run started from ``encoder.pretrained`` weights, those weights: its step 0).
 
     Raises:
         ConfigError: one line naming the missing file or the mismatching key.
@@ -137,7 +148,7 @@ def load_trained(
     refuse_moved_keys(OmegaConf.load(config), origin=f"{config} was written by an earlier "
                       "levyjepa, whose checkpoints this version does not read; its key")
     try:
-        cfg = load_recipe(config, overrides)
+        cfg = load_recipe(config, overrides, pretrained_file=False)  # weights come from here
     except ConfigError as err:  # a plugin module importable where the run trained, not here
         hint = plugin_hint(run_dir, str(err))
         if not hint:
@@ -153,16 +164,31 @@ def load_trained(
     with_tokens_proj = runtime["with_tokens_proj"]
     with_proj = runtime.get("with_proj", True)
     key = method_class(cfg).evaluated_key(OmegaConf.to_container(cfg.method))
+    section, pretrained, strict = split_pretrained(OmegaConf.to_container(cfg.encoder))
     with torch.random.fork_rng(devices=[]):  # the recipe's initial weights; caller's RNG kept
         torch.manual_seed(cfg.seed)
-        encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
-                                 **runtime)
+        encoder = ENCODERS.build(section, where="encoder", **runtime)
     found = dict(cfg=cfg, encoder=encoder, prior=prior, with_tokens_proj=with_tokens_proj,
                  with_proj=with_proj, weights_key=key, checkpoint=ckpt)
     if untrained:  # an EMA teacher starts as a copy of the encoder: the same weights
+        report = None
+        if pretrained is not None:  # the run's step 0 is the pretrained encoder
+            from levyjepa.training.pretrained import load_pretrained
+
+            try:
+                report = load_pretrained(encoder, pretrained, strict=strict)
+            except ConfigError as err:
+                raise ConfigError(f"{run_dir}: the untrained baseline of a run started from "
+                                  f"encoder.pretrained is those weights: {err}") from None
         encoder.eval()
-        return TrainedRun(**found, step=0)
-    state = encoder_state(load_file(str(weights)), key=key)
+        return TrainedRun(**found, step=0, pretrained=report)
+    try:
+        model_state = load_file(str(weights))
+    except Exception as err:  # a truncated or corrupt file: safetensors raises several kinds
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ConfigError(f"{weights}: not readable ({first}); a truncated or corrupt "
+                          "checkpoint?") from None
+    state = encoder_state(model_state, key=key)
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if missing or unexpected:
         bad = (missing or unexpected)[0]
