@@ -106,7 +106,8 @@ def _export(run_dir: str | Path, out_dir: Optional[str | Path] = None, *,
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Export a run's encoder; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m levyjepa.export",
-                                     description="Write a run's encoder as safetensors + config.",
+                                     description="Write a run's encoder as safetensors + config, "
+                                                 "and its backbone as a timm folder.",
                                      formatter_class=HelpFormatter)
     parser.add_argument("run_dir", type=Path, help="a run directory")
     parser.add_argument("--out", type=Path, default=None, help="folder (default RUN_DIR/export)")

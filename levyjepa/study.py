@@ -4,7 +4,8 @@ Usage::
 
     python -m levyjepa.study RECIPE_A RECIPE_B [RECIPE_C ...] [--seeds N] [--first-seed S]
         [--tasks a,b,...] [--out DIR] [--names NAME_A,NAME_B,...] [--a key=value ...]
-        [--b key=value ...] [--compare B:A ...] [--eval key=value ...] [key=value ...]
+        [--b key=value ...] [--compare B:A ...] [--target-difference X] [--eval key=value ...]
+        [key=value ...]
 
 With more than two recipes every arm is compared with arm A (the first) unless ``--compare
 X:Y`` (repeatable) names the pairs to compare, ``X - Y`` each (``--compare vjepa_levy3d:vjepa``
@@ -29,7 +30,10 @@ metric: each arm's mean and 95% Student t interval across seeds, the per-seed va
 paired difference B - A with its own interval, a verdict, the baselines of ``eval.json``; the
 wall time of every run) and ``DIR/study.png`` (one panel per metric) are rewritten; the
 statistics are :mod:`levyjepa.studies.stats`, the report :mod:`levyjepa.studies.tables`. Below 3
-seeds there is no verdict, and the study ends with one warning line on stderr.
+seeds there is no verdict, and the study ends with one warning line on stderr. Beside each
+verdict, the smallest difference the paired design detects with 80% power at the 5% level under
+the measured spread of the per-seed differences; ``--target-difference X`` adds how many paired
+seeds would detect a true difference ``X`` (:mod:`levyjepa.studies.power`).
 
 The same command resumes an interrupted study: a run whose ``eval.json`` exists and whose
 training and evaluation arguments are those of this command is skipped; any other continues
@@ -212,8 +216,8 @@ def _run_one(arm: Arm, seed: int, out: Path, common: Sequence[str],
 
 def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
               common: Sequence[str] = (), eval_args: Sequence[str] = (),
-              command: str = "",
-              compare: Optional[Sequence[tuple[str, str]]] = None) -> dict[str, Any]:
+              command: str = "", compare: Optional[Sequence[tuple[str, str]]] = None,
+              target_difference: Optional[float] = None) -> dict[str, Any]:
     """Run (or resume) a study and write ``study.json``, ``study.md`` and ``study.png``.
 
     Args:
@@ -225,6 +229,7 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
         command: The command line, quoted in the report.
         compare: ``(X, Y)`` arm names: the paired differences ``X - Y`` to report (default:
             every arm after the first minus the first).
+        target_difference: A true difference whose seeds-to-detect the report gives.
 
     Returns:
         The content of ``study.json``.
@@ -233,7 +238,8 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
         ConfigError: a recipe or override is wrong, or a run folder holds another recipe's run.
         RunFailed: a training or evaluation failed.
     """
-    from levyjepa.studies.tables import plot_study, study_markdown, summarize
+    from levyjepa.studies.plot import plot_study
+    from levyjepa.studies.tables import study_markdown, summarize
 
     for seed in seeds:  # every recipe is checked before the first run starts
         for arm in arms:
@@ -251,7 +257,7 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
         "overrides": list(common), "eval": list(eval_args),
         "compare": [list(pair) for pair in (compare if compare is not None else
                                             [(a.name, arms[0].name) for a in arms[1:]])],
-        "runs": []}
+        "target_difference": target_difference, "runs": []}
     for seed in seeds:
         for arm in arms:
             study["runs"].append(_run_one(arm, seed, out, common, eval_args))
@@ -292,6 +298,17 @@ def _comparisons(items: Sequence[str], names: Sequence[str]) -> list[tuple[str, 
     return pairs
 
 
+def _target(text: str) -> float:
+    """The value of ``--target-difference``: a finite number > 0."""
+    try:
+        if 0.0 < (value := float(text)) < float("inf"):
+            return value
+    except ValueError:
+        pass
+    raise ConfigError(f"--target-difference {text!r}: give a difference > 0 in the metrics' "
+                      "units, e.g. --target-difference 0.02")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m levyjepa.study",
@@ -317,6 +334,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare", action="append", default=[], metavar="X:Y",
                         help="compare arm X with arm Y, X - Y (repeatable; default: every "
                              "arm with the first)")
+    parser.add_argument("--target-difference", metavar="X",
+                        help="also report the paired seeds that detect a true difference X > 0 "
+                             "with 80%% power")
     parser.add_argument("--traceback", action="store_true", help="show full tracebacks")
     return parser
 
@@ -350,6 +370,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import levyjepa.eval
 
         levyjepa.eval.parse_overrides(eval_args)  # a wrong setting fails now, not after training
+        target = None if args.target_difference is None else _target(args.target_difference)
         names = _names(args.names, len(recipes))
         compare = _comparisons(args.compare, names)
         own = {0: tuple(args.a), 1: tuple(args.b)}
@@ -359,7 +380,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         command = shlex.join(["python", "-m", "levyjepa.study", *argv])
         study = run_study(arms, seeds, out, common=overrides, eval_args=eval_args,
-                          command=command, compare=compare)
+                          command=command, compare=compare, target_difference=target)
     except (ConfigError, RunFailed) as err:
         if show_traceback:
             raise

@@ -1,30 +1,35 @@
-"""The report of a study (:mod:`levyjepa.study`): statistics, ``study.md``, ``study.png``.
+"""The report of a study (:mod:`levyjepa.study`): its statistics and ``study.md``.
 
 :func:`summarize` turns the study's runs (one entry per arm and seed, with the metrics and
 baselines of its ``eval.json``) into per-metric statistics (:mod:`levyjepa.studies.stats`): per
 arm, and per compared pair of arms (``study["compare"]``, ``X - Y`` each; a two-arm study
-compares B with A); :func:`study_markdown` and :func:`plot_study` write them, atomically.
+compares B with A), with the smallest difference each paired design detects and, given
+``study["target_difference"]``, the seeds it would need (:mod:`levyjepa.studies.power`);
+:func:`study_markdown` writes them, atomically (``study.png``: :mod:`levyjepa.studies.plot`).
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from levyjepa.core.atomic import atomic_write_bytes, atomic_write_text
-from levyjepa.studies.stats import MIN_SEEDS, paired_difference, t_interval, verdict
+from levyjepa.core.atomic import atomic_write_text
+from levyjepa.studies.power import (
+    MAX_SEEDS,
+    POWER,
+    seeds_needed,
+    smallest_detectable_difference,
+    undefined_reason,
+)
+from levyjepa.studies.stats import MIN_SEEDS, Interval, paired_difference, t_interval, verdict
 
-__all__ = ["BASELINE_LABELS", "plot_study", "seed_warning", "study_markdown", "summarize"]
+__all__ = ["BASELINE_LABELS", "seed_warning", "study_markdown", "summarize"]
 
 BASELINE_LABELS = {"untrained": "untrained", "pixels": "raw pixels"}
 """How each kind of baseline of ``eval.json`` is labelled (other kinds: their own name)."""
 
-_ARM_COLOURS = ("tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown", "tab:pink",
-                "tab:olive", "tab:cyan")
-_BASELINE_COLOURS = {"untrained": "tab:gray", "pixels": "tab:green"}
 
 
 def _num(value: Optional[float]) -> str:
@@ -52,6 +57,25 @@ def compared_pairs(study: dict[str, Any]) -> list[tuple[str, str]]:
     return [(x, y) for x, y in pairs]
 
 
+def _detectability(interval: Interval, target: Optional[float]) -> dict[str, Any]:
+    """A compared pair's power fields: ``smallest_detectable_difference`` (``None`` when
+    undefined, ``power_undefined`` then saying why) and, given a ``target`` difference,
+    ``seeds_to_detect`` (``None`` when undefined or beyond :data:`MAX_SEEDS`) with its text."""
+    why = undefined_reason(interval.sd, interval.n)
+    fields: dict[str, Any] = {"smallest_detectable_difference": None, "power_undefined": why}
+    if why is None:
+        fields["smallest_detectable_difference"] = smallest_detectable_difference(
+            interval.sd, interval.n)
+    if target is not None:
+        seeds = math.nan if why is not None else seeds_needed(target, interval.sd)
+        fields["seeds_to_detect"] = int(seeds) if math.isfinite(seeds) else None
+        fields["seeds_to_detect_text"] = (
+            f"undefined: {why}" if why is not None else f"more than {MAX_SEEDS}"
+            if math.isinf(seeds) else f"{seeds} (a verdict needs {MIN_SEEDS})"
+            if seeds < MIN_SEEDS else str(seeds))
+    return fields
+
+
 def summarize(study: dict[str, Any]) -> dict[str, Any]:
     """The statistics of a study's runs so far.
 
@@ -67,11 +91,16 @@ def summarize(study: dict[str, Any]) -> dict[str, Any]:
         pair ``X - Y``: ``b`` (X), ``a`` (Y), the paired difference's per-seed ``values``
         (seeds where both arms ran) and interval, and its ``verdict``; ``difference`` and
         ``verdict``, those of the first pair (B - A in a two-arm study); and the
-        ``baselines`` (kind -> arm -> mean across seeds).
+        ``baselines`` (kind -> arm -> mean across seeds). Each pair also has
+        ``smallest_detectable_difference`` (80% power, 5% level, under the differences' sample
+        sd; ``None`` when undefined, ``power_undefined`` saying why) and, when ``study`` has a
+        ``target_difference``, ``seeds_to_detect`` and ``seeds_to_detect_text``; the settings
+        are in ``power_analysis``.
     """
     runs, seeds = study["runs"], study["seeds"]
     names = [arm["name"] for arm in study["arms"]]
     pairs = compared_pairs(study)
+    target = study.get("target_difference")
     found = [set(r["metrics"]) for r in runs]
     metrics = sorted(set.intersection(*found)) if found else []
     results: dict[str, Any] = {}
@@ -89,7 +118,8 @@ def summarize(study: dict[str, Any]) -> dict[str, Any]:
                 "b": name_b, "a": name_a,
                 "values": [b - a if a is not None and b is not None else None
                            for a, b in zip(per_arm[name_a], per_arm[name_b])],
-                **interval.as_dict(), "verdict": verdict(interval, name_b=name_b)})
+                **interval.as_dict(), "verdict": verdict(interval, name_b=name_b),
+                **_detectability(interval, target)})
         first = entry["comparisons"][0]
         entry["difference"] = {k: v for k, v in first.items() if k not in ("a", "b", "verdict")}
         entry["verdict"] = first["verdict"]
@@ -103,7 +133,9 @@ def summarize(study: dict[str, Any]) -> dict[str, Any]:
         results[metric] = entry
     times = [r[k] for r in runs for k in ("train_s", "eval_s") if r.get(k) is not None]
     return {"metrics": metrics, "missing_metrics": sorted(set.union(*found) - set(metrics))
-            if found else [], "results": results, "total_run_s": math.fsum(times)}
+            if found else [], "results": results, "total_run_s": math.fsum(times),
+            "power_analysis": {"power": POWER, "alpha": 0.05, "target_difference": target,
+                               "max_seeds": MAX_SEEDS}}
 
 
 def _all_equal(entry: dict[str, Any]) -> bool:
@@ -157,6 +189,33 @@ def seed_warning(study: dict[str, Any]) -> Optional[str]:
     return text
 
 
+def _detectable(comparison: dict[str, Any]) -> str:
+    """The smallest detectable difference of a compared pair, or why it is undefined."""
+    value = comparison.get("smallest_detectable_difference")
+    if value is not None:
+        return _num(value)
+    return f"undefined: {comparison.get('power_undefined') or 'no values'}"
+
+
+def _sentence(comparison: dict[str, Any]) -> str:
+    """The verdict with what the study can detect, inside the interval's parentheses: ``no
+    detectable difference (95% CI [a, b]; this study detects differences of X or more)``; below
+    :data:`MIN_SEEDS` seeds (no verdict), the verdict alone."""
+    text = comparison["verdict"]
+    if comparison["n"] < MIN_SEEDS or not text.endswith("])"):
+        return text
+    value = comparison.get("smallest_detectable_difference")
+    clause = (f"this study detects differences of {_num(value)} or more" if value is not None
+              else f"smallest detectable difference {_detectable(comparison)}")
+    return f"{text[:-1]}; {clause})"
+
+
+def _target_heading(study: dict[str, Any]) -> Optional[str]:
+    """``seeds to detect X`` when the study was given ``--target-difference X``, else ``None``."""
+    target = study.get("target_difference")
+    return None if target is None else f"seeds to detect {_num(target)}"
+
+
 def _arm_heading(arm: dict[str, Any]) -> str:
     return f"{arm['name']} ({arm['label']})"
 
@@ -173,11 +232,17 @@ def _metric_section(study: dict[str, Any], metric: str) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     cells = ["mean [95% CI]", *(_interval_text(entry["arms"][a["name"]]) for a in arms),
              *(_interval_text(c) for c in comparisons)]
-    lines += ["| " + " | ".join(cells) + " |", ""]
+    lines.append("| " + " | ".join(cells) + " |")
+    rows = [("smallest detectable difference", [_detectable(c) for c in comparisons])]
+    if (heading := _target_heading(study)) is not None:
+        rows.append((heading, [c["seeds_to_detect_text"] for c in comparisons]))
+    for label, texts in rows:
+        lines.append("| " + " | ".join([label, *([""] * len(arms)), *texts]) + " |")
+    lines.append("")
     if len(comparisons) == 1:
-        lines += [f"Verdict: {entry['verdict']}.", ""]
+        lines += [f"Verdict: {_sentence(comparisons[0])}.", ""]
     else:
-        lines += [f"- {c['b']} - {c['a']}: {c['verdict']}." for c in comparisons] + [""]
+        lines += [f"- {c['b']} - {c['a']}: {_sentence(c)}." for c in comparisons] + [""]
     for kind, by_arm in entry["baselines"].items():
         values = ", ".join(f"{arm} {_num(v)}" for arm, v in by_arm.items())
         lines.append(f"- baseline {BASELINE_LABELS.get(kind, kind)} (mean across seeds): "
@@ -211,7 +276,12 @@ def study_markdown(study: dict[str, Any], path: Path) -> str:
             f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}) per arm, paired by seed. "
             "Per arm: mean and 95% Student t interval across seeds (n - 1 degrees of freedom). "
             f"{shown}: the per-seed difference, its mean and its own t interval; "
-            "the verdict reads that interval (\"no detectable difference\" when it contains 0).",
+            "the verdict reads that interval (\"no detectable difference\" when it contains 0). "
+            "Smallest detectable difference: the true difference this paired t-test (two-sided, "
+            "5% level) detects with 80% power, given the sample sd of the per-seed differences"
+            + (f"; seeds to detect {_num(study['target_difference'])}: the paired seeds that "
+               "detect that true difference with 80% power, under the same sd"
+               if study.get("target_difference") is not None else "") + ".",
             "", "Command:", "", "```bash", study["command"], "```", "", "Arms:", ""]
     for arm in arms:
         extra = " ".join(f"`{o}`" for o in arm["overrides"])
@@ -229,12 +299,15 @@ def study_markdown(study: dict[str, Any], path: Path) -> str:
     elif len(pairs) == 1:
         (name_b, name_a), = pairs
         header = ["metric", *(f"{_arm_heading(a)} mean [95% CI]" for a in arms),
-                  f"{name_b} - {name_a} [95% CI]", "verdict"]
+                  f"{name_b} - {name_a} [95% CI]", "verdict", "smallest detectable difference",
+                  *([target] if (target := _target_heading(study)) else [])]
         text += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         for metric in study["metrics"]:
             entry = study["results"][metric]
+            first = entry["comparisons"][0]
             cells = [metric, *(_interval_text(entry["arms"][a["name"]]) for a in arms),
-                     _interval_text(entry["difference"]), _short(entry["verdict"])]
+                     _interval_text(entry["difference"]), _short(entry["verdict"]),
+                     _detectable(first), *([first["seeds_to_detect_text"]] if target else [])]
             text.append("| " + " | ".join(cells) + " |")
         text.append("")
     else:  # one table of the arms, one of the compared pairs
@@ -244,11 +317,17 @@ def study_markdown(study: dict[str, Any], path: Path) -> str:
             entry = study["results"][metric]
             cells = [metric, *(_interval_text(entry["arms"][a["name"]]) for a in arms)]
             text.append("| " + " | ".join(cells) + " |")
-        header = ["metric", *(f"{x} - {y} [95% CI]: verdict" for x, y in pairs)]
+        target = _target_heading(study)
+        header = ["metric", *(f"{x} - {y} [95% CI]: verdict" for x, y in pairs),
+                  *(f"{x} - {y}: smallest detectable difference" for x, y in pairs),
+                  *(f"{x} - {y}: {target}" for x, y in pairs if target)]
         text += ["", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         for metric in study["metrics"]:
+            comparisons = study["results"][metric]["comparisons"]
             cells = [metric, *(f"{_interval_text(c)}: {_short(c['verdict'])}"
-                               for c in study["results"][metric]["comparisons"])]
+                               for c in comparisons),
+                     *(_detectable(c) for c in comparisons),
+                     *(c["seeds_to_detect_text"] for c in comparisons if target)]
             text.append("| " + " | ".join(cells) + " |")
         text.append("")
     if study["missing_metrics"]:
@@ -275,84 +354,3 @@ def study_markdown(study: dict[str, Any], path: Path) -> str:
 def _short(text: str) -> str:
     """The verdict without its interval (for a panel's title)."""
     return text.rsplit(" (", 1)[0] if text.endswith("])") else text
-
-
-def plot_study(study: dict[str, Any], path: Path) -> None:
-    """Write ``study.png`` (atomically): one panel per metric.
-
-    In each panel, every seed's value is a dot per arm (a seed's dots joined by a thin line),
-    the arm's mean ± its 95% interval an error bar beside the dots, and each baseline a dashed
-    horizontal line over the arm it belongs to; the title gives the verdict (two arms) or every
-    compared pair's difference and interval. Matplotlib's Agg canvas is used directly.
-    """
-    from matplotlib.figure import Figure
-
-    metrics, arms = study["metrics"], study["arms"]
-    count = len(arms)
-    columns = max(1, min(4 if count <= 3 else 3, len(metrics)))
-    rows = max(1, math.ceil(len(metrics) / columns))
-    wide = 3.6 + 0.7 * max(0, count - 2)
-    fig = Figure(figsize=(wide * columns, (3.6 + 0.25 * max(0, count - 2)) * rows),
-                 layout="constrained")
-    axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    if not metrics:
-        axes[0].text(0.5, 0.5, "no results yet", ha="center", va="center")
-        axes[0].set_axis_off()
-    for ax, metric in zip(axes, metrics):
-        entry = study["results"][metric]
-        per_arm = [entry["arms"][a["name"]]["values"] for a in arms]
-        for seed_values in zip(*per_arm):  # a seed's values joined across the arms
-            xs = [x for x, v in enumerate(seed_values) if v is not None]
-            if len(xs) > 1:
-                ax.plot(xs, [seed_values[x] for x in xs], color="0.6", linewidth=0.8, zorder=1)
-        for x, (arm, values) in enumerate(zip(arms, per_arm)):
-            present = [v for v in values if v is not None]
-            ax.scatter([x] * len(present), present, color=_ARM_COLOURS[x % len(_ARM_COLOURS)],
-                       s=28, zorder=3,
-                       label="seeds" if x == 0 else None)
-            stats = entry["arms"][arm["name"]]
-            if stats["mean"] is not None:
-                err = ([[stats["mean"] - stats["low"]], [stats["high"] - stats["mean"]]]
-                       if stats["low"] is not None else None)
-                ax.errorbar([x + 0.18], [stats["mean"]], yerr=err, fmt="D", color="black",
-                            markersize=5, capsize=4, zorder=4,
-                            label="mean ± 95% CI" if x == 0 else None)
-        for kind, by_arm in entry["baselines"].items():
-            label: Optional[str] = BASELINE_LABELS.get(kind, kind)
-            for x, arm in enumerate(arms):
-                if arm["name"] in by_arm:
-                    ax.hlines(by_arm[arm["name"]], x - 0.35, x + 0.35, linestyles="dashed",
-                              colors=_BASELINE_COLOURS.get(kind, "tab:purple"), label=label)
-                    label = None
-        ax.set_xticks(range(count), [a["name"] if a["name"] == a["label"]
-                                     else f"{a['name']}\n({a['label']})" for a in arms],
-                      fontsize=7, rotation=0 if count <= 3 else 30)
-        ax.set_xlim(-0.5, count - 0.5)
-        comparisons = entry["comparisons"]
-        if len(comparisons) == 1:
-            title = [metric, _short(entry["verdict"])]
-            if entry["difference"]["n"]:
-                title.append(f"{comparisons[0]['b']} - {comparisons[0]['a']}: "
-                             f"{_compact(entry['difference'])}")
-        else:
-            title = [metric, *(f"{c['b']} - {c['a']}: {_compact(c)}"
-                               + (" *" if c["n"] >= MIN_SEEDS and c["low"] is not None
-                                  and not (c["low"] <= 0.0 <= c["high"]) else "")
-                               for c in comparisons)]
-        ax.set_title("\n".join(title), fontsize=8 if len(comparisons) == 1 else 6.5)
-        ax.grid(True, axis="y", alpha=0.3)
-    for ax in axes[len(metrics):] if metrics else ():
-        ax.set_axis_off()
-    legend: dict[str, Any] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
-    if legend:
-        fig.legend(list(legend.values()), list(legend), loc="outside lower center",
-                   ncols=len(legend), fontsize=8)
-    if any(len(study["results"][m]["comparisons"]) > 1 for m in metrics):
-        fig.suptitle("X - Y: mean paired difference [95% CI]; * the interval excludes 0",
-                     fontsize=8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    atomic_write_bytes(path, buffer.getvalue())
