@@ -5,7 +5,7 @@ Usage::
     python -m levyjepa.study RECIPE_A RECIPE_B [RECIPE_C ...] [--seeds N] [--first-seed S]
         [--tasks a,b,...] [--out DIR] [--names NAME_A,NAME_B,...] [--a key=value ...]
         [--b key=value ...] [--compare B:A ...] [--target-difference X] [--eval key=value ...]
-        [key=value ...]
+        [--eval-at STEPS] [--reference NAME[,NAME]] [key=value ...]
 
 With more than two recipes every arm is compared with arm A (the first) unless ``--compare
 X:Y`` (repeatable) names the pairs to compare, ``X - Y`` each (``--compare vjepa_levy3d:vjepa``
@@ -35,6 +35,14 @@ verdict, the smallest difference the paired design detects with 80% power at the
 the measured spread of the per-seed differences; ``--target-difference X`` adds how many paired
 seeds would detect a true difference ``X`` (:mod:`levyjepa.studies.power`).
 
+``--eval-at 0,250,500`` also evaluates every run at those training steps, from checkpoints that
+training keeps (``trainer.keep_steps``; step 0: the initial weights), without training again:
+``DIR/learning_curves.png`` draws every metric against steps, each arm's mean across seeds with
+its 95% t band, the baselines of ``eval.json`` as horizontal lines; ``study.json`` has the
+curves (``curves``), ``study.md`` a table of them (:mod:`levyjepa.studies.curves`).
+``--reference NAME[,NAME]`` names arms (a supervised ceiling) that are reported and drawn
+(dashed) but never compared.
+
 The same command resumes an interrupted study: a run whose ``eval.json`` exists and whose
 training and evaluation arguments are those of this command is skipped; any other continues
 from its latest checkpoint (``resume=auto``) and is evaluated again. A run folder that holds a
@@ -58,7 +66,6 @@ status 1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -72,18 +79,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 from levyjepa.core.atomic import atomic_write_json
-from levyjepa.core.cli_help import HelpFormatter
 from levyjepa.core.errors import ConfigError
+from levyjepa.studies import cli
+from levyjepa.studies.curves import CURVES_PNG, STEPS_SUFFIX
 from levyjepa.studies.metrics import baselines_of, metrics_of
 
 __all__ = ["Arm", "RunFailed", "baselines_of", "main", "metrics_of", "run_study"]
 
 STUDY_JSON, STUDY_MD, STUDY_PNG = "study.json", "study.md", "study.png"
 RECORD_SUFFIX = ".record.json"  # DIR/<arm>/seed_<s>.record.json: a finished run's arguments
-_RESERVED_TRAIN = ("seed", "out_dir", "resume", "overwrite")  # set per run by the study
-_RESERVED_EVAL = ("out", "untrained", "task")  # eval.json must land in the run; task: --tasks
 _ABSENT = "(absent)"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class RunFailed(Exception):
@@ -110,27 +115,22 @@ class Arm:
         return self.recipe.stem
 
 
-def _check_items(items: Sequence[str], reserved: Sequence[str], where: str) -> None:
-    for item in items:
-        key = item.split("=", 1)[0].strip()
-        if "=" not in item or not key:
-            raise ConfigError(f"{where} {item!r} is not of the form key=value")
-        if key in reserved:
-            raise ConfigError(f"{where} '{item}': {', '.join(reserved)} are set by the study")
-
-
-def _planned_differences(arm: Arm, seed: int, run_dir: Path, common: Sequence[str]) -> list[str]:
+def _planned_differences(arm: Arm, seed: int, run_dir: Path, common: Sequence[str],
+                         eval_at: Sequence[int] = ()) -> list[str]:
     """Keys in which the run in ``run_dir`` differs from the recipe it would resume with.
 
     Raises:
-        ConfigError: from the recipe (a bad key or value in an override).
+        ConfigError: from the recipe (a bad key or value in an override), or an ``--eval-at``
+            step beyond the recipe's ``trainer.max_steps``.
     """
     from omegaconf import OmegaConf
 
     from levyjepa.config.recipe import load_recipe
+    from levyjepa.studies.curves import check_max_steps
     from levyjepa.training.run_dir import MAY_CHANGE_ON_RESUME, flatten_recipe
 
     cfg = load_recipe(arm.recipe, [*_train_settings(seed, run_dir), *common, *arm.overrides])
+    check_max_steps(eval_at, cfg.trainer.max_steps, arm.name)
     if not (run_dir / "config.yaml").is_file():
         return []
     now = flatten_recipe(OmegaConf.to_container(cfg))
@@ -184,8 +184,9 @@ def _call(args: Sequence[str], log: Path, *, what: str, run_dir: Path) -> float:
 
 
 def _run_one(arm: Arm, seed: int, out: Path, common: Sequence[str],
-             eval_args: Sequence[str]) -> dict[str, Any]:
-    """Train and evaluate one arm and seed unless it is done; returns its entry of study.json."""
+             eval_args: Sequence[str], eval_at: Sequence[int] = ()) -> dict[str, Any]:
+    """Train and evaluate one arm and seed unless it is done, then at the ``eval_at`` steps
+    (:mod:`levyjepa.studies.curves`); returns its entry of study.json."""
     run_dir, log = out / arm.name / f"seed_{seed}", out / arm.name / f"seed_{seed}.log"
     record_path = out / arm.name / f"seed_{seed}{RECORD_SUFFIX}"
     wanted = {"recipe": str(arm.recipe.resolve()), "seed": seed,
@@ -200,6 +201,10 @@ def _run_one(arm: Arm, seed: int, out: Path, common: Sequence[str],
         record_path.unlink(missing_ok=True)  # from here until the new record: not done
         print(f"study: {who} ({arm.label}): training and evaluating (log: {log})", flush=True)
         train = [str(arm.recipe), *_train_settings(seed, run_dir), *common, *arm.overrides]
+        if eval_at:  # what is kept, not what is computed: not in the record
+            from levyjepa.studies.curves import keep_steps_override
+
+            train.append(keep_steps_override(eval_at))
         train_s = _call(["levyjepa.run", *train], log, what="training", run_dir=run_dir)
         eval_s = _call(["levyjepa.eval", str(run_dir), *eval_args], log, what="evaluation",
                        run_dir=run_dir)
@@ -209,16 +214,25 @@ def _run_one(arm: Arm, seed: int, out: Path, common: Sequence[str],
               f"-> {run_dir}", flush=True)
         skipped = False
     result = json.loads((run_dir / "eval.json").read_text())
-    return {"arm": arm.name, "seed": seed, "run_dir": str(run_dir), "log": str(log),
-            "train_s": record.get("train_s"), "eval_s": record.get("eval_s"),
-            "skipped": skipped, "metrics": metrics_of(result), "baselines": baselines_of(result)}
+    entry = {"arm": arm.name, "seed": seed, "run_dir": str(run_dir), "log": str(log),
+             "train_s": record.get("train_s"), "eval_s": record.get("eval_s"),
+             "skipped": skipped, "metrics": metrics_of(result), "baselines": baselines_of(result)}
+    if eval_at:
+        from levyjepa.studies.curves import evaluate_steps
+
+        entry.update(evaluate_steps(_call, run_dir=run_dir, log=log, record_path=out / arm.name
+                                    / f"seed_{seed}{STEPS_SUFFIX}", steps=eval_at,
+                                    eval_args=eval_args, final=result, who=who))
+    return entry
 
 
 def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
               common: Sequence[str] = (), eval_args: Sequence[str] = (),
               command: str = "", compare: Optional[Sequence[tuple[str, str]]] = None,
-              target_difference: Optional[float] = None) -> dict[str, Any]:
-    """Run (or resume) a study and write ``study.json``, ``study.md`` and ``study.png``.
+              target_difference: Optional[float] = None, eval_at: Sequence[int] = (),
+              reference: Sequence[str] = ()) -> dict[str, Any]:
+    """Run (or resume) a study and write ``study.json``, ``study.md`` and ``study.png`` (and
+    ``learning_curves.png`` with ``eval_at``).
 
     Args:
         arms: The arms, A (the reference) first.
@@ -228,8 +242,10 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
         eval_args: The evaluation's ``key=value`` arguments (``progress``, ``task``, ...).
         command: The command line, quoted in the report.
         compare: ``(X, Y)`` arm names: the paired differences ``X - Y`` to report (default:
-            every arm after the first minus the first).
+            every compared arm after the first minus the first).
         target_difference: A true difference whose seeds-to-detect the report gives.
+        eval_at: Training steps at which every run is also evaluated (learning curves).
+        reference: Arms reported and drawn for reference, never compared.
 
     Returns:
         The content of ``study.json``.
@@ -238,17 +254,27 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
         ConfigError: a recipe or override is wrong, or a run folder holds another recipe's run.
         RunFailed: a training or evaluation failed.
     """
+    from levyjepa.studies.curve_plot import plot_curves
+    from levyjepa.studies.curves import passed_steps, summarize_curves
     from levyjepa.studies.plot import plot_study
     from levyjepa.studies.tables import study_markdown, summarize
 
     for seed in seeds:  # every recipe is checked before the first run starts
         for arm in arms:
             run_dir = out / arm.name / f"seed_{seed}"
-            differ = _planned_differences(arm, seed, run_dir, common)
+            differ = _planned_differences(arm, seed, run_dir, common, eval_at)
             if differ:
                 shown = "; ".join(differ[:3]) + ("; ..." if len(differ) > 3 else "")
                 raise ConfigError(f"{run_dir} holds a run of another recipe ({shown}): choose "
                                   "another --out or remove that folder")
+            passed = passed_steps(run_dir, eval_at, out / arm.name / f"seed_{seed}{STEPS_SUFFIX}",
+                                  eval_args)
+            if passed:
+                raise ConfigError(f"--eval-at: {run_dir} was trained past step(s) "
+                                  f"{', '.join(map(str, passed))} without keeping their "
+                                  "checkpoints: leave them out, choose another --out or remove "
+                                  "that folder")
+    compared = [a.name for a in arms if a.name not in reference]
     started = time.perf_counter()
     study: dict[str, Any] = {
         "command": command, "out": str(out), "seeds": list(seeds),
@@ -256,95 +282,27 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
                   "overrides": list(a.overrides)} for a in arms],
         "overrides": list(common), "eval": list(eval_args),
         "compare": [list(pair) for pair in (compare if compare is not None else
-                                            [(a.name, arms[0].name) for a in arms[1:]])],
-        "target_difference": target_difference, "runs": []}
+                                            [(n, compared[0]) for n in compared[1:]])],
+        "target_difference": target_difference, "eval_at": list(eval_at),
+        "reference_arms": list(reference), "runs": []}
     for seed in seeds:
         for arm in arms:
-            study["runs"].append(_run_one(arm, seed, out, common, eval_args))
+            study["runs"].append(_run_one(arm, seed, out, common, eval_args, eval_at))
             study.update(summarize(study), wall_s=time.perf_counter() - started)
+            if eval_at:
+                study["curves"] = summarize_curves(study)
             atomic_write_json(out / STUDY_JSON, study)
             study_markdown(study, out / STUDY_MD)
             plot_study(study, out / STUDY_PNG)
+            if eval_at:
+                plot_curves(study, out / CURVES_PNG)
     return study
-
-
-def _letter(i: int) -> str:
-    return chr(ord("A") + i) if i < 26 else f"ARM{i + 1}"
-
-
-def _names(text: Optional[str], count: int) -> list[str]:
-    if text is None:
-        return [_letter(i) for i in range(count)]
-    names = [n.strip() for n in text.split(",")]
-    if (len(names) != count or len(set(names)) != count
-            or not all(_NAME.fullmatch(n) for n in names)):
-        many = "two" if count == 2 else str(count)
-        raise ConfigError(f"--names {text!r}: give {many} different names, letters, digits, "
-                          "'_', '-' or '.', e.g. --names baseline,levy")
-    return names
-
-
-def _comparisons(items: Sequence[str], names: Sequence[str]) -> list[tuple[str, str]]:
-    """``(X, Y)`` pairs of ``--compare X:Y`` (default: every arm after the first with it)."""
-    if not items:
-        return [(name, names[0]) for name in names[1:]]
-    pairs = []
-    for item in items:
-        parts = item.split(":")
-        if len(parts) != 2 or parts[0] == parts[1] or not set(parts) <= set(names):
-            raise ConfigError(f"--compare {item!r}: give X:Y, two different arms of "
-                              f"{', '.join(names)}")
-        pairs.append((parts[0], parts[1]))
-    return pairs
-
-
-def _target(text: str) -> float:
-    """The value of ``--target-difference``: a finite number > 0."""
-    try:
-        if 0.0 < (value := float(text)) < float("inf"):
-            return value
-    except ValueError:
-        pass
-    raise ConfigError(f"--target-difference {text!r}: give a difference > 0 in the metrics' "
-                      "units, e.g. --target-difference 0.02")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m levyjepa.study",
-        description="Train and evaluate two recipes (or more) over paired seeds: does B beat A?",
-        formatter_class=HelpFormatter,
-        epilog="KEY=VALUE: a recipe key (python -m levyjepa.run RECIPE --print-config lists\n"
-               "them); --eval: a setting of python -m levyjepa.eval --help (this command sets\n"
-               "progress=false). Details: pydoc levyjepa.study.")
-    parser.add_argument("items", nargs="+", metavar="RECIPE_OR_KEY=VALUE",
-                        help="the arms' recipe files (at least two; B may be A's, with --a/--b), "
-                             "then training overrides of every arm")
-    parser.add_argument("--out", help="folder (default runs/study_<stemA>_vs_<stemB>)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per arm (default 3)")
-    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
-    parser.add_argument("--tasks", help="evaluation tasks a,b,... (default: eval's own)")
-    parser.add_argument("--eval", action="append", default=[], metavar="KEY=VALUE",
-                        help="an evaluation setting (repeatable), e.g. --eval k=10")
-    parser.add_argument("--a", action="append", default=[], metavar="KEY=VALUE",
-                        help="a training override of arm A only (repeatable)")
-    parser.add_argument("--b", action="append", default=[], metavar="KEY=VALUE",
-                        help="a training override of arm B only (repeatable)")
-    parser.add_argument("--names", help="the arms' names, e.g. baseline,levy (default: A,B,...)")
-    parser.add_argument("--compare", action="append", default=[], metavar="X:Y",
-                        help="compare arm X with arm Y, X - Y (repeatable; default: every "
-                             "arm with the first)")
-    parser.add_argument("--target-difference", metavar="X",
-                        help="also report the paired seeds that detect a true difference X > 0 "
-                             "with 80%% power")
-    parser.add_argument("--traceback", action="store_true", help="show full tracebacks")
-    return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the study; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_intermixed_args(argv)
+    args = cli.parser().parse_intermixed_args(argv)
     show_traceback = args.traceback or os.environ.get("LEVYJEPA_TRACEBACK") == "1"
     try:
         overrides = [item for item in args.items if "=" in item]
@@ -354,13 +312,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               f"got {len(recipes)}")
         for i, recipe in enumerate(recipes):
             if not recipe.is_file():
-                raise ConfigError(f"RECIPE_{_letter(i)}: recipe file not found: {recipe}")
+                raise ConfigError(f"RECIPE_{cli.letter(i)}: recipe file not found: {recipe}")
         if args.seeds < 1:
             raise ConfigError(f"--seeds {args.seeds}: a study needs at least 1 seed (3 or more "
                               "for an interval worth reading)")
-        _check_items(overrides, _RESERVED_TRAIN, "override")
-        _check_items(args.a + args.b, _RESERVED_TRAIN, "arm override")
-        _check_items(args.eval, _RESERVED_EVAL, "--eval")
+        eval_at = cli.eval_at_steps(args.eval_at)
+        reserved = (*cli.RESERVED_TRAIN, *(("trainer.keep_steps",) if eval_at else ()))
+        cli.check_items(overrides, reserved, "override")
+        cli.check_items(args.a + args.b, reserved, "arm override")
+        cli.check_items(args.eval, cli.RESERVED_EVAL, "--eval")
         eval_args = ["progress=false", *args.eval]
         if args.tasks is not None:
             tasks = [t.strip() for t in args.tasks.split(",")]
@@ -370,9 +330,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import levyjepa.eval
 
         levyjepa.eval.parse_overrides(eval_args)  # a wrong setting fails now, not after training
-        target = None if args.target_difference is None else _target(args.target_difference)
-        names = _names(args.names, len(recipes))
-        compare = _comparisons(args.compare, names)
+        target = None if args.target_difference is None else cli.target(args.target_difference)
+        names = cli.names(args.names, len(recipes))
+        reference = cli.references(args.reference, names)
+        compare = cli.comparisons(args.compare, names, reference)
         own = {0: tuple(args.a), 1: tuple(args.b)}
         arms = [Arm(name, recipe, own.get(i, ())) for i, (name, recipe)
                 in enumerate(zip(names, recipes))]
@@ -380,14 +341,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         command = shlex.join(["python", "-m", "levyjepa.study", *argv])
         study = run_study(arms, seeds, out, common=overrides, eval_args=eval_args,
-                          command=command, compare=compare, target_difference=target)
+                          command=command, compare=compare, target_difference=target,
+                          eval_at=eval_at, reference=reference)
     except (ConfigError, RunFailed) as err:
         if show_traceback:
             raise
         print(f"levyjepa: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1
+    written = [out / STUDY_MD, out / STUDY_JSON, out / STUDY_PNG, *([out / CURVES_PNG]
+                                                                    if eval_at else [])]
     print(f"study: {len(study['runs'])} runs, {study['total_run_s']:.1f} s of runs in all; "
-          f"wrote {out / STUDY_MD}, {out / STUDY_JSON} and {out / STUDY_PNG}", flush=True)
+          f"wrote {', '.join(map(str, written[:-1]))} and {written[-1]}", flush=True)
     from levyjepa.studies.tables import seed_warning
 
     if (warning := seed_warning(study)) is not None:  # last, where it is read

@@ -72,7 +72,7 @@ def run_args(name: str, out_dir: Path, *extra: str) -> list[str]:
 
 
 def test_builtin_methods_are_registered() -> None:
-    assert {"lejepa", "vicreg", "ijepa", "vjepa", "hjepa"} <= set(BUILTIN)
+    assert {"lejepa", "vicreg", "ijepa", "vjepa", "hjepa", "supervised"} <= set(BUILTIN)
 
 
 @pytest.mark.parametrize("name", BUILTIN)
@@ -86,7 +86,8 @@ def test_every_method_trains_two_steps_and_logs_its_terms(name: str, tmp_path: P
     terms = {"lejepa": {"inv", "sigreg", "orig_lejepa_loss"}, "vicreg": {"inv", "var", "cov"},
              "ijepa": {"pred_loss"}, "vjepa": {"pred_loss"},
              "hjepa": {"pred_loss", "sigreg", "q_pr", "p_pr", "q_std_min", "q2", "p2", "V_var",
-                       "energy_drift"}}
+                       "energy_drift"},
+             "supervised": set()}  # its only term is loss, a zero: the probe trains it
     for event in events:  # the method's terms, the prior's and the loop's, all finite
         want = {"loss", "probe_loss", "grad_norm", *terms.get(name, ())}
         want |= set() if name in VIDEO_METHODS else {"within"}  # their recipes attach none

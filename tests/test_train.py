@@ -95,6 +95,7 @@ def test_every_recipe_runs_two_steps(recipe: Path, tmp_path: Path, image_tree: P
     events = read_metrics(tmp_path / "run")
     last_train = [e for e in events if "train/loss" in e][-1]
     own = {"lejepa": ["inv", "sigreg", "orig_lejepa_loss"], "vicreg": ["inv", "var", "cov"],
+           "supervised": [],  # its loss is the probe's cross-entropy
            **{name: ["pred_loss", *(["sigreg"] if load_recipe(recipe).method.get("sigreg")
                                     else [])] for name in ("ijepa", "vjepa")},
            "hjepa": ["pred_loss", "sigreg", "q_pr", "p_pr", "q_std_min", "q2", "p2", "V_var",

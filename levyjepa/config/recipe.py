@@ -165,6 +165,8 @@ def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = No
     for key, value in positive.items():
         if value < 1:
             fail(f"{key} must be >= 1, got {value}")
+    if any(step < 0 for step in cfg.trainer.keep_steps):
+        fail(f"trainer.keep_steps must list steps >= 0, got {list(cfg.trainer.keep_steps)}")
     if cfg.log.diagnostics_every < 0:
         fail(f"log.diagnostics_every must be >= 0 (0: off), got {cfg.log.diagnostics_every}")
     if cfg.trainer.probe_classes is not None and cfg.trainer.probe_classes < 1:

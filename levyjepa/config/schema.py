@@ -49,6 +49,9 @@ class TrainerConfig:
     eval_every: int = 1
     checkpoint_every: Optional[int] = None
     keep_checkpoints: int = 2
+    # steps whose checkpoints are also written and never pruned by keep_checkpoints (0: the
+    # initial weights, before the first step); python -m levyjepa.study --eval-at sets it
+    keep_steps: list[int] = field(default_factory=list)
     # a non-finite loss term or gradient: stop (exit 3, last good checkpoint kept) or skip the
     # step's update (levyjepa/training/nonfinite.py)
     on_nonfinite: str = "stop"

@@ -25,8 +25,9 @@ the encoder (a predictor, a projector of its own) and every module it does not t
 gradient (an EMA teacher), so they travel with it into the distributed wrapper and the
 checkpoint; it draws its own masks from ``step`` (on the device, identical on every process),
 and calls the encoder as it needs (several view groups, a masked forward). The loop owns the
-data, the optimiser, the online probe (fed with ``outputs["emb"]``), the priors attached in the
-recipe (fed with ``outputs[input]``), precision, logging and checkpoints. Compared with
+data, the optimiser, the online probe (fed with ``outputs["emb"]``, detached unless the method
+says ``needs.labels_train_encoder``), the priors attached in the recipe (fed with
+``outputs[input]``), precision, logging and checkpoints. Compared with
 stable-pretraining's ``forward(batch, stage) -> dict`` and eb_jepa's ``JEPA(encoder, predictor,
 regularizer)``, the regulariser is not part of the method here: a recipe attaches any prior to
 any named output of any method.
@@ -61,6 +62,11 @@ class MethodNeeds:
         pool: The encoder's pooling to ``emb`` the method needs (``encoder.pool``: ``mean``
             for I-JEPA, whose ``emb`` is the mean of the evaluated encoder's tokens and which
             trains no pooling head); ``None``: any.
+        labels_train_encoder: The online probe's cross-entropy trains the encoder: the probe
+            reads ``emb`` without detaching it, so the labels reach the encoder (at the
+            encoder's learning rate; the probe's own weights keep ``optim.probe_lr_bs256``).
+            For a supervised reference (``supervised``), not an SSL method; a run on data
+            without labels is refused before anything is written.
     """
 
     min_views: int = 1
@@ -69,6 +75,7 @@ class MethodNeeds:
     masked_forward: bool = False
     proj: bool = True
     pool: Optional[str] = None
+    labels_train_encoder: bool = False
 
 
 class MethodOutput(NamedTuple):

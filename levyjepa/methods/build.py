@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -59,7 +59,8 @@ def encoder_runtime(cfg: DictConfig) -> dict[str, bool]:
 
 
 def check_needs(needs: MethodNeeds, *, method: str, view_groups: Sequence[tuple[int, int]],
-                encoder: nn.Module) -> None:
+                encoder: nn.Module, num_classes: Optional[int] = None,
+                data: str = "the data") -> None:
     """Refuse data or an encoder that cannot give the method what it needs (one line).
 
     Args:
@@ -67,7 +68,12 @@ def check_needs(needs: MethodNeeds, *, method: str, view_groups: Sequence[tuple[
         method: Its name (for messages).
         view_groups: ``(count, size)`` of each view group the data makes.
         encoder: The built encoder.
+        num_classes: The data's classes (0: unlabelled); ``None``: not known, not checked.
+        data: The data, as messages name it.
     """
+    if needs.labels_train_encoder and num_classes is not None and num_classes < 1:
+        raise ConfigError(f"method '{method}' trains the encoder with the labels, and {data} "
+                          "has none (num_classes 0): use a labelled data source")
     if view_groups and view_groups[0][0] < needs.min_views:
         raise ConfigError(f"method '{method}' needs at least {needs.min_views} global views per "
                           f"sample; the data makes {view_groups[0][0]} (views.global_views)")
@@ -78,7 +84,8 @@ def check_needs(needs: MethodNeeds, *, method: str, view_groups: Sequence[tuple[
         arch = getattr(encoder, "arch", None)
         fitting = [n for n in METHODS.names() if isinstance(METHODS.get(n), type)
                    and issubclass(METHODS.get(n), Method)
-                   and not METHODS.get(n).needs.masked_forward]
+                   and not METHODS.get(n).needs.masked_forward
+                   and not METHODS.get(n).needs.labels_train_encoder]  # SSL methods only
         raise ConfigError(f"method '{method}' needs an encoder with a masked forward "
                           f"(forward_masked: a ViT drops the patches it does not keep); encoder "
                           f"'{type(encoder).__name__}'{f' ({arch})' if arch else ''} has none; "
@@ -90,16 +97,19 @@ def check_needs(needs: MethodNeeds, *, method: str, view_groups: Sequence[tuple[
 
 
 def build_method(cfg: DictConfig, *, encoder: nn.Module,
-                 view_groups: Sequence[tuple[int, int]]) -> tuple[Method, AttachedPriors]:
+                 view_groups: Sequence[tuple[int, int]],
+                 num_classes: Optional[int] = None) -> tuple[Method, AttachedPriors]:
     """Build the recipe's method and priors, after checking the method's needs.
 
     The runner offers the method the built ``encoder`` and the data's ``view_groups`` (a
     method registered with ``runtime=("encoder",)`` receives the encoder, e.g. to copy an EMA
-    teacher from it; ``seed``, the recipe's seed, e.g. to draw masks).
+    teacher from it; ``seed``, the recipe's seed, e.g. to draw masks). ``num_classes``, the
+    data's (0: unlabelled), is checked against a method that trains the encoder with the labels.
     """
     cls = method_class(cfg)
     name = cfg.method.name
-    check_needs(cls.needs, method=name, view_groups=view_groups, encoder=encoder)
+    check_needs(cls.needs, method=name, view_groups=view_groups, encoder=encoder,
+                num_classes=num_classes, data=f"data source '{cfg.data.name}'")
     offered: dict[str, Any] = {"encoder": encoder, "view_groups": tuple(view_groups),
                                "seed": int(cfg.seed)}
     runtime = {k: v for k, v in offered.items() if k in METHODS.runtime_names(name)}

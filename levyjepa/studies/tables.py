@@ -51,8 +51,9 @@ def _values(runs: Sequence[dict[str, Any]], arm: str, seeds: Sequence[int],
 
 def compared_pairs(study: dict[str, Any]) -> list[tuple[str, str]]:
     """The ``(X, Y)`` arm names of the study's differences ``X - Y`` (default: every arm after
-    the first minus the first)."""
-    names = [arm["name"] for arm in study["arms"]]
+    the first minus the first; reference arms, ``study["reference_arms"]``, never)."""
+    references = study.get("reference_arms") or []
+    names = [arm["name"] for arm in study["arms"] if arm["name"] not in references]
     pairs = study.get("compare") or [[name, names[0]] for name in names[1:]]
     return [(x, y) for x, y in pairs]
 
@@ -131,7 +132,8 @@ def summarize(study: dict[str, Any]) -> dict[str, Any]:
         entry["baselines"] = {kind: {arm: math.fsum(v) / len(v) for arm, v in by_arm.items()}
                               for kind, by_arm in baselines.items()}
         results[metric] = entry
-    times = [r[k] for r in runs for k in ("train_s", "eval_s") if r.get(k) is not None]
+    times = [r[k] for r in runs for k in ("train_s", "eval_s", "steps_eval_s")
+             if r.get(k) is not None]
     return {"metrics": metrics, "missing_metrics": sorted(set.union(*found) - set(metrics))
             if found else [], "results": results, "total_run_s": math.fsum(times),
             "power_analysis": {"power": POWER, "alpha": 0.05, "target_difference": target,
@@ -266,7 +268,7 @@ def study_markdown(study: dict[str, Any], path: Path) -> str:
         path: The file to write.
     """
     arms, seeds = study["arms"], study["seeds"]
-    pairs = compared_pairs(study)
+    pairs, references = compared_pairs(study), set(study.get("reference_arms", []))
     if len(arms) == 2:
         title = f"# Study: does {_arm_heading(arms[1])} beat {_arm_heading(arms[0])}?"
     else:
@@ -285,7 +287,8 @@ def study_markdown(study: dict[str, Any], path: Path) -> str:
             "", "Command:", "", "```bash", study["command"], "```", "", "Arms:", ""]
     for arm in arms:
         extra = " ".join(f"`{o}`" for o in arm["overrides"])
-        text.append(f"- {arm['name']}: `{arm['recipe']}`" + (f", with {extra}" if extra else ""))
+        text.append(f"- {arm['name']}: `{arm['recipe']}`" + (f", with {extra}" if extra else "")
+                    + (" (reference: not compared)" if arm["name"] in references else ""))
     if study["overrides"]:
         text.append(("- both: " if len(arms) == 2 else "- every arm: ")
                     + " ".join(f"`{o}`" for o in study["overrides"]))
@@ -335,6 +338,10 @@ def study_markdown(study: dict[str, Any], path: Path) -> str:
     text += ["## Per metric", ""]
     for metric in study["metrics"]:
         text += _metric_section(study, metric)
+    if study.get("curves"):
+        from levyjepa.studies.curves import curves_markdown
+
+        text += curves_markdown(study)
     text += ["## Runs", "", "Folders relative to this file's.", "",
              "| arm | seed | run folder | training s | evaluation s | log |",
              "|---|---|---|---|---|---|"]

@@ -10,6 +10,12 @@ process has finished writing, so the latest complete ``step_*`` folder is always
 partial folders left by a crash are ignored and cleaned up by the next save. A state with a
 non-finite weight or optimiser moment is never written
 (:func:`levyjepa.training.nonfinite.check_finite_state`).
+
+Only the ``keep`` most recent checkpoints are kept, except the *kept* ones: a checkpoint of a
+step listed in ``trainer.keep_steps`` is marked ``"kept": true`` in its ``trainer_state.json``
+and never pruned, whoever writes the next checkpoint (``step_00000000``: the initial weights,
+written before the first step when 0 is listed). ``resume=auto`` still continues from the
+latest checkpoint, kept or not.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +51,33 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
         return []
     found = [p for p in folder.iterdir()
              if p.name.startswith(PREFIX) and (p / STATE_FILE).is_file()]
-    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+    return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step of a checkpoint folder ``step_NNNNNNNN``."""
+    return int(path.name[len(PREFIX):])
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    """Where the checkpoint of ``step`` is (or would be) in ``run_dir``."""
+    return checkpoint_dir(run_dir) / f"{PREFIX}{step:08d}"
+
+
+def is_kept(path: Path, keep_steps: Collection[int] = ()) -> bool:
+    """Whether a checkpoint is never pruned: marked kept, or its step is in ``keep_steps``."""
+    if checkpoint_step(path) in keep_steps:
+        return True
+    try:
+        return bool(json.loads((path / STATE_FILE).read_text()).get("kept", False))
+    except (OSError, ValueError):  # removed meanwhile, or unreadable: an ordinary checkpoint
+        return False
 
 
 def save_checkpoint(
     accelerator: Accelerator, run_dir: Path, state: dict[str, Any], *, keep: int,
-    model: torch.nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None,
+    keep_steps: Collection[int] = (), model: torch.nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> Path:
     """Save the full training state atomically; call on every process.
 
@@ -58,7 +86,9 @@ def save_checkpoint(
             ``prepare``).
         run_dir: Run directory.
         state: Trainer state to store beside it; must hold ``step``.
-        keep: Number of most recent checkpoints to keep.
+        keep: Number of most recent checkpoints to keep, kept checkpoints not counted.
+        keep_steps: Steps whose checkpoints are kept (``trainer.keep_steps``): this one is
+            marked kept when its step is listed, and none of them is pruned.
         model: The trained model, checked to be finite (with ``optimizer``) before writing.
         optimizer: Its optimiser.
 
@@ -70,8 +100,10 @@ def save_checkpoint(
     """
     if model is not None and optimizer is not None:  # never store NaNs: every resume loads them
         check_finite_state(accelerator.unwrap_model(model), optimizer)
+    if state["step"] in keep_steps:
+        state = {**state, "kept": True}
     folder = checkpoint_dir(run_dir)
-    final = folder / f"{PREFIX}{state['step']:08d}"
+    final = checkpoint_path(run_dir, state["step"])
     partial = folder / f"{PARTIAL}{final.name}"
     if accelerator.is_main_process:
         for stale in folder.glob(f"{PARTIAL}*"):
@@ -86,7 +118,8 @@ def save_checkpoint(
         if final.exists():  # the same step saved again (e.g. after a resume): replace it
             shutil.rmtree(final)
         os.replace(partial, final)
-        for old in list_checkpoints(run_dir)[:-keep]:
+        prunable = [p for p in list_checkpoints(run_dir) if not is_kept(p, keep_steps)]
+        for old in prunable[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final

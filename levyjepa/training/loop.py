@@ -22,9 +22,9 @@ from omegaconf import DictConfig
 from levyjepa.core.progress import progress_bar
 from levyjepa.data.loading.skipped_files import skipped_files_metric
 from levyjepa.diagnostics.representation import TrainingDiagnostics
+from levyjepa.training import checkpoint as checkpoints
 from levyjepa.training.interrupt import StopSignals
 from levyjepa.training.run_end import (
-    checkpoint,
     evaluate,
     finish_run,
     gradient_norm,
@@ -58,6 +58,10 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
                        enable=show_progress)
     step, skipped_steps, last_eval_step = run.start_step, 0, -1
     last_ckpt_step = step if run.resumed else -1
+    keep_steps = frozenset(cfg.trainer.keep_steps)
+    if step == 0 and not run.resumed and 0 in keep_steps:  # the initial weights
+        checkpoint(run, 0)
+        last_ckpt_step = 0
     train_started = time.perf_counter()
     model.train()
     with StopSignals(say=accelerator.print) as stop:  # Ctrl-C: finish the step, checkpoint
@@ -97,7 +101,8 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
                     run.runlog.log(diagnostics(result.outputs, step=step - 1, reduce=run.mean),
                                    step=step, epoch=epoch)
                 bar.update(1)
-                if cfg.trainer.checkpoint_every and step % cfg.trainer.checkpoint_every == 0:
+                if step in keep_steps or (cfg.trainer.checkpoint_every
+                                          and step % cfg.trainer.checkpoint_every == 0):
                     checkpoint(run, step)
                     last_ckpt_step = step
                 if step % run.steps_per_epoch:  # mid-epoch (at its end: after the evaluation)
@@ -123,6 +128,18 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
     if last_ckpt_step != step:
         checkpoint(run, step)
     return finish_run(run, step=step, train_time=train_time, skipped_steps=skipped_steps)
+
+
+def checkpoint(run: Run, step: int) -> None:
+    """Save the run's state at ``step`` (atomically; :mod:`levyjepa.training.checkpoint`),
+    marked kept when ``trainer.keep_steps`` lists the step; no listed step's checkpoint is
+    pruned."""
+    checkpoints.save_checkpoint(run.accelerator, run.run_dir,
+                                {"step": step, "epoch": step // run.steps_per_epoch,
+                                 "steps_per_epoch": run.steps_per_epoch},
+                                keep=run.cfg.trainer.keep_checkpoints,
+                                keep_steps=tuple(run.cfg.trainer.keep_steps),
+                                model=run.model, optimizer=run.optimizer)
 
 
 def _epoch_batches(run: Run, *, epoch: int, step: int) -> Any:

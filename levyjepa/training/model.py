@@ -20,7 +20,9 @@ class Pretrainer(nn.Module):
     Args:
         encoder: A registered encoder.
         method: A registered method.
-        probe: The online probe, or ``None`` for unlabelled data.
+        probe: The online probe, or ``None`` for unlabelled data; built with
+            ``detach=False`` for a method that trains the encoder with the labels
+            (``needs.labels_train_encoder``), whose cross-entropy then reaches the encoder.
     """
 
     def __init__(self, encoder: nn.Module, method: Method, probe: Optional[OnlineProbe]) -> None:

@@ -36,12 +36,16 @@ RUN_MARKERS = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints")
 RUN_FILES = (*RUN_MARKERS, "eval.json", "eval_untrained.json", "first_look.txt", "pictures",
              "tensorboard", "wandb", "report.md", "plugins.json", "eval")
 """Everything a run (and ``levyjepa.eval`` / ``report``) writes; ``overwrite=true`` removes
-these and nothing else."""
+these, the files of :data:`RUN_FILE_PATTERNS` and nothing else."""
+
+RUN_FILE_PATTERNS = ("eval_step_*.json",)
+"""Files of a run named by pattern: the evaluations of its kept checkpoints that
+``python -m levyjepa.study --eval-at`` writes (:mod:`levyjepa.studies.curves`)."""
 
 MAY_CHANGE_ON_RESUME = (
     "name", "out_dir", "resume", "overwrite", "resume_changes",
     "trainer.max_steps", "trainer.eval_every", "trainer.checkpoint_every",
-    "trainer.keep_checkpoints", "trainer.cpu_threads", "trainer.compile",
+    "trainer.keep_checkpoints", "trainer.keep_steps", "trainer.cpu_threads", "trainer.compile",
     "trainer.pin_memory", "trainer.persistent_workers", "trainer.on_nonfinite",
     "data.workers", "data.cache",
     "encoder.pretrained", "encoder.pretrained_strict",  # read at step 0 only, never on resume
@@ -115,8 +119,10 @@ def plan_run_dir(cfg: DictConfig, run_dir: Path, *, say: Callable[[str], None] =
 
 
 def clear_run_dir(run_dir: Path) -> None:
-    """Remove an old run's files (:data:`RUN_FILES`) from ``run_dir``; other files stay."""
-    for name in RUN_FILES:
+    """Remove an old run's files (:data:`RUN_FILES`, :data:`RUN_FILE_PATTERNS`) from
+    ``run_dir``; other files stay."""
+    patterned = [p.name for pattern in RUN_FILE_PATTERNS for p in run_dir.glob(pattern)]
+    for name in [*RUN_FILES, *patterned]:
         path = run_dir / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)

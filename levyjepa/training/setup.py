@@ -128,9 +128,13 @@ def build_run(cfg: DictConfig) -> Run:
     elif pretrained is not None:
         accelerator.print(f"encoder.pretrained: not read, resuming {plan.resume_from} "
                           "(its weights win)")
-    method, priors = build_method(cfg, encoder=encoder, view_groups=splits.view_groups)
+    method, priors = build_method(cfg, encoder=encoder, view_groups=splits.view_groups,
+                                  num_classes=splits.num_classes)  # refused before any write
     classes = cfg.trainer.probe_classes or splits.num_classes
-    probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=classes) if splits.num_classes else None
+    # a supervised reference: the probe's cross-entropy trains the encoder (at its own lr)
+    probe = (OnlineProbe(emb_dim=encoder.emb_dim, classes=classes,
+                         detach=not method.needs.labels_train_encoder)
+             if splits.num_classes else None)
     pretrainer = Pretrainer(encoder, method, probe)
     if accelerator.num_processes > 1 and cfg.trainer.sync_batchnorm:
         convert_to_global_batchnorm(pretrainer)  # the same statistics as on one process
