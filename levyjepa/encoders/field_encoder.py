@@ -58,14 +58,10 @@ class FieldEncoder(nn.Module):
         self.emb_dim = emb_dim
         self.proj_dim = proj_dim
         self.pool = pool
-        self.head = (AttentionPoolHead(width=width, grid=self.grid, emb_dim=emb_dim,
-                                       heads=pool_heads) if pool == "attention" else None)
-        self.proj = (projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
-                     if with_proj else None)
-        self.tokens_proj = (
-            projector(width, tokens_proj_hidden or proj_hidden, proj_dim, nn.LayerNorm)
-            if with_tokens_proj else None
-        )
+        attach_heads(self, width=width, pool_grid=self.grid, emb_dim=emb_dim, pool=pool,
+                     pool_heads=pool_heads, proj_hidden=proj_hidden,
+                     tokens_proj_hidden=tokens_proj_hidden, proj_dim=proj_dim,
+                     with_proj=with_proj, with_tokens_proj=with_tokens_proj)
 
     def forward(self, views: torch.Tensor) -> EncoderOutput:
         """Encode ``(N, V, C, H, W)`` views; see :class:`EncoderOutput` for the shapes.
@@ -87,6 +83,24 @@ class FieldEncoder(nn.Module):
     def forward_tokens(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         """The field ``(B, H', W', D)`` of ``(B, C, H, W)`` images."""
         raise NotImplementedError
+
+
+def attach_heads(module: nn.Module, *, width: int, pool_grid: tuple[int, int], emb_dim: int,
+                 pool: str, pool_heads: int, proj_hidden: int,
+                 tokens_proj_hidden: Optional[int], proj_dim: int, with_proj: bool,
+                 with_tokens_proj: bool) -> None:
+    """Set ``module.head`` (the attention pool over a ``pool_grid`` of tokens, or ``None`` with
+    ``pool: mean``), ``module.proj`` and ``module.tokens_proj``, built in this order (the order
+    fixes which random numbers each initialisation draws). A clip encoder passes its grid with
+    time folded into the height axis."""
+    module.head = (AttentionPoolHead(width=width, grid=pool_grid, emb_dim=emb_dim,
+                                     heads=pool_heads) if pool == "attention" else None)
+    module.proj = (projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
+                   if with_proj else None)
+    module.tokens_proj = (
+        projector(width, tokens_proj_hidden or proj_hidden, proj_dim, nn.LayerNorm)
+        if with_tokens_proj else None
+    )
 
 
 def masked_vit_tokens(backbone: nn.Module, images: torch.Tensor,

@@ -28,7 +28,7 @@ from torch import nn
 
 from levyjepa.core.arg_checks import check_positive_int
 from levyjepa.core.registry import ENCODERS
-from levyjepa.encoders.heads import AttentionPoolHead, projector
+from levyjepa.encoders.field_encoder import attach_heads
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.encoders.tubelet import TubeletEmbed
 
@@ -142,14 +142,10 @@ class VideoViTEncoder(nn.Module):
                              "with pool: mean")
         self.width, self.emb_dim, self.proj_dim, self.pool = width, emb_dim, proj_dim, pool
         t, h, w = self.grid
-        self.head = (AttentionPoolHead(width=width, grid=(t * h, w), emb_dim=emb_dim,
-                                       heads=pool_heads) if pool == "attention" else None)
-        self.proj = (projector(emb_dim, proj_hidden, proj_dim, nn.BatchNorm1d)
-                     if with_proj else None)
-        self.tokens_proj = (
-            projector(width, tokens_proj_hidden or proj_hidden, proj_dim, nn.LayerNorm)
-            if with_tokens_proj else None
-        )
+        attach_heads(self, width=width, pool_grid=(t * h, w), emb_dim=emb_dim, pool=pool,
+                     pool_heads=pool_heads, proj_hidden=proj_hidden,
+                     tokens_proj_hidden=tokens_proj_hidden, proj_dim=proj_dim,
+                     with_proj=with_proj, with_tokens_proj=with_tokens_proj)
 
     def grid_of(self, size: tuple[int, int]) -> tuple[int, int, int]:
         """The token grid ``(T', H', W')`` of clips with ``(H, W)`` frames."""

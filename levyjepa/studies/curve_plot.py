@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from levyjepa.core.atomic import atomic_write_bytes
 from levyjepa.studies.plot import _ARM_COLOURS as ARM_COLOURS
 from levyjepa.studies.plot import _BASELINE_COLOURS as BASELINE_COLOURS
+from levyjepa.studies.plot import panel_legend
 from levyjepa.studies.tables import BASELINE_LABELS
 
 if TYPE_CHECKING:
@@ -87,12 +88,7 @@ def plot_curves(study: dict[str, Any], path: Path) -> Figure:
         ax.set_ylabel(metric.split("/")[-1], fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.3)
-    for ax in axes[len(metrics):] if metrics else ():
-        ax.set_axis_off()
-    legend: dict[str, Any] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
+    legend = panel_legend(axes, used=len(metrics))
     if any(a["name"] not in references for a in arms) and metrics:
         legend[BAND] = Patch(color="0.5", alpha=0.3, linewidth=0)
     if legend:

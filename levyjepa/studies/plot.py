@@ -90,12 +90,7 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
                                for c in comparisons)]
         ax.set_title("\n".join(title), fontsize=8 if len(comparisons) == 1 else 6.5)
         ax.grid(True, axis="y", alpha=0.3)
-    for ax in axes[len(metrics):] if metrics else ():
-        ax.set_axis_off()
-    legend: dict[str, Any] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
+    legend = panel_legend(axes, used=len(metrics))
     if legend:
         fig.legend(list(legend.values()), list(legend), loc="outside lower center",
                    ncols=len(legend), fontsize=8)
@@ -105,3 +100,15 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def panel_legend(axes: Any, *, used: int) -> dict[str, Any]:
+    """Turn off the panels after the first ``used`` and gather the used ones' legend entries,
+    one handle per label (the first seen), for one legend under the whole figure."""
+    for ax in axes[used:]:
+        ax.set_axis_off()
+    legend: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    return legend
