@@ -1,0 +1,71 @@
+"""``benchmarks/gpu_dense_study.py``: the dense study's one-GPU script runs end to end on a CPU at
+a tiny size (``--dry-run``, about 30 s on 2 cores) and projects its GPU configuration under nine
+minutes (``--project-only``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from PIL import Image
+
+from levyjepa.data.generated.scene_images import scene_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def script() -> ModuleType:
+    """``benchmarks/gpu_dense_study.py`` imported as a module."""
+    spec = importlib.util.spec_from_file_location("gpu_dense_study",
+                                                  ROOT / "benchmarks" / "gpu_dense_study.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dry_run_writes_the_study_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "study"
+    assert script().main([str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("done, skipped") == 2  # the report's study command trained nothing
+    study = json.loads((out / "study.json").read_text())
+    assert {(r["arm"], r["seed"]) for r in study["runs"]} == {("lejepa", 0),
+                                                              ("lejepa_levy2d", 0)}
+    for run in study["runs"]:
+        assert {"segmentation/miou", "classification/linear_top1"} <= set(run["metrics"])
+        assert set(run["baselines"]) == {"untrained", "pixels"}
+    assert "lejepa_levy2d - lejepa" in (out / "study.md").read_text()
+    with Image.open(out / "study.png") as picture:
+        picture.verify()
+    record = json.loads((out / "gpu_dense_study.json").read_text())
+    assert record["plan"]["seeds"] == 1 and record["total_s"] > 0
+    assert record["command"].startswith("python -m levyjepa.study ")
+    # the folder's scenes are the ones the segmentation probe renders for such a run
+    scenes = json.loads((out / "scenes_32" / "scenes.json").read_text())
+    assert scenes["params"] == json.loads(json.dumps(scene_params({"size": 32})))
+    assert sum(scenes["train_per_class"]) == 16
+
+
+def test_project_only_prints_a_total_under_nine_minutes(capsys: pytest.CaptureFixture) -> None:
+    assert script().main(["--project-only"]) == 0
+    printed = capsys.readouterr().out
+    assert "8000 + 1000 scenes of 128 px, 64 scenes x 2 views a step" in printed
+    assert "2000 steps per run, 3 seeds x 2 arms = 6 runs, 6 at once" in printed
+    for term in ("scenes written once", "run start-up", "training (GPU, shared)",
+                 "evaluation forwards (GPU, fp32)", "segmentation probes", "report"):
+        assert f"| {term} |" in printed
+    total = float(re.search(r"Projected total: ([0-9.]+) min", printed).group(1))
+    assert 0 < total < 9
+
+
+def test_out_dir_is_required_unless_projecting(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stop:
+        script().main(["--dry-run"])
+    assert stop.value.code == 2
+    assert "OUT_DIR is required" in capsys.readouterr().err
