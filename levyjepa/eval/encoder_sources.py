@@ -25,7 +25,7 @@ from torch import nn
 from levyjepa.config.pretrained_keys import split_pretrained
 from levyjepa.core.errors import ConfigError
 from levyjepa.core.registry import ENCODERS
-from levyjepa.training.exported import CONFIG_NAME, load_encoder
+from levyjepa.training.exported import CONFIG_NAME, load_encoder, load_every_key
 from levyjepa.training.trained import encoder_state, load_trained
 
 KINDS = ("run", "export", "recipe")
@@ -110,17 +110,8 @@ def encoder_from_recipe(recipe: Path, weights: Path, overrides: Sequence[str] = 
     state = read_weights(weights)
     if any(k.startswith("encoder.") for k in state):  # a levyjepa checkpoint's model state
         state = encoder_state(state, key="encoder")
-    try:
-        missing, unexpected = encoder.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # a shape mismatch
-        lines = [x.strip() for x in str(err).splitlines() if "mismatch" in x]
-        raise ConfigError(f"weights={weights}: does not match the encoder of {recipe} "
-                          f"({lines[0] if lines else 'shapes differ'})") from None
-    if missing or unexpected:
-        bad = (missing or unexpected)[0]
-        raise ConfigError(f"weights={weights}: does not match the encoder of {recipe} "
-                          f"({'missing' if missing else 'unexpected'} key '{bad}'; "
-                          f"{len(missing)} missing, {len(unexpected)} unexpected)")
+    load_every_key(encoder, state, counts=True,
+                   mismatch=f"weights={weights}: does not match the encoder of {recipe}")
     return encoder.eval()
 
 

@@ -55,17 +55,34 @@ def load_encoder(path: str | Path, *, device: str = "cpu") -> nn.Module:
     except Exception as err:  # a truncated or corrupt file: safetensors raises several kinds
         raise ConfigError(f"{weights}: not readable ({_first_line(err)}); a truncated or "
                           "corrupt file?") from None
+    load_every_key(encoder, state, mismatch=f"{weights}: does not match {config}")
+    return encoder.to(device).eval()
+
+
+def load_every_key(encoder: nn.Module, state: dict, *, mismatch: str,
+                   counts: bool = False) -> None:
+    """Load ``state`` into ``encoder``, every key matching in name and shape.
+
+    Args:
+        encoder: The encoder.
+        state: Its weights.
+        mismatch: The start of the one-line error (``"FILE: does not match CONFIG"``).
+        counts: Also say how many keys are missing and unexpected.
+
+    Raises:
+        ConfigError: ``"<mismatch> (<first shape mismatch>)"`` or ``"<mismatch> (missing key
+            'k')"`` / ``"(unexpected key 'k')"``.
+    """
     try:
         missing, unexpected = encoder.load_state_dict(state, strict=False)
     except RuntimeError as err:  # a shape mismatch
         lines = [x.strip() for x in str(err).splitlines() if "mismatch" in x]
-        raise ConfigError(f"{weights}: does not match {config} "
-                          f"({lines[0] if lines else 'shapes differ'})") from None
+        raise ConfigError(f"{mismatch} ({lines[0] if lines else 'shapes differ'})") from None
     if missing or unexpected:
         bad = (missing or unexpected)[0]
-        raise ConfigError(f"{weights}: does not match {config} "
-                          f"({'missing' if missing else 'unexpected'} key '{bad}')")
-    return encoder.to(device).eval()
+        tally = f"; {len(missing)} missing, {len(unexpected)} unexpected" if counts else ""
+        raise ConfigError(f"{mismatch} ({'missing' if missing else 'unexpected'} key "
+                          f"'{bad}'{tally})")
 
 
 def _first_line(err: BaseException) -> str:
