@@ -210,8 +210,9 @@ def test_vjepa_without_teacher_needs_sigreg_and_trains_through_the_targets() -> 
     method = VJEPA(encoder=encoder, teacher="none", sigreg={"name": "sigreg", "slices": 16},
                    lamb=0.5, **SECTIONS["vjepa"])
     terms = method(encoder, clips(), step=0).terms
-    assert float(terms["loss"]) == pytest.approx(
-        0.5 * float(terms["pred_loss"]) + 0.5 * float(terms["sigreg"]), rel=1e-6)
+    values = {k: float(v.detach()) for k, v in terms.items()}
+    assert values["loss"] == pytest.approx(
+        0.5 * values["pred_loss"] + 0.5 * values["sigreg"], rel=1e-6)
     terms["loss"].backward()
     assert all(p.grad is not None for p in method.sigreg_proj.parameters())
     assert method.evaluated_encoder(encoder) is encoder
@@ -292,9 +293,9 @@ def test_hjepa_loss_integrates_the_context_state_to_the_target_state(match: str)
     pred, target = {"q": (path.q, q1), "p": (path.p, p1),
                     "qp": (torch.cat([path.q, path.p], -1), state[1])}[match]
     want = (pred - target).square().mean()
-    assert float(terms["pred_loss"]) == pytest.approx(float(want), rel=1e-5)
-    assert float(terms["loss"]) == pytest.approx(
-        0.75 * float(want) + 0.25 * float(terms["sigreg"]), rel=1e-5)
+    assert float(terms["pred_loss"].detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+    assert float(terms["loss"].detach()) == pytest.approx(
+        0.75 * float(want.detach()) + 0.25 * float(terms["sigreg"].detach()), rel=1e-5)
     assert 0 <= float(terms["energy_drift"]) < 1e-2  # leapfrog, no damping: H is conserved
 
 
