@@ -30,10 +30,10 @@ from typing import Any, Optional
 
 from torch import nn
 
-from levyjepa.core.atomic import fsync_tree
+from levyjepa.core.atomic import dir_mode, fsync_tree, remove_folder, replace_folder
 from levyjepa.data.views.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["TIMM_DIR", "remove_folder", "replace_folder", "timm_load_commands", "timm_skip_reason",
+__all__ = ["TIMM_DIR", "timm_load_commands", "timm_skip_reason",
            "write_timm_folder"]
 
 TIMM_DIR = "timm"
@@ -111,43 +111,6 @@ def timm_load_commands(folder: str | Path, arch: str, model_args: Mapping[str, A
             f'pretrained_cfg_overlay={{"file": {weights}}}{args})')
 
 
-def replace_folder(staged: Path, dest: Path) -> None:
-    """Rename a complete ``staged`` folder to ``dest``, replacing an older ``dest`` safely.
-
-    The older folder is first renamed aside (a reader sees it, or nothing, or the new one; never
-    a mixture), then removed; if the second rename fails it is put back.
-    """
-    old: Optional[Path] = None
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".old"))
-        os.replace(dest, old / dest.name)
-    try:
-        os.replace(staged, dest)
-    except BaseException:
-        if old is not None:
-            os.replace(old / dest.name, dest)
-            old.rmdir()
-        raise
-    if old is not None:
-        shutil.rmtree(old)
-
-
-def remove_folder(dest: Path) -> None:
-    """Remove ``dest`` (a stale timm folder), renaming it aside first so no half remains."""
-    if not dest.exists():
-        return
-    aside = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".old"))
-    os.replace(dest, aside / dest.name)
-    shutil.rmtree(aside)
-
-
-def _dir_mode() -> int:
-    """The mode ``mkdir`` would give a new folder: ``0o777`` minus the process umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o777 & ~umask
-
-
 def write_timm_folder(encoder: nn.Module, folder: str | Path, *, img_size: Optional[int],
                       description: Optional[str] = None) -> Path | str:
     """Write the encoder's backbone as a timm folder (see the module docstring), atomically.
@@ -192,7 +155,7 @@ def write_timm_folder(encoder: nn.Module, folder: str | Path, *, img_size: Optio
             shutil.rmtree(stale, ignore_errors=True)
     staged = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
-        os.chmod(staged, _dir_mode())  # mkdtemp makes it 0700; share it like any other folder
+        os.chmod(staged, dir_mode())  # mkdtemp makes it 0700; share it like any other folder
         save_for_hf(backbone, str(staged), model_config={"pretrained_cfg": pretrained_cfg},
                     model_args=model_args, safe_serialization=True, data_config=data_config)
         fsync_tree(staged)
