@@ -96,7 +96,8 @@ def summarize(study: dict[str, Any]) -> dict[str, Any]:
         ``smallest_detectable_difference`` (80% power, 5% level, under the differences' sample
         sd; ``None`` when undefined, ``power_undefined`` saying why) and, when ``study`` has a
         ``target_difference``, ``seeds_to_detect`` and ``seeds_to_detect_text``; the settings
-        are in ``power_analysis``.
+        are in ``power_analysis``. ``learned``: every arm's gain over its own untrained
+        encoder (:func:`levyjepa.studies.learned.summarize_learned`).
     """
     runs, seeds = study["runs"], study["seeds"]
     names = [arm["name"] for arm in study["arms"]]
@@ -134,7 +135,10 @@ def summarize(study: dict[str, Any]) -> dict[str, Any]:
         results[metric] = entry
     times = [r[k] for r in runs for k in ("train_s", "eval_s", "steps_eval_s")
              if r.get(k) is not None]
-    return {"metrics": metrics, "missing_metrics": sorted(set.union(*found) - set(metrics))
+    from levyjepa.studies.learned import summarize_learned
+
+    return {"learned": summarize_learned({**study, "metrics": metrics}),
+            "metrics": metrics, "missing_metrics": sorted(set.union(*found) - set(metrics))
             if found else [], "results": results, "total_run_s": math.fsum(times),
             "power_analysis": {"power": POWER, "alpha": 0.05, "target_difference": target,
                                "max_seeds": MAX_SEEDS}}
@@ -335,6 +339,9 @@ def study_markdown(study: dict[str, Any], path: Path) -> str:
         text.append("")
     if study["missing_metrics"]:
         text += [f"Not in every run, left out: {', '.join(study['missing_metrics'])}.", ""]
+    from levyjepa.studies.learned import learned_markdown
+
+    text += learned_markdown(study)
     text += ["## Per metric", ""]
     for metric in study["metrics"]:
         text += _metric_section(study, metric)
