@@ -24,13 +24,14 @@ CPU's per-core speed.
 
 from __future__ import annotations
 
+import functools
 import io
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -74,7 +75,8 @@ def _fake_mode():
 
 
 def _build(recipe: Path, overrides: Sequence[str], classes: int) -> tuple[Any, Any, Any, Any]:
-    """The recipe's config, training model (encoder, method, online probe) and priors."""
+    """The recipe's config, training model (encoder, method, online probe) and priors, as the
+    runner builds them (a method trained with the labels gets a probe that does not detach)."""
     from omegaconf import OmegaConf
 
     from levyjepa.config.recipe import load_recipe
@@ -88,16 +90,22 @@ def _build(recipe: Path, overrides: Sequence[str], classes: int) -> tuple[Any, A
                              **encoder_runtime(cfg))
     groups = ((cfg.views.global_views, cfg.views.global_size),)
     method, priors = build_method(cfg, encoder=encoder, view_groups=groups)
-    model = Pretrainer(encoder, method, OnlineProbe(emb_dim=encoder.emb_dim, classes=classes))
+    probe = OnlineProbe(emb_dim=encoder.emb_dim, classes=classes,
+                        detach=not method.needs.labels_train_encoder)
+    model = Pretrainer(encoder, method, probe)
     return cfg, model, priors, encoder
 
 
-def count_flops(recipe: Path, overrides: Sequence[str] = (), *, classes: int = 10
+@functools.cache
+def count_flops(recipe: Path, overrides: tuple[str, ...] = (), *, classes: int = 10
                 ) -> dict[str, float]:
-    """What one training step of ``recipe`` costs, counted on a trace.
+    """What one training step of ``recipe`` costs, counted on a trace (once per arguments).
 
     Built on the meta device (no weights initialised: values do not matter here) and traced on
-    fake tensors (shapes only, no arithmetic), the forward under bf16 autocast.
+    fake tensors (shapes only, no arithmetic), the forward under bf16 autocast. The step is the
+    runner's for every method: the method's loss with its priors plus the online probe's
+    cross-entropy, which reaches the encoder only for a method trained with the labels
+    (``supervised``, whose own loss is a zero that keeps the encoder's graph).
 
     Returns:
         ``step``: FLOPs of the forward and backward of the encoder, the method, its priors and
@@ -195,18 +203,31 @@ def measure_gather(size: int, patch: int, dim: int, batch: int = 16, repeats: in
     return (time.perf_counter() - start) / repeats
 
 
-def project(plan: Any, recipes: Sequence[Path], *, utilisation: float = UTILISATION
-            ) -> dict[str, Any]:
+def measure(plan: Any, recipe: Path) -> dict[str, float]:
+    """The terms measured on this CPU for ``plan`` (its first arm's ``recipe``): scenes,
+    imports and the segmentation probe's gather."""
+    from levyjepa.config.recipe import load_recipe
+
+    cfg = load_recipe(recipe, list(plan.overrides))
+    return {**measure_scenes(plan.size), "imports_s": measure_imports(),
+            "gather_s": measure_gather(plan.size, cfg.encoder.patch_size,
+                                       cfg.encoder.embed_dim or 384)}
+
+
+def project(plan: Any, recipes: Sequence[Path], *, utilisation: float = UTILISATION,
+            measured: Optional[dict[str, float]] = None) -> dict[str, Any]:
     """Every term of the projected wall time of ``plan`` and their total.
 
     Args:
-        plan: The study's configuration (``gpu_dense_study.Plan``).
-        recipes: The arms' recipe files.
+        plan: The study's configuration (``gpu_dense_study.Plan``, ``parallel`` set).
+        recipes: The arms' recipe files, every arm trained ``plan.seeds`` times (a reference
+            arm counts as the others do).
         utilisation: Sustained fraction of the bf16 peak while training.
+        measured: :func:`measure` of ``plan`` (measured now when not given).
 
     Returns:
         ``{"rows": [(term, seconds, how)], "total_s", "flops_per_step", "steps",
-        "break_even_utilisation", ...}``.
+        "break_even_utilisation", "measured", ...}``.
     """
     from levyjepa.config.recipe import load_recipe
     from levyjepa.eval.command import EvalConfig
@@ -217,7 +238,7 @@ def project(plan: Any, recipes: Sequence[Path], *, utilisation: float = UTILISAT
     if cfg.trainer.max_steps is not None:
         steps = min(steps, cfg.trainer.max_steps)
     runs = plan.seeds * len(recipes)
-    counted = {r.stem: count_flops(r, plan.overrides) for r in recipes}
+    counted = {r.stem: count_flops(r, tuple(plan.overrides)) for r in recipes}
     flops = {stem: c["step"] for stem, c in counted.items()}
     fwd, params = counted[recipes[0].stem]["forward"], counted[recipes[0].stem]["params"]
     saved = max(c["saved_bytes"] for c in counted.values())
@@ -225,10 +246,9 @@ def project(plan: Any, recipes: Sequence[Path], *, utilisation: float = UTILISAT
     checkpoints = len({*range(every, steps + 1, every), steps})
     checkpoint_bytes = params * 12  # float32 weights and AdamW's two moments
     ev = EvalConfig()
-    scenes = measure_scenes(plan.size)
-    imports = measure_imports()
+    measured = measured or measure(plan, recipes[0])
+    scenes, imports, gather = measured, measured["imports_s"], measured["gather_s"]
     dim = cfg.encoder.embed_dim or 384
-    gather = measure_gather(plan.size, cfg.encoder.patch_size, dim)
     seg_bytes = 16 * ((plan.size // cfg.encoder.patch_size) ** 2 * dim * 4 + plan.size ** 2 * 8)
     seg_step = gather + seg_bytes / H2D_BYTES_PER_S + SEG_STEP_LAUNCH_S
     train_flops = plan.seeds * steps * sum(flops.values())
@@ -277,12 +297,14 @@ def project(plan: Any, recipes: Sequence[Path], *, utilisation: float = UTILISAT
     other = total - train_flops / rate
     break_even = train_flops / (PEAK_BF16 * (BUDGET_S - other)) if other < BUDGET_S else None
     run_bytes = saved + params * 16 + CONTEXT_BYTES  # weights, gradients, AdamW moments
+    each = sorted((c["saved_bytes"] + c["params"] * 16 + CONTEXT_BYTES
+                   for c in counted.values() for _ in range(plan.seeds)), reverse=True)
     run_s = train_flops / rate * min(plan.parallel, runs) / runs  # one run's share of the GPU
     return {"rows": rows, "total_s": total, "flops_per_step": flops, "forward_flops": fwd,
             "steps": steps, "runs": runs, "parallel": plan.parallel, "utilisation": utilisation,
             "break_even_utilisation": break_even, "saved_bytes": saved, "run_bytes": run_bytes,
-            "loader_needed_per_s": steps * batch / run_s,
-            "measured": {**scenes, "imports_s": imports, "gather_s": gather}}
+            "gpu_bytes": sum(each[:plan.parallel]), "loader_needed_per_s": steps * batch / run_s,
+            "measured": measured}
 
 
 def projection_table(projection: dict[str, Any]) -> str:
@@ -300,9 +322,19 @@ def projection_table(projection: dict[str, Any]) -> str:
     lines.append(f"Memory: {projection['saved_bytes'] / 1e9:.1f} GB of activations saved for the "
                  "backward (bf16 autocast, counted on the trace), "
                  f"{projection['run_bytes'] / 1e9:.1f} GB a run with weights, gradients, AdamW "
-                 "and its CUDA context: "
-                 f"{parallel * projection['run_bytes'] / 1e9:.0f} GB for {parallel} at once "
+                 "and its CUDA context (at most): "
+                 f"{projection['gpu_bytes'] / 1e9:.0f} GB for {parallel} at once "
                  f"(the H100 has 80).")
     lines.append(f"Loader: a run needs {projection['loader_needed_per_s']:.0f} images/s; one "
                  f"worker decodes {1 / projection['measured']['decode_s']:.0f} a second here.")
     return "\n".join(lines)
+
+
+def other_choice(shown: dict[str, Any], other: dict[str, Any], flag: str) -> str:
+    """One line: what the other choice (``flag``) of the projection ``shown`` would cost."""
+    change = other["total_s"] - shown["total_s"]
+    return (f"With {flag}: {other['runs']} runs, {min(other['parallel'], other['runs'])} at "
+            f"once, projected {other['total_s'] / 60:.2f} min ({other['total_s']:.1f} s, "
+            f"{change / 60:+.2f} min; {other['gpu_bytes'] / 1e9:.0f} GB at once), "
+            + ("within" if other["total_s"] <= BUDGET_S else "over")
+            + f" the ten minutes; at {other['utilisation']:.0%} of the bf16 peak.")

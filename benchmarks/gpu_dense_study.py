@@ -2,13 +2,18 @@
 
 Usage::
 
-    python benchmarks/gpu_dense_study.py OUT_DIR [--dry-run] [--parallel N]
-    python benchmarks/gpu_dense_study.py --project-only [--utilisation U]
+    python benchmarks/gpu_dense_study.py OUT_DIR [--dry-run] [--parallel N] [--supervised]
+    python benchmarks/gpu_dense_study.py --project-only [--utilisation U] [--supervised]
 
 The study of ``recipes/studies/image_base_gpu10.yaml`` against ``image_levy2d_gpu10.yaml``:
 ViT-S/8 on 128 px scenes (10 shape classes, a 16x16 token field), 2,000 steps of 64 scenes x 2
 views per run, 3 seeds per arm, evaluated on segmentation (the trained encoder, the untrained
-one and raw pixels) and classification. Three steps:
+one and raw pixels) and classification. ``--supervised`` adds a third arm, ``supervised``
+(``image_supervised_gpu10.yaml``: the same encoder, data, views and steps trained with the
+labels), passed to the study as ``--reference supervised``: reported and drawn as the ceiling,
+never compared. It is off by default: its three runs take the projected time from about 7.5 to
+about 10 minutes (``--project-only`` prints both); a dry run has it (``--no-supervised``: not).
+Three steps:
 
 1. **Data, once.** The scenes (``levyjepa.data.generated.scenes``, the parameters the dense
    evaluation renders by default, seed 0) are rendered on every CPU core in parallel and
@@ -19,18 +24,20 @@ one and raw pixels) and classification. Three steps:
    parameters is reused.
 2. **The runs, concurrently.** Every (arm, seed) is trained (``python -m levyjepa.run``) and
    evaluated (``python -m levyjepa.eval``) by the study's own code (``levyjepa.study``), all
-   ``--parallel`` of them at once (default: the 6 runs) on the one GPU: each run synchronises
-   with its host once a step (the non-finite check), so a lone run leaves the GPU idle while
-   it launches the next step; six fill it and fit in memory (about 7 GB each).
+   ``--parallel`` of them at once (default: every run, 6 or 9) on the one GPU: each run
+   synchronises with its host once a step (the non-finite check), so a lone run leaves the GPU
+   idle while it launches the next step; six fill it, and six or nine fit in its memory
+   (about 7 GB each).
 3. **The report.** ``python -m levyjepa.study`` with the same recipes, overrides and settings
    finds every run done, skips them and writes ``study.md``, ``study.json`` and ``study.png``
    into ``OUT_DIR`` (the script checks that every run was skipped). ``OUT_DIR/gpu_dense_study.json``
    records the configuration and the wall time of each step.
 
 ``--project-only`` prints the configuration and the projected wall time on one H100, term by
-term (:mod:`gpu_dense_projection`), and runs nothing. ``--dry-run`` runs all three steps on the
-CPU at a tiny size (32 px scenes, a one-block ViT, 2 steps per run, one seed): the pipeline's
-check. Exit status 1 when a run fails (one line naming its log), 2 for a bad command line.
+term (:mod:`gpu_dense_projection`), and what the other choice of ``--supervised`` would cost;
+it runs nothing. ``--dry-run`` runs all three steps on the CPU at a tiny size (32 px scenes, a
+one-block ViT, 2 steps per run, one seed), the supervised arm included: the pipeline's check.
+Exit status 1 when a run fails (one line naming its log), 2 for a bad command line.
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 RECIPES = (ROOT / "recipes" / "studies" / "image_base_gpu10.yaml",
            ROOT / "recipes" / "studies" / "image_levy2d_gpu10.yaml")
 NAMES = ("lejepa", "lejepa_levy2d")
+SUPERVISED = ("supervised", ROOT / "recipes" / "studies" / "image_supervised_gpu10.yaml")
+"""The supervised reference: its name and recipe (``--reference supervised``)."""
 TASKS = "segmentation,classification"
 SCENES_FILE = "scenes.json"
 CHUNK = 250
@@ -68,54 +77,69 @@ class Plan:
         train: Training scenes (the folder's ``train`` split).
         test: Test scenes (``val``), for the online probe and the classification probes.
         seeds: Seeds per arm.
-        parallel: Runs trained and evaluated at once.
+        parallel: Runs trained and evaluated at once; ``None``: every run (see :func:`resolved`).
         overrides: Training overrides of every arm (``data.root`` is added).
         eval: Settings of ``python -m levyjepa.eval``.
+        supervised: Add the supervised reference (:data:`SUPERVISED`) as a third arm.
     """
 
     size: int = 128
     train: int = 8000
     test: int = 1000
     seeds: int = 3
-    parallel: int = 6
+    parallel: Optional[int] = None
     overrides: tuple[str, ...] = ()
     eval: tuple[str, ...] = ()
+    supervised: bool = False
 
 
 GPU = Plan()
 """The study on one H100."""
-DRY = Plan(size=32, train=16, test=8, seeds=1, parallel=2, overrides=(
+DRY = Plan(size=32, train=16, test=8, seeds=1, supervised=True, overrides=(
     "data.batch_size=4", "data.workers=0", "views.global_size=32", "encoder.img_size=32",
     "encoder.patch_size=8", "encoder.embed_dim=32", "encoder.depth=1", "encoder.num_heads=2",
     "encoder.pool_heads=2", "encoder.emb_dim=32", "encoder.proj_hidden=32",
-    "encoder.tokens_proj_hidden=32", "method.sigreg.slices=16", "trainer.max_steps=2",
+    "encoder.tokens_proj_hidden=32", "trainer.max_steps=2",
     "trainer.device=cpu", "trainer.cpu_threads=1", "log.progress=false", "log.trackers=[]",
     "log.pictures=false", "log.diagnostics_every=0"),
     eval=("device=cpu", "seg_train=8", "seg_test=8", "seg_iterations=2", "linear_steps=5",
           "pictures=false"))
-"""The same pipeline on a CPU at a tiny size."""
+"""The same pipeline on a CPU at a tiny size, the supervised arm included (the overrides are
+every arm's, so none may be one method's own, such as ``method.sigreg``)."""
+
+
+def arms(plan: Plan) -> list[tuple[str, Path]]:
+    """The arms' names and recipes: the two compared ones, then the reference if asked."""
+    return [*zip(NAMES, RECIPES), *([SUPERVISED] if plan.supervised else [])]
+
+
+def resolved(plan: Plan) -> Plan:
+    """``plan`` with ``parallel`` set: every run at once unless it says otherwise."""
+    return replace(plan, parallel=plan.parallel or plan.seeds * len(arms(plan)))
 
 
 def describe(plan: Plan) -> str:
-    """The configuration in a few lines."""
+    """The configuration in a few lines (of a :func:`resolved` plan)."""
     from levyjepa.config.recipe import load_recipe
 
     cfg = load_recipe(RECIPES[0], list(plan.overrides))
+    names = [name for name, _ in arms(plan)]
     steps = cfg.trainer.epochs * (plan.train // cfg.data.batch_size)
     if cfg.trainer.max_steps is not None:
         steps = min(steps, cfg.trainer.max_steps)
     enc = cfg.encoder
     width = f"width {enc.embed_dim}, {enc.depth} blocks" if enc.embed_dim else enc.arch
+    reference = f"; reference {SUPERVISED[0]}, not compared" if plan.supervised else ""
     return "\n".join([
-        f"recipes: {', '.join(str(r.relative_to(ROOT)) for r in RECIPES)} "
-        f"(arms {', '.join(NAMES)})",
+        f"recipes: {', '.join(str(r.relative_to(ROOT)) for _, r in arms(plan))} "
+        f"(arms {', '.join(names)}{reference})",
         f"data: {plan.train} + {plan.test} scenes of {plan.size} px, "
         f"{cfg.data.batch_size} scenes x {cfg.views.global_views} views a step, views on the "
         f"device, precision {cfg.trainer.precision}",
         f"encoder: {width}, patch {enc.patch_size} at {enc.img_size} px "
         f"({(enc.img_size // enc.patch_size) ** 2} tokens)",
-        f"training: {steps} steps per run, {plan.seeds} seeds x {len(RECIPES)} arms = "
-        f"{plan.seeds * len(RECIPES)} runs, {plan.parallel} at once",
+        f"training: {steps} steps per run, {plan.seeds} seeds x {len(names)} arms = "
+        f"{plan.seeds * len(names)} runs, {plan.parallel} at once",
         f"evaluation: {TASKS}" + (f" ({' '.join(plan.eval)})" if plan.eval else ""),
     ])
 
@@ -195,9 +219,11 @@ def write_scenes(root: Path, plan: Plan, workers: Optional[int] = None) -> dict[
 
 def study_args(plan: Plan, out: Path, common: list[str]) -> list[str]:
     """The arguments of ``python -m levyjepa.study`` for this study (it writes the report)."""
-    return [*map(str, RECIPES), "--seeds", str(plan.seeds), "--tasks", TASKS, "--names",
-            ",".join(NAMES), "--out", str(out), *[f"--eval={item}" for item in plan.eval],
-            *common]
+    names, recipes = zip(*arms(plan))
+    reference = ["--reference", SUPERVISED[0]] if plan.supervised else []
+    return [*map(str, recipes), "--seeds", str(plan.seeds), "--tasks", TASKS, "--names",
+            ",".join(names), *reference, "--out", str(out),
+            *[f"--eval={item}" for item in plan.eval], *common]
 
 
 def run_all(plan: Plan, out: Path, common: list[str]) -> list[dict[str, Any]]:
@@ -209,8 +235,8 @@ def run_all(plan: Plan, out: Path, common: list[str]) -> list[dict[str, Any]]:
     from levyjepa.study import Arm, _run_one
 
     eval_args = ["progress=false", f"task={TASKS}", *plan.eval]  # as levyjepa.study builds them
-    jobs = [(arm, seed) for seed in range(plan.seeds)
-            for arm in (Arm(name, recipe) for name, recipe in zip(NAMES, RECIPES))]
+    jobs = [(Arm(name, recipe), seed) for seed in range(plan.seeds)
+            for name, recipe in arms(plan)]
     with concurrent.futures.ThreadPoolExecutor(plan.parallel) as pool:
         futures = [pool.submit(_run_one, arm, seed, out, common, eval_args)
                    for arm, seed in jobs]
@@ -236,10 +262,10 @@ def write_report(plan: Plan, out: Path, common: list[str]) -> str:
     print(output, end="", flush=True)
     if status != 0:
         raise RuntimeError(f"python -m levyjepa.study failed with exit status {status}")
-    skipped = output.count("done, skipped")
-    if skipped != plan.seeds * len(RECIPES):
-        raise RuntimeError(f"the study command skipped {skipped} of "
-                           f"{plan.seeds * len(RECIPES)} runs: it retrained the others")
+    skipped, runs = output.count("done, skipped"), plan.seeds * len(arms(plan))
+    if skipped != runs:
+        raise RuntimeError(f"the study command skipped {skipped} of {runs} runs: it retrained "
+                           "the others")
     return output
 
 
@@ -253,7 +279,7 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
     scenes = write_scenes(root, plan)
     data_s = time.perf_counter() - started
     print(f"gpu_dense_study: scenes {'reused' if scenes['reused'] else 'written'} in "
-          f"{data_s:.1f} s; {plan.seeds * len(RECIPES)} runs, {plan.parallel} at once",
+          f"{data_s:.1f} s; {plan.seeds * len(arms(plan))} runs, {plan.parallel} at once",
           flush=True)
     common = [f"data.root={root}", *plan.overrides]
     threads = os.environ.get("OMP_NUM_THREADS")
@@ -287,7 +313,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="the whole pipeline on the CPU at a tiny size")
     parser.add_argument("--project-only", action="store_true",
                         help="print the projected wall time on one H100 and stop")
-    parser.add_argument("--parallel", type=int, help="runs at once (default 6; 2 dry)")
+    parser.add_argument("--parallel", type=int, help="runs at once (default: every run)")
+    parser.add_argument("--supervised", action=argparse.BooleanOptionalAction,
+                        help="add the supervised reference arm, 3 more runs (default: without "
+                        "it, which the ten minutes leave no room for; with it in a dry run)")
     parser.add_argument("--utilisation", type=float,
                         help="sustained fraction of the bf16 peak while training (default 0.2)")
     args = parser.parse_args(argv)
@@ -303,15 +332,25 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the script; returns the exit status."""
     args = parse(list(sys.argv[1:] if argv is None else argv))
-    plan = DRY if args.dry_run and not args.project_only else GPU
-    if args.parallel is not None:
-        plan = replace(plan, parallel=args.parallel)
+    base = DRY if args.dry_run and not args.project_only else GPU
+
+    def choice(supervised: bool) -> Plan:
+        return resolved(replace(base, supervised=supervised,
+                                parallel=args.parallel or base.parallel))
+
+    plan = choice(base.supervised if args.supervised is None else args.supervised)
     print(describe(plan), flush=True)
     if args.project_only:
-        from gpu_dense_projection import UTILISATION, project, projection_table
+        import gpu_dense_projection as projection
 
-        print(projection_table(project(plan, RECIPES, utilisation=args.utilisation
-                                       or UTILISATION)), flush=True)
+        measured = projection.measure(plan, RECIPES[0])
+        utilisation = args.utilisation or projection.UTILISATION
+        shown, other = (projection.project(p, [r for _, r in arms(p)], utilisation=utilisation,
+                                           measured=measured)
+                        for p in (plan, choice(not plan.supervised)))
+        flag = "--no-supervised" if plan.supervised else "--supervised"
+        print(projection.projection_table(shown), projection.other_choice(shown, other, flag),
+              sep="\n", flush=True)
         return 0
     import torch
 
