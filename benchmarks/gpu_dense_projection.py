@@ -291,7 +291,8 @@ def project(plan: Any, recipes: Sequence[Path], *, utilisation: float = UTILISAT
          f"{ev.linear_steps} L-BFGS steps x {LBFGS_STEP_S * ms:.0f} ms + pictures "
          f"{PICTURES_S:.0f} s (assumed){again}"),
         ("report", imports + REPORT_EXTRA_S,
-         f"the study command, every run skipped: imports + {REPORT_EXTRA_S:.0f} s"),
+         f"the study command in the script's process: imports + the last report "
+         f"{REPORT_EXTRA_S:.0f} s"),
     ]
     total = sum(seconds for _, seconds, _ in rows)
     other = total - train_flops / rate

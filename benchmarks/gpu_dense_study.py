@@ -22,16 +22,16 @@ Three steps:
    bytes in memory). The loader only decodes; the views are made on the GPU
    (``views.on: device``); training runs in bf16. A folder already written with the same
    parameters is reused.
-2. **The runs, concurrently.** Every (arm, seed) is trained (``python -m levyjepa.run``) and
-   evaluated (``python -m levyjepa.eval``) by the study's own code (``levyjepa.study``), all
+2. **The runs, concurrently.** ``python -m levyjepa.study`` (called in this process) trains
+   (``python -m levyjepa.run``) and evaluates (``python -m levyjepa.eval``) every (arm, seed),
    ``--parallel`` of them at once (default: every run, 6 or 9) on the one GPU: each run
    synchronises with its host once a step (the non-finite check), so a lone run leaves the GPU
    idle while it launches the next step; six fill it, and six or nine fit in its memory
    (about 7 GB each).
-3. **The report.** ``python -m levyjepa.study`` with the same recipes, overrides and settings
-   finds every run done, skips them and writes ``study.md``, ``study.json`` and ``study.png``
-   into ``OUT_DIR`` (the script checks that every run was skipped). ``OUT_DIR/gpu_dense_study.json``
-   records the configuration and the wall time of each step.
+3. **The report.** The study writes ``study.md``, ``study.json`` and ``study.png`` into
+   ``OUT_DIR`` as its runs end; the same command (``gpu_dense_study.json``'s ``command``)
+   resumes it. ``OUT_DIR/gpu_dense_study.json`` records the configuration and the wall time of
+   the data and of the study.
 
 ``--project-only`` prints the configuration and the projected wall time on one H100, term by
 term (:mod:`gpu_dense_projection`), and what the other choice of ``--supervised`` would cost;
@@ -226,47 +226,19 @@ def study_args(plan: Plan, out: Path, common: list[str]) -> list[str]:
             *[f"--eval={item}" for item in plan.eval], *common]
 
 
-def run_all(plan: Plan, out: Path, common: list[str]) -> list[dict[str, Any]]:
-    """Train and evaluate every (arm, seed), ``plan.parallel`` at once, as the study does.
+def run_study(plan: Plan, out: Path, common: list[str]) -> list[dict[str, Any]]:
+    """Train and evaluate every (arm, seed), ``plan.parallel`` at once, and write the report:
+    ``python -m levyjepa.study ... --parallel N``, in this process; returns its runs.
 
     Raises:
-        levyjepa.study.RunFailed: the first failed run (the others are finished first).
+        RuntimeError: the study command failed (a failed run: its one line is on stderr).
     """
-    from levyjepa.study import Arm, _run_one
-
-    eval_args = ["progress=false", f"task={TASKS}", *plan.eval]  # as levyjepa.study builds them
-    jobs = [(Arm(name, recipe), seed) for seed in range(plan.seeds)
-            for name, recipe in arms(plan)]
-    with concurrent.futures.ThreadPoolExecutor(plan.parallel) as pool:
-        futures = [pool.submit(_run_one, arm, seed, out, common, eval_args)
-                   for arm, seed in jobs]
-        concurrent.futures.wait(futures)
-    return [f.result() for f in futures]
-
-
-def write_report(plan: Plan, out: Path, common: list[str]) -> str:
-    """Run the study command (in this process), which must skip every run; returns its output.
-
-    Raises:
-        RuntimeError: it failed, or it trained a run again (its arguments differ from those of
-            :func:`run_all`).
-    """
-    import contextlib
-
     from levyjepa.study import main as study_main
 
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        status = study_main(study_args(plan, out, common))
-    output = printed.getvalue()
-    print(output, end="", flush=True)
+    status = study_main([*study_args(plan, out, common), "--parallel", str(plan.parallel)])
     if status != 0:
         raise RuntimeError(f"python -m levyjepa.study failed with exit status {status}")
-    skipped, runs = output.count("done, skipped"), plan.seeds * len(arms(plan))
-    if skipped != runs:
-        raise RuntimeError(f"the study command skipped {skipped} of {runs} runs: it retrained "
-                           "the others")
-    return output
+    return json.loads((out / "study.json").read_text())["runs"]
 
 
 def run(plan: Plan, out: Path) -> dict[str, Any]:
@@ -285,22 +257,20 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
     threads = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = threads or "1"  # the runs' host threads: a core each
     try:
-        runs = run_all(plan, out, common)
+        runs = run_study(plan, out, common)
     finally:
         if threads is None:
             del os.environ["OMP_NUM_THREADS"]
-    runs_s = time.perf_counter() - started - data_s
-    print(f"gpu_dense_study: runs done in {runs_s:.1f} s; writing the report", flush=True)
-    write_report(plan, out, common)
     total_s = time.perf_counter() - started
-    command = ["python", "-m", "levyjepa.study", *study_args(plan, out, common)]
+    runs_s = total_s - data_s
+    command = ["python", "-m", "levyjepa.study", *study_args(plan, out, common),
+               "--parallel", str(plan.parallel)]
     record = {"plan": asdict(plan), "command": shlex.join(command),
-              "scenes": scenes, "data_s": data_s, "runs_s": runs_s,
-              "report_s": total_s - data_s - runs_s, "total_s": total_s,
+              "scenes": scenes, "data_s": data_s, "runs_s": runs_s, "total_s": total_s,
               "runs": [{k: r[k] for k in ("arm", "seed", "train_s", "eval_s")} for r in runs]}
     (out / "gpu_dense_study.json").write_text(json.dumps(record, indent=1))
-    print(f"gpu_dense_study: {total_s:.1f} s in all (data {data_s:.1f}, runs {runs_s:.1f}, "
-          f"report {record['report_s']:.1f}); wrote {out / 'study.md'}", flush=True)
+    print(f"gpu_dense_study: {total_s:.1f} s in all (data {data_s:.1f}, runs and report "
+          f"{runs_s:.1f}); wrote {out / 'study.md'}", flush=True)
     return record
 
 

@@ -5,7 +5,7 @@ Usage::
     python -m levyjepa.study RECIPE_A RECIPE_B [RECIPE_C ...] [--seeds N] [--first-seed S]
         [--tasks a,b,...] [--out DIR] [--names NAME_A,NAME_B,...] [--a key=value ...]
         [--b key=value ...] [--compare B:A ...] [--target-difference X] [--eval key=value ...]
-        [--eval-at STEPS] [--reference NAME[,NAME]] [key=value ...]
+        [--eval-at STEPS] [--reference NAME[,NAME]] [--parallel N] [key=value ...]
 
 With more than two recipes every arm is compared with arm A (the first) unless ``--compare
 X:Y`` (repeatable) names the pairs to compare, ``X - Y`` each (``--compare vjepa_levy3d:vjepa``
@@ -43,6 +43,11 @@ curves (``curves``), ``study.md`` a table of them (:mod:`levyjepa.studies.curves
 ``--reference NAME[,NAME]`` names arms (a supervised ceiling) that are reported and drawn
 (dashed) but never compared.
 
+``--parallel N`` trains and evaluates N runs at once (default 1): for a GPU that one small run
+leaves idle, or a machine with cores to spare. Each run's subprocesses use the threads they
+would alone, so on a CPU give each its share (``OMP_NUM_THREADS``, ``trainer.cpu_threads``).
+The numbers do not depend on it: each run is its own processes, seeded alike.
+
 The same command resumes an interrupted study: a run whose ``eval.json`` exists and whose
 training and evaluation arguments are those of this command is skipped; any other continues
 from its latest checkpoint (``resume=auto``) and is evaluated again. A run folder that holds a
@@ -66,6 +71,7 @@ status 1.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -230,7 +236,7 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
               common: Sequence[str] = (), eval_args: Sequence[str] = (),
               command: str = "", compare: Optional[Sequence[tuple[str, str]]] = None,
               target_difference: Optional[float] = None, eval_at: Sequence[int] = (),
-              reference: Sequence[str] = ()) -> dict[str, Any]:
+              reference: Sequence[str] = (), parallel: int = 1) -> dict[str, Any]:
     """Run (or resume) a study and write ``study.json``, ``study.md`` and ``study.png`` (and
     ``learning_curves.png`` with ``eval_at``).
 
@@ -246,6 +252,10 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
         target_difference: A true difference whose seeds-to-detect the report gives.
         eval_at: Training steps at which every run is also evaluated (learning curves).
         reference: Arms reported and drawn for reference, never compared.
+        parallel: Runs trained and evaluated at once (threads that each wait on their run's
+            subprocesses); the report is rewritten as each run ends, its runs in the
+            sequential order. On a failure the runs under way are finished, then the first
+            failure (in that order) is raised.
 
     Returns:
         The content of ``study.json``.
@@ -285,17 +295,38 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
                                             [(n, compared[0]) for n in compared[1:]])],
         "target_difference": target_difference, "eval_at": list(eval_at),
         "reference_arms": list(reference), "runs": []}
-    for seed in seeds:
-        for arm in arms:
-            study["runs"].append(_run_one(arm, seed, out, common, eval_args, eval_at))
-            study.update(summarize(study), wall_s=time.perf_counter() - started)
-            if eval_at:
-                study["curves"] = summarize_curves(study)
-            atomic_write_json(out / STUDY_JSON, study)
-            study_markdown(study, out / STUDY_MD)
-            plot_study(study, out / STUDY_PNG)
-            if eval_at:
-                plot_curves(study, out / CURVES_PNG)
+    jobs = [(arm, seed) for seed in seeds for arm in arms]
+    done: dict[int, dict[str, Any]] = {}
+
+    def report() -> None:
+        study["runs"] = [done[i] for i in sorted(done)]
+        study.update(summarize(study), wall_s=time.perf_counter() - started)
+        if eval_at:
+            study["curves"] = summarize_curves(study)
+        atomic_write_json(out / STUDY_JSON, study)
+        study_markdown(study, out / STUDY_MD)
+        plot_study(study, out / STUDY_PNG)
+        if eval_at:
+            plot_curves(study, out / CURVES_PNG)
+
+    if parallel <= 1:
+        for i, (arm, seed) in enumerate(jobs):
+            done[i] = _run_one(arm, seed, out, common, eval_args, eval_at)
+            report()
+        return study
+    failures: dict[int, RunFailed] = {}
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+        futures = {pool.submit(_run_one, arm, seed, out, common, eval_args, eval_at): i
+                   for i, (arm, seed) in enumerate(jobs)}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                done[futures[future]] = future.result()
+            except RunFailed as err:  # the others finish; the first failure is raised below
+                failures[futures[future]] = err
+                continue
+            report()
+    if failures:
+        raise failures[min(failures)]
     return study
 
 
@@ -313,6 +344,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for i, recipe in enumerate(recipes):
             if not recipe.is_file():
                 raise ConfigError(f"RECIPE_{cli.letter(i)}: recipe file not found: {recipe}")
+        if args.parallel < 1:
+            raise ConfigError(f"--parallel {args.parallel}: give at least 1 run at once")
         if args.seeds < 1:
             raise ConfigError(f"--seeds {args.seeds}: a study needs at least 1 seed (3 or more "
                               "for an interval worth reading)")
@@ -342,7 +375,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         command = shlex.join(["python", "-m", "levyjepa.study", *argv])
         study = run_study(arms, seeds, out, common=overrides, eval_args=eval_args,
                           command=command, compare=compare, target_difference=target,
-                          eval_at=eval_at, reference=reference)
+                          eval_at=eval_at, reference=reference, parallel=args.parallel)
     except (ConfigError, RunFailed) as err:
         if show_traceback:
             raise

@@ -33,7 +33,7 @@ def test_dry_run_writes_the_study_report(tmp_path: Path, capsys: pytest.CaptureF
     out = tmp_path / "study"
     assert script().main([str(out), "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("done, skipped") == 3  # the report's study command trained nothing
+    assert printed.count("trained in") == 3 and "--parallel 3" not in printed
     study = json.loads((out / "study.json").read_text())
     assert {(r["arm"], r["seed"]) for r in study["runs"]} == {
         ("lejepa", 0), ("lejepa_levy2d", 0), ("supervised", 0)}
@@ -53,6 +53,7 @@ def test_dry_run_writes_the_study_report(tmp_path: Path, capsys: pytest.CaptureF
     assert record["plan"]["seeds"] == 1 and record["total_s"] > 0
     assert record["plan"]["supervised"] and "--reference supervised" in record["command"]
     assert record["command"].startswith("python -m levyjepa.study ")
+    assert record["command"].endswith("--parallel 3")  # every run at once
     # the folder's scenes are the ones the segmentation probe renders for such a run
     scenes = json.loads((out / "scenes_32" / "scenes.json").read_text())
     assert scenes["params"] == json.loads(json.dumps(scene_params({"size": 32})))

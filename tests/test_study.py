@@ -189,6 +189,53 @@ def test_study_resumes_reports_and_stops_on_a_failed_run(
     assert (out / "study.png").read_bytes().startswith(PNG_MAGIC)
 
 
+def test_parallel_runs_report_as_the_sequential_study_does(
+        tmp_path: Path, fake_calls: list[list[str]], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    def study_of(parallel: int, fail: str) -> tuple[int, Path]:
+        out = tmp_path / f"parallel_{parallel}_{fail.replace(' ', '_') or 'ok'}"
+        out.mkdir()
+        (out / "fail").write_text(fail)
+        args = [QUICKSTART, QUICKSTART, "--out", str(out), "--names", "base,levy",
+                "--tasks", "segmentation", "--b", "priors.within.weight=1.0",
+                "--parallel", str(parallel), "trainer.max_steps=3"]
+        return main(args), out
+
+    status, sequential = study_of(1, "")
+    assert status == 0
+    threads: set[str] = set()
+    real = study_module._call
+
+    def record_thread(*args: Any, **kwargs: Any) -> float:
+        threads.add(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study_module, "_call", record_thread)
+    status, parallel = study_of(3, "")
+    assert status == 0 and len(threads) > 1  # the runs were spread over the pool's threads
+    one = json.loads((sequential / "study.json").read_text())
+    many = json.loads((parallel / "study.json").read_text())
+    assert [(r["arm"], r["seed"]) for r in many["runs"]] == [
+        (r["arm"], r["seed"]) for r in one["runs"]]  # the sequential order
+    assert many["results"] == one["results"] and many["learned"] == one["learned"]
+    # a failed run: the others finish and are reported, then the failure, one line, status 1
+    capsys.readouterr()
+    status, failed = study_of(3, "base 1")
+    assert status == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(failed / "base" / "seed_1") in err
+    assert len(json.loads((failed / "study.json").read_text())["runs"]) == 5
+    assert (failed / "levy" / "seed_2" / "eval.json").is_file()
+
+
+def test_parallel_below_one_is_refused(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([QUICKSTART, QUICKSTART, "--parallel", "0", "--out", str(tmp_path / "s")]) == 2
+    assert "--parallel 0: give at least 1 run at once" in capsys.readouterr().err
+
+
 def test_a_failed_subprocess_is_one_line_naming_the_run_and_its_log(tmp_path: Path) -> None:
     log, run_dir = tmp_path / "A" / "seed_0.log", tmp_path / "A" / "seed_0"
     with pytest.raises(RunFailed) as caught:  # python -m json.tool MISSING: fails at once

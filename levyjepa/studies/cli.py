@@ -166,5 +166,7 @@ def parser() -> argparse.ArgumentParser:
              "weights), from kept checkpoints: learning_curves.png")
     add("--reference", metavar="NAME[,NAME]",
         help="arms drawn for reference (dashed), never compared, e.g. a supervised ceiling")
+    add("--parallel", type=int, default=1, metavar="N",
+        help="runs trained and evaluated at once (default 1; the numbers do not change)")
     add("--traceback", action="store_true", help="show full tracebacks")
     return found
