@@ -87,7 +87,15 @@ from typing import Any, Optional
 from levyjepa.core.atomic import atomic_write_json
 from levyjepa.core.errors import ConfigError
 from levyjepa.studies import cli
-from levyjepa.studies.curves import CURVES_PNG, STEPS_SUFFIX
+from levyjepa.studies.curves import (
+    CURVES_PNG,
+    STEPS_SUFFIX,
+    check_max_steps,
+    evaluate_steps,
+    keep_steps_override,
+    passed_steps,
+    summarize_curves,
+)
 from levyjepa.studies.metrics import baselines_of, metrics_of
 
 __all__ = ["Arm", "RunFailed", "baselines_of", "main", "metrics_of", "run_study"]
@@ -132,7 +140,6 @@ def _planned_differences(arm: Arm, seed: int, run_dir: Path, common: Sequence[st
     from omegaconf import OmegaConf
 
     from levyjepa.config.recipe import load_recipe
-    from levyjepa.studies.curves import check_max_steps
     from levyjepa.training.run_dir import MAY_CHANGE_ON_RESUME, flatten_recipe
 
     cfg = load_recipe(arm.recipe, [*_train_settings(seed, run_dir), *common, *arm.overrides])
@@ -208,8 +215,6 @@ def _run_one(arm: Arm, seed: int, out: Path, common: Sequence[str],
         print(f"study: {who} ({arm.label}): training and evaluating (log: {log})", flush=True)
         train = [str(arm.recipe), *_train_settings(seed, run_dir), *common, *arm.overrides]
         if eval_at:  # what is kept, not what is computed: not in the record
-            from levyjepa.studies.curves import keep_steps_override
-
             train.append(keep_steps_override(eval_at))
         train_s = _call(["levyjepa.run", *train], log, what="training", run_dir=run_dir)
         eval_s = _call(["levyjepa.eval", str(run_dir), *eval_args], log, what="evaluation",
@@ -224,8 +229,6 @@ def _run_one(arm: Arm, seed: int, out: Path, common: Sequence[str],
              "train_s": record.get("train_s"), "eval_s": record.get("eval_s"),
              "skipped": skipped, "metrics": metrics_of(result), "baselines": baselines_of(result)}
     if eval_at:
-        from levyjepa.studies.curves import evaluate_steps
-
         entry.update(evaluate_steps(_call, run_dir=run_dir, log=log, record_path=out / arm.name
                                     / f"seed_{seed}{STEPS_SUFFIX}", steps=eval_at,
                                     eval_args=eval_args, final=result, who=who))
@@ -265,7 +268,6 @@ def run_study(arms: Sequence[Arm], seeds: Sequence[int], out: Path, *,
         RunFailed: a training or evaluation failed.
     """
     from levyjepa.studies.curve_plot import plot_curves
-    from levyjepa.studies.curves import passed_steps, summarize_curves
     from levyjepa.studies.plot import plot_study
     from levyjepa.studies.tables import study_markdown, summarize
 

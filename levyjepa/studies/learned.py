@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from levyjepa.studies.power import smallest_detectable_difference, undefined_reason
 from levyjepa.studies.stats import MIN_SEEDS, Interval, no_verdict, t_interval
+from levyjepa.studies.tables import _interval_text  # the report's one interval format
 
 __all__ = ["BASELINE", "gain_verdict", "learned_markdown", "summarize_learned"]
 
@@ -121,14 +122,6 @@ def summarize_learned(study: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _cell(entry: dict[str, Any]) -> str:
-    if entry["mean"] is None:
-        return "—"
-    if entry["low"] is None or entry["high"] is None:
-        return f"{_amount(entry['mean'])} (n={entry['n']})"
-    return f"{_amount(entry['mean'])} [{_amount(entry['low'])}, {_amount(entry['high'])}]"
-
-
 def learned_markdown(study: dict[str, Any]) -> list[str]:
     """The ``study.md`` section of :func:`summarize_learned` (``study["learned"]``): one table,
     a row per metric and arm. Empty when no metric has an untrained baseline."""
@@ -155,7 +148,7 @@ def learned_markdown(study: dict[str, Any]) -> list[str]:
             shares = [("" if name in references or arm["share"].get(ref) is None
                        else f"{arm['share'][ref]:.0%}") for ref in references]
             cells = [metric, name + (" (reference)" if name in references else ""),
-                     _cell(arm), seeds, arm["verdict"].rsplit(" (", 1)[0],
+                     _interval_text(arm), seeds, arm["verdict"].rsplit(" (", 1)[0],
                      _amount(sdd) if sdd is not None else f"undefined: {arm['power_undefined']}",
                      *shares]
             lines.append("| " + " | ".join(cells) + " |")
