@@ -118,6 +118,8 @@ def test_eval_command_on_a_tiny_run(tiny_run: Path, capsys: pytest.CaptureFixtur
         assert 0.0 <= value <= 1.0
     assert set(result["levy_ep"]) == {"axis", "diagonal"}
     assert 1.0 <= result["test_features"]["emb_rankme"] <= 8.0  # at most the 8 test rows
+    dimension = result["test_features"]["emb_correlation_dimension"]  # 8 rows: a coarse estimate
+    assert dimension is None or 0.0 < dimension < 64.0
     for path in result["pictures"].values():
         assert Path(path).read_bytes().startswith(b"\x89PNG")
     assert not list(tiny_run.glob(".eval.json.*"))  # written atomically

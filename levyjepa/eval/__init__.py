@@ -26,7 +26,10 @@ of the test split, one view per image (or clip), and measures:
   ``weight_decay = 1e-4``, ``linear_steps = 300``. No hyper-parameter is tuned on the test split.
 
 It also reports the effective rank of the test features (RankMe, participation ratio, smallest
-per-dimension std; :mod:`levyjepa.diagnostics.representation`) and, when the run has a Lévy-sheet
+per-dimension std; :mod:`levyjepa.diagnostics.representation`), the correlation dimension of
+the first 2000 test features (Grassberger and Procaccia 1983;
+:mod:`levyjepa.diagnostics.correlation_dimension`; ``null`` when the features have no spread)
+and, when the run has a Lévy-sheet
 prior, the mean Epps-Pulley statistic per orientation family of the test images' token fields
 ``tokens_proj`` against the prior's law (the channel rotation seeded by the checkpoint's
 step); and draws the pictures of :mod:`levyjepa.diagnostics.pictures` into ``RUN_DIR/pictures``.

@@ -11,6 +11,7 @@ patch's raw pixels as its feature vector).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ from levyjepa.core.errors import ConfigError
 from levyjepa.data.build import build_splits
 from levyjepa.data.loading.loader_options import DATA_LOADER_KEYS
 from levyjepa.data.loading.splits import DataSplits
+from levyjepa.diagnostics.correlation_dimension import correlation_dimension
 from levyjepa.diagnostics.representation import rank_metrics
 from levyjepa.eval.benchmark_tasks import BENCHMARK_TASKS
 from levyjepa.eval.classification import accuracy, knn_predict, linear_probe
@@ -112,6 +114,9 @@ def classification(run, settings, device: torch.device) -> tuple[dict[str, Any],
                    "top1": accuracy(lin_test, test_y)},
         "test_features": {k: float(v) for k, v in rank_metrics(test_x, "emb").items()},
     }
+    dimension = correlation_dimension(test_x)  # Grassberger-Procaccia, first 2000 test items
+    result["test_features"]["emb_correlation_dimension"] = (
+        dimension if math.isfinite(dimension) else None)
     result["classification/knn_top1"] = result["knn"]["top1"]
     result["classification/linear_top1"] = result["linear"]["top1"]
     if ep:
