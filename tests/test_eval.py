@@ -142,3 +142,47 @@ def test_eval_errors(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert main([str(tiny_run.parent / "missing")]) == 2
     assert "missing: not found (give a run directory, an exported encoder or a recipe file " \
         "with weights=PATH)" in capsys.readouterr().err
+
+
+def test_umap_without_umap_learn_stops_in_one_line_before_any_work(
+        tiny_run: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from levyjepa.diagnostics.umap_picture import UMAP_MISSING
+
+    monkeypatch.setitem(sys.modules, "umap", None)  # import umap raises ImportError
+    out = tiny_run / "umap_eval.json"
+    assert main([str(tiny_run), "umap=true", f"out={out}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(UMAP_MISSING) and "\n" not in err and "umap-learn" in err
+    assert not out.exists()
+
+
+def test_umap_picture_of_the_test_embeddings(tiny_run: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a stand-in for umap-learn (a 2-D PCA, recording what it was given), the evaluation
+    writes the picture from the test embeddings and the run's seed."""
+    import sys
+    import types
+
+    calls = {}
+
+    class FakeUMAP:
+        def __init__(self, **kwargs) -> None:
+            calls["kwargs"] = kwargs
+
+        def fit_transform(self, x):
+            calls["x"] = x
+            centred = x - x.mean(0)
+            return centred @ torch.linalg.svd(torch.as_tensor(centred))[2][:2].T.numpy()
+
+    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=FakeUMAP))
+    out = tiny_run / "umap_eval.json"
+    assert main([str(tiny_run), "umap=true", "linear_steps=5", f"out={out}"]) == 0
+    result = json.loads(out.read_text())
+    picture = Path(result["pictures"]["umap"])
+    assert picture.name == "step_00000004_umap.png"
+    assert picture.read_bytes().startswith(b"\x89PNG")
+    assert calls["x"].shape == (8, 32) and calls["kwargs"]["random_state"] == 0
+    assert calls["kwargs"]["n_components"] == 2

@@ -25,15 +25,15 @@ def test_training_writes_pictures_and_logs_them(tmp_path: Path) -> None:
     train(load_recipe(ROOT / "recipes" / "quickstart.yaml",
                       tiny(run, "priors.within.name=levy2d", "trainer.max_steps=2",
                            "log.pictures=true", "log.trackers=[tensorboard]")))
-    for name in ("cf", "increments", "token_field"):
+    for name in ("cf", "increments", "token_field", "attention"):
         assert (run / "pictures" / f"step_00000002_{name}.png").read_bytes().startswith(PNG_MAGIC)
     events = EventAccumulator(str(run / "tensorboard" / "levyjepa"), size_guidance={"images": 0})
     events.Reload()
-    assert {"pictures/cf", "pictures/increments", "pictures/token_field"} <= set(
-        events.Tags()["images"])
+    assert {"pictures/cf", "pictures/increments", "pictures/token_field",
+            "pictures/attention"} <= set(events.Tags()["images"])
 
 
-def test_without_levy_prior_only_the_token_field(tmp_path: Path) -> None:
+def test_without_levy_prior_only_the_token_field_and_attention(tmp_path: Path) -> None:
     from test_train import tiny
 
     run = tmp_path / "run"
@@ -41,7 +41,7 @@ def test_without_levy_prior_only_the_token_field(tmp_path: Path) -> None:
                       tiny(run, "trainer.max_steps=1", "log.pictures=true",
                            "priors.within=null")))
     assert sorted(p.name for p in (run / "pictures").iterdir()) == [
-        "step_00000001_token_field.png"]
+        "step_00000001_attention.png", "step_00000001_token_field.png"]
 
 
 def test_pca_rgb_recovers_three_directions() -> None:

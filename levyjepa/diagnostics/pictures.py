@@ -15,7 +15,10 @@ has trackers, logged to them as images:
   on a linear and a logarithmic axis, with the Kolmogorov-Smirnov distance between the two;
 - ``step_<S>_token_field.png``: for a few samples, the input next to its token fields
   ``tokens`` and ``tokens_proj``, each shown as the first three principal components (of that
-  sample's tokens) mapped to RGB.
+  sample's tokens) mapped to RGB;
+- ``step_<S>_attention.png``: for the same images, the pooling head's and the last
+  transformer block's attention over the image (:mod:`levyjepa.diagnostics.attention_maps`;
+  images only, and only the maps the encoder has).
 
 The first two need a :class:`~levyjepa.priors.levy_sheet.LevySheetPrior`; without one only the
 token field is drawn. Inputs are the first ``count`` items of the test split (un-augmented),
@@ -39,6 +42,7 @@ from torch import nn
 
 from levyjepa.core.atomic import atomic_write_bytes
 from levyjepa.data.loading.splits import DataSplits
+from levyjepa.diagnostics.attention_maps import attention_maps, plot_attention
 from levyjepa.diagnostics.cf_inversion import cdf, density, inversion_grid
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.priors.cf_diagnostics import FamilyCF, cf_diagnostics
@@ -47,6 +51,7 @@ from levyjepa.priors.levy_sheet import LevySheetPrior
 __all__ = [
     "PICTURES_DIR",
     "encode_inputs",
+    "figure_png",
     "ks_distance",
     "pca_rgb",
     "picture_inputs",
@@ -288,7 +293,7 @@ def plot_increments(prior: LevySheetPrior, increments: Sequence[np.ndarray], *, 
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def figure_png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
@@ -344,6 +349,9 @@ def write_pictures(
     if out.tokens_proj is not None:
         fields["tokens_proj"] = out.tokens_proj
     figures["token_field"] = plot_token_field(inputs, fields, title=f"token fields: {label}")
+    maps = attention_maps(encoder, inputs[:4])
+    if maps:
+        figures["attention"] = plot_attention(inputs, maps, title=f"attention: {label}")
     if isinstance(prior, LevySheetPrior) and out.tokens_proj is not None:
         tokens_proj = out.tokens_proj.to(prior.nodes.device)
         fams = cf_diagnostics(prior, tokens_proj, step=step)
@@ -357,7 +365,7 @@ def write_pictures(
     folder = run_dir / PICTURES_DIR
     written, images = {}, {}
     for name, fig in figures.items():
-        data = _png(fig)
+        data = figure_png(fig)
         path = folder / f"step_{step:08d}_{name}.png"
         atomic_write_bytes(path, data)
         written[name], images[f"pictures/{name}"] = path, data

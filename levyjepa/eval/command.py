@@ -46,6 +46,9 @@ class EvalConfig:
     device: str = setting("auto", "auto, cpu or cuda")
     max_train: Optional[int] = setting(None, "use the first N training items (null: all)")
     pictures: bool = setting(True, "draw the pictures into RUN_DIR/pictures")
+    umap: bool = setting(False, "classification: also a UMAP picture of the test embeddings "
+                                "coloured by class (needs umap-learn: pip install "
+                                "'levyjepa[umap]')")
     out: Optional[str] = setting(None, "the results file (null: RUN_DIR/eval.json, or "
                                        "RUN_DIR/eval_untrained.json with untrained=true)")
     untrained: bool = setting(False, "evaluate the recipe's freshly initialised encoder "
@@ -172,15 +175,19 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
     out = (Path(settings.out) if settings.out
            else run_dir / (UNTRAINED_EVAL_FILE if settings.untrained else EVAL_FILE))
     read_entries(out)  # an unreadable results file is refused before any work, never replaced
+    if settings.umap and settings.pictures and not settings.untrained:
+        from levyjepa.diagnostics.umap_picture import require_umap
+
+        require_umap()  # a missing optional package is said before any work
     run = load_trained(run_dir, checkpoint=settings.checkpoint, overrides=recipe_overrides,
                        untrained=settings.untrained)
     device = _device(settings.device)
     result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint),
                               "step": run.step, "untrained": settings.untrained,
                               "tasks": list(tasks)}
-    splits = None
+    splits = test_features = None
     if "classification" in tasks:
-        entries, splits = classification(run, settings, device)
+        entries, splits, test_features = classification(run, settings, device)
         result.update(entries)
     dense_tasks = tuple(t for t in tasks if t != "classification" and t not in BENCHMARK_TASKS)
     result.update(benchmarks(run.encoder, tasks, settings, run_dir, device, run=run))
@@ -216,6 +223,8 @@ def evaluate_run(run_dir: str | Path, settings: EvalConfig,
             from levyjepa.diagnostics.pictures import write_pictures
 
             written = write_pictures(run.encoder, _levy(run), splits, run_dir, step=run.step)
+        if settings.umap and test_features is not None:
+            written["umap"] = _write_umap(*test_features, run, run_dir)
         if dense_tasks:
             from levyjepa.eval.dense_pictures import dense_figures, write_dense_pictures
 
@@ -241,6 +250,20 @@ def _checkpoint_name(checkpoint: Any, run_dir: Path) -> Optional[str]:
         return str(path.relative_to(run_dir.resolve()))
     except ValueError:
         return str(path)
+
+
+def _write_umap(test_x: torch.Tensor, test_y: torch.Tensor, run, run_dir: Path) -> Path:
+    """``RUN_DIR/pictures/step_<S>_umap.png``: the test embeddings' UMAP, coloured by class."""
+    from levyjepa.core.atomic import atomic_write_bytes
+    from levyjepa.diagnostics.pictures import PICTURES_DIR, figure_png
+    from levyjepa.diagnostics.umap_picture import plot_umap, umap_points
+
+    points = umap_points(test_x, seed=int(run.cfg.seed))
+    fig = plot_umap(points, test_y, title=f"UMAP of the test embeddings: {run_dir.name}, step "
+                                          f"{run.step} ({len(points)} items)")
+    path = run_dir / PICTURES_DIR / f"step_{run.step:08d}_umap.png"
+    atomic_write_bytes(path, figure_png(fig))
+    return path
 
 
 def _levy(run) -> Optional[LevySheetPrior]:

@@ -12,7 +12,6 @@ Label maps use one fixed palette (background black), so colours mean the same in
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import torch
 from matplotlib.figure import Figure
 
 from levyjepa.core.atomic import atomic_write_bytes
-from levyjepa.diagnostics.pictures import PICTURES_DIR
+from levyjepa.diagnostics.pictures import PICTURES_DIR, figure_png
 
 _PALETTE = np.array([
     [0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
@@ -123,23 +122,17 @@ def tracks_figure(video: dict[str, Any], *, title: str, shown: int = 6,
     return fig
 
 
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
-
-
 def dense_figures(details: dict[str, Any], *, title: str) -> dict[str, bytes]:
     """PNG bytes of the pictures of every dense task that ran (see the module docstring)."""
     out = {}
     if "segmentation" in details:
-        out["segmentation"] = _png(segmentation_figure(details["segmentation"]["examples"],
+        out["segmentation"] = figure_png(segmentation_figure(details["segmentation"]["examples"],
                                                        title=title))
     video = details.get("video")
     if video and video["examples"]["masks"]:
-        out["propagation"] = _png(propagation_figure(video, title=title))
+        out["propagation"] = figure_png(propagation_figure(video, title=title))
     if video and video["examples"]["tracks"]:
-        out["tracks"] = _png(tracks_figure(video, title=title))
+        out["tracks"] = figure_png(tracks_figure(video, title=title))
     return out
 
 

@@ -68,11 +68,13 @@ def input_size(cfg) -> int:
     return size
 
 
-def classification(run, settings, device: torch.device) -> tuple[dict[str, Any], DataSplits]:
+def classification(run, settings, device: torch.device
+                   ) -> tuple[dict[str, Any], DataSplits, tuple[torch.Tensor, torch.Tensor]]:
     """k-NN and linear-probe accuracy of the pooled embedding on the run's own data.
 
     Returns:
-        The result's entries and the run's data (its pictures read it).
+        The result's entries, the run's data (its pictures read it) and the test features and
+        labels (the UMAP picture reads them).
     """
     data_cfg = data_section(run.cfg)
     splits = build_splits(run.cfg)
@@ -121,7 +123,7 @@ def classification(run, settings, device: torch.device) -> tuple[dict[str, Any],
     result["classification/linear_top1"] = result["linear"]["top1"]
     if ep:
         result["levy_ep"] = {fam: float(torch.cat(v).mean()) for fam, v in ep.items()}
-    return result, splits
+    return result, splits, (test_x, test_y)
 
 
 def dense(run, encoders: dict, settings, tasks: tuple[str, ...], device: torch.device, *,
