@@ -72,5 +72,5 @@ def test_a_masked_method_with_a_convnet_is_refused_before_anything_is_written(
     assert "\n" not in message
     assert message.startswith("method 'ijepa' needs an encoder with a masked forward")
     assert "(resnet18)" in message or "(convnext_atto)" in message
-    assert message.endswith("methods without that need: lejepa, vicreg")
+    assert message.endswith("methods without that need: hjepa_views, lejepa, saccade, vicreg")
     assert not run.exists()

@@ -29,6 +29,7 @@ import_plugin_modules(["levyjepa_example_plugin.priors"])
 # (N*V, T', H', W', K). A new prior (built-in or plugin) must be added here.
 INPUT_SHAPES: dict[str, tuple[int, ...]] = {
     "sigreg": (4, 32, 8),
+    "sigreg_tokens": (6, 8, 8, 4),
     "isotropic_moments": (4, 32, 8),
     "levy2d": (6, 8, 8, 4),
     "levy3d": (3, 4, 6, 6, 4),

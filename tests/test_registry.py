@@ -7,6 +7,7 @@ from typing import Literal, Optional
 
 import pytest
 import torch
+from test_cifar_source import write_cifar
 
 import levyjepa
 from levyjepa import DATA, ENCODERS, METHODS, PRIORS, Registry
@@ -201,6 +202,9 @@ def test_every_data_source_yields_views_and_labels(name: str, image_tree: Path,
             lists[split].write_text("\n".join(lines) + "\n")
         files = {"train_list": str(lists["train"]), "val_list": str(lists["val"]),
                  "frames_per_clip": 4, "frame_step": 1}
+    if name == "cifar":  # tiny files in torchvision's format
+        write_cifar(tmp_path, "cifar100")
+        files = {"root": str(tmp_path)}
     side = 32 if name == "scenes" else 16  # scenes are 32 px at least
     tiny = {k: v for k, v in {"size": side, "views": 3, "train_size": 20, "test_size": 10,
                               **files}.items() if k in params}

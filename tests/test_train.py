@@ -56,11 +56,25 @@ def tiny_data(recipe: Path, image_root: Path, video_root: Path | None = None) ->
         return [f"data.root={image_root}", *TINY_IMAGES]
     if source in VIDEO_SOURCES and video_root is not None:
         return tiny_video(video_root)
+    if source == "cifar":  # tiny files in torchvision's format, written once
+        return [f"data.root={cifar_files(image_root.parent / 'cifar')}", *TINY_IMAGES,
+                "encoder.emb_dim=null",  # a mean-pooled ResNet: emb is its field's width
+                "encoder.model_args={layers: [1, 1, 1, 1], channels: [8, 16, 16, 16], "
+                "stem_width: 8}"]  # a small ResNet-18
     if source == "scenes":  # scenes are 32 px at least
         return TINY_SCENES
     if source in GENERATED_VIDEO_SOURCES:  # they make their own clip views (data.views)
         return TINY_GENERATED_CLIPS
     return TINY_SYNTHETIC
+
+
+def cifar_files(root: Path) -> Path:
+    """Tiny CIFAR-100 files under ``root`` (written once per session)."""
+    from test_cifar_source import write_cifar
+
+    if not (root / "cifar-100-python").is_dir():
+        write_cifar(root, "cifar100", per_file=8)
+    return root
 
 
 def tiny_video(video_root: Path) -> list[str]:
@@ -99,7 +113,9 @@ def test_every_recipe_runs_two_steps(recipe: Path, tmp_path: Path, image_tree: P
            **{name: ["pred_loss", *(["sigreg"] if load_recipe(recipe).method.get("sigreg")
                                     else [])] for name in ("ijepa", "vjepa")},
            "hjepa": ["pred_loss", "sigreg", "q_pr", "p_pr", "q_std_min", "q2", "p2", "V_var",
-                     "energy_drift"]}
+                     "energy_drift"],
+           "hjepa_views": ["pred", "sigreg", "budget", "logdet", "q_pr", "energy_drift"],
+           "saccade": ["pred", "cycle", "inv", "var", "cov"]}
     keys = [f"train/{k}" for k in ("loss", "probe_loss", "grad_norm", "lr", *own[method])]
     # every attached prior is logged under its term (within: the Lévy prior, even at weight 0)
     keys += [f"train/{term}" for term, entry in cfg.priors.items() if entry is not None]

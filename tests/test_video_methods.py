@@ -31,7 +31,7 @@ def clips(n: int = 4, seed: int = 1) -> list[torch.Tensor]:
     return [torch.randn(n, 1, 3, 8, 16, 16, generator=torch.Generator().manual_seed(seed))]
 
 
-# ---- tube masks -----------------------------------------------------------------------------
+# ---- tube masks, levyjepa law (the reference law: tests/test_mask_laws.py) ------------------
 
 
 @pytest.mark.parametrize(("blocks", "scale"), [(8, 0.15), (2, 0.7)])
@@ -40,7 +40,7 @@ def test_tube_masks_have_the_specified_blocks_through_the_whole_clip(blocks: int
     grid, capped = (8, 16, 16), False
     for step in range(20):
         gen = mask_generator(seed=0, step=step, rank=0)
-        masks = sample_tube_masks(grid, 6, generator=gen, blocks=blocks,
+        masks = sample_tube_masks(grid, 6, generator=gen, blocks=blocks, law="levyjepa",
                                   spatial_scale=(scale, scale), min_keep=10)
         replay = block_side((scale, scale), (0.75, 1.5), grid[1:],
                             mask_generator(seed=0, step=step, rank=0))
@@ -70,7 +70,7 @@ def test_masked_fraction_matches_independent_placement() -> None:
     for step in range(300):
         masks = sample_tube_masks(grid, 8, generator=mask_generator(seed=3, step=step, rank=0),
                                   blocks=8, spatial_scale=(0.15, 0.15), aspect=(1.0, 1.0),
-                                  min_keep=0)
+                                  min_keep=0, law="levyjepa")
         side = masks.spatial_side
         union = union_of_blocks(masks.corners, side, masks.temporal_length, grid)
         fractions += union.flatten(1).float().mean(1).tolist()
@@ -101,7 +101,8 @@ def test_a_mask_that_leaves_no_context_is_one_line() -> None:
                                          r"leave fewer than min_keep=100 context tubelets of "
                                          r"a 8x4x4 grid after 20 placements"):
         sample_tube_masks((8, 4, 4), 2, generator=torch.Generator().manual_seed(0), blocks=2,
-                          spatial_scale=(1.0, 1.0), aspect=(1.0, 1.0), min_keep=100)
+                          spatial_scale=(1.0, 1.0), aspect=(1.0, 1.0), min_keep=100,
+                          law="levyjepa")
 
 
 # ---- the masked video forward ---------------------------------------------------------------

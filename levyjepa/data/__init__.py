@@ -28,7 +28,7 @@ from levyjepa.data.generated import (  # noqa: F401  (importing registers the so
     synthetic_shapes,
     synthetic_video,
 )
-from levyjepa.data.images import image_folder, imagenette  # noqa: F401
+from levyjepa.data.images import cifar, image_folder, imagenette  # noqa: F401
 from levyjepa.data.loading.image_source import ImageSource
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.data.video import clip_lists, video_folder  # noqa: F401

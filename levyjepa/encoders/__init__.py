@@ -8,10 +8,12 @@ keyword arguments only, including ``with_tokens_proj: bool`` (supplied by the ru
 exposes ``emb_dim`` (the width the probe reads).
 """
 
+from levyjepa.encoders.energy_transformer import EnergyTransformerEncoder
 from levyjepa.encoders.field_encoder import FieldEncoder
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.encoders.timm_encoder import TimmEncoder
 from levyjepa.encoders.video_vit import VideoViTEncoder
 from levyjepa.encoders.vit import ViTEncoder
 
-__all__ = ["EncoderOutput", "FieldEncoder", "TimmEncoder", "VideoViTEncoder", "ViTEncoder"]
+__all__ = ["EncoderOutput", "EnergyTransformerEncoder", "FieldEncoder", "TimmEncoder",
+           "VideoViTEncoder", "ViTEncoder"]

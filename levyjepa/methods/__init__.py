@@ -18,8 +18,10 @@ of a study (the online probe's cross-entropy trains the encoder). A recipe selec
 
 from levyjepa.methods import (  # noqa: F401  (importing registers the methods)
     hjepa,
+    hjepa_views,
     ijepa,
     lejepa,
+    saccade,
     supervised,
     vicreg,
     vjepa,

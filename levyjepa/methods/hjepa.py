@@ -56,16 +56,11 @@ from levyjepa.encoders.heads import projector
 from levyjepa.methods.base import Method, MethodNeeds, MethodOutput, full_precision
 from levyjepa.methods.block_masks import mask_generator
 from levyjepa.methods.hamiltonian import Potential, leapfrog
-
-MATCHES = ("q", "p", "qp")
-
-
-def participation_ratio(x: torch.Tensor) -> torch.Tensor:
-    """``(tr C)^2 / tr(C^2)`` of the batch covariance ``C`` of ``x`` ``(B, K)``: 1 for a
-    rank-one cloud, ``K`` for an isotropic one."""
-    centred = x - x.mean(0, keepdim=True)
-    cov = centred.T @ centred / max(1, x.shape[0] - 1)
-    return cov.diagonal().sum().square() / cov.square().sum().clamp_min(1e-12)
+from levyjepa.methods.hamiltonian_states import (  # noqa: F401  (participation_ratio: re-exported)
+    MATCHES,
+    participation_ratio,
+    state_diagnostics,
+)
 
 
 @METHODS.register("hjepa", runtime=("encoder", "seed"))
@@ -196,12 +191,9 @@ class HJEPA(Method):
         return MethodOutput(terms=terms, outputs=outputs)
 
     def diagnostics(self, q: torch.Tensor, p: torch.Tensor, path: Any) -> dict[str, torch.Tensor]:
-        """The seed's diagnostics of the context states and of the integration."""
-        start, end = path.energy_start.detach(), path.energy_end.detach()
-        return {"q_pr": participation_ratio(q), "p_pr": participation_ratio(p),
-                "q_std_min": q.std(0, correction=0).min(), "q2": q.square().sum(-1).mean(),
-                "p2": p.square().sum(-1).mean(), "V_var": self.potential(q).var(),
-                "energy_drift": (end - start).abs().mean() / start.abs().mean().clamp_min(1e-12)}
+        """The seed's diagnostics of the context states and of the integration
+        (:func:`levyjepa.methods.hamiltonian_states.state_diagnostics`)."""
+        return state_diagnostics(self.potential, q, p, path)
 
     def extra_repr(self) -> str:
         return (f"window={self.window}, horizon={list(self.horizon)}, dt={self.dt:g}, "

@@ -4,7 +4,10 @@ M. Assran et al., "Self-Supervised Learning from Images with a Joint-Embedding P
 Architecture", CVPR 2023. For each image (each global view is one image; I-JEPA uses one):
 
 1. multi-block masks on the patch grid (:mod:`levyjepa.methods.block_masks`): ``M = 4`` target
-   blocks and one context block with the targets removed, drawn from ``(seed, step, rank)``;
+   blocks and one context block with the targets removed, drawn from ``(seed, step, rank)`` by
+   the law ``mask_law``: ``reference`` (the default: the authors' collator, so that ``ijepa``
+   is the published method) or ``levyjepa`` (this library's earlier law, which the committed
+   recipes with measured results pin; docs/masks.md);
 2. the context encoder (the trained encoder) runs on the context patches only, the others
    dropped (:meth:`levyjepa.encoders.vit.ViTEncoder.forward_masked`);
 3. the targets are the teacher's last-layer tokens of the *full* image, layer-normalised over
@@ -45,7 +48,13 @@ from levyjepa.core.arg_checks import check_positive_int
 from levyjepa.core.dist import rank
 from levyjepa.core.registry import METHODS
 from levyjepa.methods.base import MethodNeeds, MethodOutput, full_precision
-from levyjepa.methods.block_masks import BlockMasks, mask_generator, sample_block_masks
+from levyjepa.methods.block_masks import (
+    BlockMasks,
+    check_law,
+    mask_generator,
+    sample_block_masks,
+    size_generator,
+)
 from levyjepa.methods.masked_jepa import MaskedJEPA, pair
 
 
@@ -65,7 +74,13 @@ class IJEPA(MaskedJEPA):
         target_scale: Area range of a target block (fraction of the grid).
         target_aspect: Aspect-ratio range ``h / w`` of a target block.
         context_scale: Area range of the context block (aspect 1).
-        min_keep: Fewest context patches an image may keep.
+        mask_law: ``reference`` (default; I-JEPA's collator: one random number for a block's
+            scale and aspect, sizes shared by every process, blocks never in the last row or
+            column, contexts cut to the batch's smallest in raster order) or ``levyjepa``
+            (the earlier law: independent scale and aspect, every position, random-subset
+            cuts); see :mod:`levyjepa.methods.block_masks`.
+        min_keep: Context patches an image must keep: more than this many (``reference``, the
+            collator's test) or at least this many (``levyjepa``).
         lamb: SIGReg's weight in ``[0, 1]`` (when ``sigreg`` is set).
         sigreg: SIGReg section (``{name: sigreg, slices: 256}``): required with
             ``teacher: none``, optional with ``ema``.
@@ -90,6 +105,7 @@ class IJEPA(MaskedJEPA):
         target_scale: Sequence[float] = (0.15, 0.2),
         target_aspect: Sequence[float] = (0.75, 1.5),
         context_scale: Sequence[float] = (0.85, 1.0),
+        mask_law: str = "reference",
         min_keep: int = 10,
         lamb: float = 0.02,
         sigreg: Optional[Mapping[str, Any]] = None,
@@ -97,7 +113,8 @@ class IJEPA(MaskedJEPA):
         sigreg_proj_dim: int = 16,
     ) -> None:
         check_positive_int("targets", targets)
-        masks = dict(targets=targets, target_scale=pair("target_scale", target_scale),
+        masks = dict(law=check_law(mask_law), targets=targets,
+                     target_scale=pair("target_scale", target_scale),
                      target_aspect=pair("target_aspect", target_aspect),
                      context_scale=pair("context_scale", context_scale), min_keep=int(min_keep))
         super().__init__(encoder=encoder, seed=seed, teacher=teacher, momentum=momentum,
@@ -107,9 +124,13 @@ class IJEPA(MaskedJEPA):
         self.masks = masks
 
     def draw_masks(self, grid: tuple[int, int], images: int, *, step: int) -> BlockMasks:
-        """This process's masks of step ``step`` (CPU), from ``(seed, step, rank)``."""
+        """This process's masks of step ``step`` (CPU): positions from ``(seed, step, rank)``;
+        with ``mask_law: reference`` the block sizes from ``(seed, step)``, shared by every
+        process as in I-JEPA's collator."""
         generator = mask_generator(seed=self.seed, step=step, rank=rank())
-        return sample_block_masks(grid, images, generator=generator, **self.masks)
+        sizes = (size_generator(seed=self.seed, step=step) if self.masks["law"] == "reference"
+                 else None)
+        return sample_block_masks(grid, images, generator=generator, sizes=sizes, **self.masks)
 
     def forward(self, encoder: nn.Module, views: Sequence[torch.Tensor], *,
                 step: int) -> MethodOutput:
@@ -140,7 +161,8 @@ class IJEPA(MaskedJEPA):
 
     def extra_repr(self) -> str:
         kind = "ema" if self.teacher is not None else "none"
-        return f"teacher={kind}, momentum={list(self.momentum)}, lamb={self.lamb:g}"
+        return (f"teacher={kind}, momentum={list(self.momentum)}, "
+                f"mask_law={self.masks['law']}, lamb={self.lamb:g}")
 
 
 def block_side_of(target_idx: torch.Tensor, grid: tuple[int, int]) -> tuple[int, int]:

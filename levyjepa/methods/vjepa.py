@@ -7,7 +7,9 @@ For each clip (each view of the video source is one clip; V-JEPA uses one):
 1. two 3-D multi-block masks on the tubelet grid (:mod:`levyjepa.methods.tube_masks`), by
    default V-JEPA's "short-range" (8 blocks of spatial scale 0.15) and "long-range" (2 blocks of
    0.7), aspect 0.75-1.5, each block a tube through the whole clip; drawn from ``(seed, step,
-   rank)``;
+   rank)`` by the law ``mask_law``: ``reference`` (the default: the authors' collator, so that
+   ``vjepa`` is the published method) or ``levyjepa`` (this library's earlier law, which the
+   committed recipes with measured results pin; docs/masks.md);
 2. for each mask, the context encoder (the trained encoder) runs on the tubelets outside it only
    (:meth:`levyjepa.encoders.video_vit.VideoViTEncoder.forward_masked`);
 3. the targets are the teacher's last-layer tokens of the *full* clip, layer-normalised over the
@@ -43,7 +45,7 @@ from levyjepa.core.arg_checks import check_positive_int
 from levyjepa.core.dist import rank
 from levyjepa.core.registry import METHODS
 from levyjepa.methods.base import MethodNeeds, MethodOutput, full_precision
-from levyjepa.methods.block_masks import mask_generator
+from levyjepa.methods.block_masks import check_law, mask_generator, size_generator
 from levyjepa.methods.masked_jepa import MaskedJEPA, pair
 from levyjepa.methods.tube_masks import TubeMasks, sample_tube_masks
 
@@ -54,7 +56,7 @@ _MASK_KEYS = ("blocks", "spatial_scale", "temporal_scale", "aspect")
 
 
 def _mask_settings(masks: Sequence[Mapping[str, Any]], aspect: tuple[float, float],
-                   min_keep: int) -> list[dict[str, Any]]:
+                   min_keep: Optional[int]) -> list[dict[str, Any]]:
     if not masks:
         raise ValueError("masks must list at least one mask ({blocks, spatial_scale})")
     out = []
@@ -90,7 +92,14 @@ class VJEPA(MaskedJEPA):
             aspect}`` (defaults: V-JEPA's short-range and long-range masks, tubes through the
             whole clip).
         aspect: Aspect-ratio range ``h / w`` of every mask's blocks (unless a mask sets its own).
-        min_keep: Fewest context tubelets a clip may keep.
+        mask_law: ``reference`` (default; V-JEPA's collator: one block size per step shared by
+            both masks and every process, sides up to the grid's, floored area, the batch cut
+            to its smallest counts in raster order) or ``levyjepa`` (the earlier law: sides up
+            to the grid's minus 1, random-subset cuts); see
+            :mod:`levyjepa.methods.tube_masks`.
+        min_keep: Fewest context tubelets a clip may keep (``None``: the law's, 1 for
+            ``reference``, whose collator only redraws an empty context, and 10 for
+            ``levyjepa``).
         loss_exp: Exponent of V-JEPA's loss ``mean |pred - target| ** p / p`` (1: L1).
         lamb: SIGReg's weight in ``[0, 1]`` (when ``sigreg`` is set).
         sigreg: SIGReg section: required with ``teacher: none``, optional with ``ema``.
@@ -113,7 +122,8 @@ class VJEPA(MaskedJEPA):
         predictor_heads: int = 6,
         masks: Sequence[Mapping[str, Any]] = DEFAULT_MASKS,
         aspect: Sequence[float] = (0.75, 1.5),
-        min_keep: int = 10,
+        mask_law: str = "reference",
+        min_keep: Optional[int] = None,
         loss_exp: float = 1.0,
         lamb: float = 0.02,
         sigreg: Optional[Mapping[str, Any]] = None,
@@ -125,18 +135,27 @@ class VJEPA(MaskedJEPA):
         if getattr(encoder, "grid", None) is None or len(encoder.grid) != 3:
             raise ValueError("vjepa needs a video encoder with a (T', H', W') tubelet grid "
                              "(encoder: video_vit)")
-        masks = _mask_settings(masks, pair("aspect", aspect), int(min_keep))
+        check_law(mask_law)
+        masks = _mask_settings(masks, pair("aspect", aspect),
+                               None if min_keep is None else int(min_keep))
         super().__init__(encoder=encoder, seed=seed, teacher=teacher, momentum=momentum,
                          predictor_width=predictor_width, predictor_depth=predictor_depth,
                          predictor_heads=predictor_heads, lamb=lamb, sigreg=sigreg,
                          sigreg_proj_hidden=sigreg_proj_hidden, sigreg_proj_dim=sigreg_proj_dim)
-        self.masks, self.loss_exp = masks, float(loss_exp)
+        self.masks, self.loss_exp, self.mask_law = masks, float(loss_exp), mask_law
 
     def draw_masks(self, grid: tuple[int, int, int], clips: int, *,
                    step: int) -> list[TubeMasks]:
-        """This process's masks of step ``step`` (CPU), from ``(seed, step, rank)``."""
+        """This process's masks of step ``step`` (CPU): positions from ``(seed, step, rank)``;
+        with ``mask_law: reference`` every mask's block size from the same ``(seed, step)``
+        numbers (V-JEPA seeds each mask's size generator with the iteration counter)."""
         generator = mask_generator(seed=self.seed, step=step, rank=rank())
-        return [sample_tube_masks(grid, clips, generator=generator, **m) for m in self.masks]
+        if self.mask_law == "levyjepa":
+            return [sample_tube_masks(grid, clips, generator=generator, law="levyjepa", **m)
+                    for m in self.masks]
+        return [sample_tube_masks(grid, clips, generator=generator, law="reference",
+                                  sizes=size_generator(seed=self.seed, step=step), **m)
+                for m in self.masks]
 
     def forward(self, encoder: nn.Module, views: Sequence[torch.Tensor], *,
                 step: int) -> MethodOutput:
@@ -165,5 +184,5 @@ class VJEPA(MaskedJEPA):
 
     def extra_repr(self) -> str:
         kind = "ema" if self.teacher is not None else "none"
-        return (f"teacher={kind}, masks={len(self.masks)}, loss_exp={self.loss_exp:g}, "
-                f"lamb={self.lamb:g}")
+        return (f"teacher={kind}, masks={len(self.masks)}, mask_law={self.mask_law}, "
+                f"loss_exp={self.loss_exp:g}, lamb={self.lamb:g}")
