@@ -54,7 +54,7 @@ def test_first_look_compares_trained_and_untrained_and_reports_within(tmp_path: 
     assert "within (Lévy prior on the token field" in text and "at step 1 ->" in text
     null = float(text.split("->")[1].split(";")[1].split()[0])
     assert math.isfinite(null) and 0 < null < 1
-    assert "_cf.png" in text and "_token_field.png" in text
+    assert "_cf.png" in text and "_token_field.png" in text and "_attention.png" in text
     # the untrained baseline really is another encoder
     assert trained["test_features"] != untrained["test_features"]
 

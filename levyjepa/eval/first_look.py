@@ -114,7 +114,8 @@ def first_look(run_dir: Path, *, prior: Optional[LevySheetPrior], grid: Optional
         lines.append("  pictures: " + ", ".join(str(p) for p in pictures))
         lines.append("    *_cf.png: the token increments' characteristic function against the "
                      "prior's; *_increments.png: their histogram against the prior's density; "
-                     "*_token_field.png: inputs beside their token fields")
+                     "*_token_field.png: inputs beside their token fields; *_attention.png: "
+                     "where the pooling head and the last block attend")
     text = "\n".join(lines)
     atomic_write_text(run_dir / FIRST_LOOK_FILE, text + "\n")
     say(text)

@@ -9,7 +9,10 @@ One method per file; :mod:`levyjepa.methods.base` states the seam (:class:`Metho
 (:class:`levyjepa.methods.vicreg.VICReg`) and ``ijepa`` (:class:`levyjepa.methods.ijepa.IJEPA`,
 masked prediction with an EMA teacher or SIGReg), ``vjepa`` (:class:`levyjepa.methods.vjepa.VJEPA`,
 its video form with tube masks) and ``hjepa`` (:class:`levyjepa.methods.hjepa.HJEPA`, a
-Hamiltonian predictor forward in time on clips); and ``supervised``
+Hamiltonian predictor forward in time on clips), ``hjepa_views``
+(:class:`levyjepa.methods.hjepa_views.HJEPAViews`, the same predictor between image views, as its
+seed trains it), ``saccade`` (:class:`levyjepa.methods.saccade.SaccadeJEPA`, Saccade JEPA: views a
+known small motion apart); and ``supervised``
 (:class:`levyjepa.methods.supervised.Supervised`), not an SSL method but the supervised reference
 of a study (the online probe's cross-entropy trains the encoder). A recipe selects one with
 ``method: {name: ...}`` and attaches priors to its outputs with ``priors:``

@@ -24,9 +24,10 @@ from levyjepa.priors.levy_cf import LevyLogCF, Quadrature, laguerre_quadrature, 
 from levyjepa.priors.levy_sheet import LevySheetPrior
 from levyjepa.priors.sheet_sampler import sample_cell_increments, sample_levy_sheet
 from levyjepa.priors.sigreg import SIGReg
-from levyjepa.priors.sigreg_tokens import SIGRegTokens  # noqa: F401  (registers it)
+from levyjepa.priors.sigreg_tokens import SIGRegTokens
 
 __all__ = [
+    "SIGRegTokens",
     "JUMP_LAWS",
     "FamilyCF",
     "JumpLaw",
