@@ -292,3 +292,34 @@ def test_invalid_arguments_are_refused() -> None:
         DeviceViews(size=16, views=2)(torch.rand(2, 3, 16, 16), step=0)
     with pytest.raises(ValueError, match="height must be >= 1"):
         draw(2, height=0, width=4)
+
+
+def test_in_memory_images_feed_device_views() -> None:
+    """The loader's decoded images for ``views.on: device`` from in-memory tensors (the CIFAR
+    and generated sources): uint8 RGB passes through, float grey images become 8-bit RGB."""
+    from levyjepa.data.images.fixed_size_images import square_uint8
+
+    rgb = torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)
+    assert torch.equal(square_uint8(rgb, 8), rgb)
+    grey = torch.rand(1, 8, 8)
+    out = square_uint8(grey, 8)
+    expected = (grey[0] * 255).to(torch.uint8)  # torchvision's float to 8-bit: x * 255, cut
+    assert out.dtype == torch.uint8 and out.shape == (3, 8, 8)
+    for channel in out:
+        assert torch.equal(channel, expected)
+    assert square_uint8(rgb, 4).shape == (3, 4, 4)  # other sizes: resized as PIL images are
+
+
+def test_a_generated_source_trains_with_device_views(tmp_path) -> None:
+    from pathlib import Path
+
+    from test_train import tiny
+
+    from levyjepa.config.recipe import load_recipe
+    from levyjepa.training.loop import train
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+    summary = train(load_recipe(recipe, tiny(tmp_path / "run", "views.name=seed",
+                                             "views.on=device", "views.global_size=16",
+                                             "views.local_views=0", "trainer.max_steps=1")))
+    assert summary["steps"] == 1

@@ -12,18 +12,29 @@ Images that do not decode follow ``on_error`` (:mod:`levyjepa.data.loading.skipp
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+from torchvision.transforms.functional import to_pil_image
 
 from levyjepa.data.loading.skipped_files import SkipsUnreadableFiles
 
 
-def square_uint8(image: Image.Image, size: int) -> torch.Tensor:
-    """An RGB PIL image as a ``(3, size, size)`` uint8 tensor (resize shorter side, centre crop)."""
+def square_uint8(image: Union[Image.Image, torch.Tensor], size: int) -> torch.Tensor:
+    """An image as a ``(3, size, size)`` uint8 RGB tensor (resize shorter side, centre crop).
+
+    Args:
+        image: A PIL image, or an in-memory ``(C, H, W)`` tensor (uint8, or float in ``[0, 1]``,
+            1 or 3 channels) as the CIFAR and generated sources hold them.
+        size: The side.
+    """
+    if isinstance(image, torch.Tensor):
+        if image.dtype == torch.uint8 and image.shape == (3, size, size):
+            return image.contiguous()
+        image = to_pil_image(image if image.dtype == torch.uint8 else image.clamp(0, 1))
     image = image.convert("RGB")
     width, height = image.size
     if (width, height) != (size, size):
@@ -40,7 +51,8 @@ class FixedSizeImages(SkipsUnreadableFiles, Dataset):
 
     Args:
         images: Indexable of PIL images (decoded on access, e.g.
-            :class:`levyjepa.data.images.lazy_images.ImageFiles`).
+            :class:`levyjepa.data.images.lazy_images.ImageFiles`) or of in-memory ``(C, H, W)``
+            tensors.
         labels: Their labels (``-1`` when unlabelled).
         size: Side of every returned image.
         on_error: ``skip`` or ``raise`` for images that do not decode (``None``: in-memory
