@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
+from levyjepa.diagnostics.image_grid import finish_grid, image_grid
 from levyjepa.encoders.heads import AttentionPoolHead
 
 __all__ = ["attention_maps", "last_block_attention", "plot_attention", "pool_attention"]
@@ -147,8 +148,7 @@ def plot_attention(inputs: torch.Tensor, maps: dict[str, torch.Tensor], *, title
     """
     rows = min(rows, len(inputs))
     cols = 1 + len(maps)
-    fig = Figure(figsize=(2.4 * cols, 2.4 * rows + 0.5), layout="constrained")
-    axes = np.asarray(fig.subplots(rows, cols, squeeze=False))
+    fig, axes = image_grid(rows, cols)
     for r in range(rows):
         gray = _gray(inputs[r])
         size = gray.shape
@@ -162,8 +162,4 @@ def plot_attention(inputs: torch.Tensor, maps: dict[str, torch.Tensor], *, title
                 axes[r, c].set_title(f"{name} ({m.shape[1]} heads, mean)", fontsize=9)
         if r == 0:
             axes[r, 0].set_title("input", fontsize=9)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=10)
-    return fig
+    return finish_grid(fig, axes, title)

@@ -44,6 +44,7 @@ from levyjepa.core.atomic import atomic_write_bytes
 from levyjepa.data.loading.splits import DataSplits
 from levyjepa.diagnostics.attention_maps import attention_maps, plot_attention
 from levyjepa.diagnostics.cf_inversion import cdf, density, inversion_grid
+from levyjepa.diagnostics.image_grid import finish_grid, image_grid
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.priors.cf_diagnostics import FamilyCF, cf_diagnostics
 from levyjepa.priors.levy_sheet import LevySheetPrior
@@ -161,8 +162,7 @@ def plot_token_field(inputs: torch.Tensor, fields: dict[str, torch.Tensor], *,
     """
     rows = min(rows, len(inputs))
     cols = 1 + len(fields)
-    fig = Figure(figsize=(2.4 * cols, 2.4 * rows + 0.5), layout="constrained")
-    axes = np.asarray(fig.subplots(rows, cols, squeeze=False))
+    fig, axes = image_grid(rows, cols)
     for r in range(rows):
         axes[r, 0].imshow(_display(inputs[r]), cmap="gray")
         for c, (name, field) in enumerate(fields.items(), start=1):
@@ -173,11 +173,7 @@ def plot_token_field(inputs: torch.Tensor, fields: dict[str, torch.Tensor], *,
                                      fontsize=9)
         if r == 0:
             axes[r, 0].set_title("input", fontsize=9)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=10)
-    return fig
+    return finish_grid(fig, axes, title)
 
 
 def plot_cf(prior: LevySheetPrior, families: Sequence[FamilyCF], *, title: str = "") -> Figure:
