@@ -5,7 +5,9 @@ encoder and the untrained encoder of the same recipe and seed (offline linear pr
 ``eval.json`` and ``eval_untrained.json``); this script prints, per recipe, the steps, the wall
 time, both accuracies with their mean and 95% t-interval over seeds, and the paired difference
 trained - untrained with its own interval and verdict (``no detectable difference`` when the
-interval contains 0)::
+interval contains 0) and the smallest gain that many seeds detect with 80% power at the 5% level,
+given the measured spread of the per-seed gains
+(:func:`levyjepa.studies.power.smallest_detectable_difference`)::
 
     python benchmarks/methods.py --seeds 0 1 2 --out runs/methods \\
         recipes/methods/lejepa_multicrop.yaml recipes/methods/vicreg.yaml
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from levyjepa.studies.power import smallest_detectable_difference
 from levyjepa.studies.stats import paired_difference, t_interval, verdict
 
 
@@ -71,8 +75,12 @@ def main(argv: list[str] | None = None) -> int:
             untrained = [r[f"{key}_untrained"] for r in rows]
             diffs, gain = paired_difference(untrained, trained)
             per_seed = " / ".join(f"{d:+.3f}" for d in diffs)
+            detects = ""
+            if len(diffs) > 1 and statistics.stdev(diffs) > 0:
+                mde = smallest_detectable_difference(statistics.stdev(diffs), len(diffs))
+                detects = f"; detects {mde:.3f} or more"
             cells += [interval(trained), interval(untrained),
-                      f"{per_seed}: {verdict(gain, name_b='trained')}"]
+                      f"{per_seed}: {verdict(gain, name_b='trained')}{detects}"]
         wall = sum(r["wall_s"] for r in rows) / len(rows)
         print(f"| {recipe.stem} | {' '.join(map(str, args.seeds))} | {rows[0]['steps']} | "
               f"{wall:.0f} | " + " | ".join(cells) + " |")
