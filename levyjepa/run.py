@@ -28,9 +28,10 @@ Examples::
 
 Errors in the recipe or the command line are printed as one line, exit status 2; a run stopped
 by a non-finite loss or gradient (``trainer.on_nonfinite: stop``) prints one line, exit status 3.
-Ctrl-C (SIGINT) or SIGTERM during training finishes the current step, writes a checkpoint and
-prints one line with the command that continues the run, exit status 130 (SIGINT) or 143
-(SIGTERM); the same signal twice stops at once (:mod:`levyjepa.training.interrupt`).
+Ctrl-C (SIGINT), SIGTERM or SIGUSR1 (SLURM's warning) during training finishes the current step,
+writes a checkpoint and prints one line with the command that continues the run, exit status
+130 (SIGINT), 143 (SIGTERM) or 138 (SIGUSR1); the same signal twice stops at once
+(:mod:`levyjepa.training.interrupt`).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def interrupted_run(out: Path, signum: int, *extra: str) -> tuple[int, str, int]
         time.sleep(0.02)
         lines = metrics.read_text().splitlines() if metrics.is_file() else []
         seen = len([line for line in lines if line.endswith("}")])
-    if signum == signal.SIGINT:
+    if signum in (signal.SIGINT, signal.SIGUSR1):  # a terminal's Ctrl-C, SLURM's warning
         os.killpg(proc.pid, signum)
     else:
         os.kill(proc.pid, signum)
@@ -46,7 +46,7 @@ def interrupted_run(out: Path, signum: int, *extra: str) -> tuple[int, str, int]
     return proc.returncode, err, seen
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1])
 def test_a_signal_checkpoints_the_step_says_how_to_continue_and_resumes_exactly(
         tmp_path: Path, signum: int) -> None:
     out = tmp_path / "run"

@@ -11,8 +11,8 @@ The layers, bottom to top (a module may import its own layer and the layers belo
 4. ``training``: the training run;
 5. ``eval``: the evaluation protocols, which read trained runs;
 6. ``studies``: several runs together;
-7. the entry points: ``levyjepa.run``, ``study``, ``report``, ``export``, ``reproduce`` and the
-   ``eval`` command's ``levyjepa.eval.__main__``.
+7. the entry points: ``levyjepa.run``, ``study``, ``report``, ``export``, ``reproduce``,
+   ``slurm`` and the ``eval`` command's ``levyjepa.eval.__main__``.
 
 Imports are read from the source (module level and inside functions alike), so a deferred
 import cannot hide an upward dependency.
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "levyjepa"
 
 ENTRY_POINTS = {"levyjepa.run", "levyjepa.study", "levyjepa.report", "levyjepa.export",
-                "levyjepa.reproduce", "levyjepa.eval.__main__"}
+                "levyjepa.reproduce", "levyjepa.slurm", "levyjepa.eval.__main__"}
 LAYERS = {"core": 0, "encoders": 1, "priors": 1, "methods": 1, "data": 1, "diagnostics": 2,
           "config": 3, "training": 4, "eval": 5, "studies": 6}
 TOP = 7

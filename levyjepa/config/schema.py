@@ -66,6 +66,8 @@ class TrainerConfig:
     # speed options (levyjepa/training/speed.py, levyjepa/data/loading/loader_options.py)
     compile: bool = False  # torch.compile the model's forward
     channels_last: bool = False  # channels-last weights and views (a ViT's patch embedding)
+    # recompute each block's activations in the backward pass instead of keeping them
+    activation_checkpointing: bool = False
     pin_memory: bool = True  # page-locked batches, asynchronous copies (CUDA only)
     persistent_workers: bool = True  # keep loader workers across epochs
 

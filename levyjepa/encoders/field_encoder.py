@@ -15,6 +15,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from levyjepa.encoders.activation_checkpointing import run_blocks
 from levyjepa.encoders.heads import AttentionPoolHead, projector
 from levyjepa.encoders.output import EncoderOutput
 
@@ -84,6 +85,24 @@ class FieldEncoder(nn.Module):
         """The field ``(B, H', W', D)`` of ``(B, C, H, W)`` images."""
         raise NotImplementedError
 
+    def set_activation_checkpointing(self, enable: bool) -> None:
+        """Checkpoint the timm backbone's blocks (``trainer.activation_checkpointing``;
+        :mod:`levyjepa.encoders.activation_checkpointing`).
+
+        Raises:
+            ValueError: one line, when the backbone has no checkpointing of its own.
+        """
+        backbone = getattr(self, "backbone", None)
+        name = getattr(self, "arch", type(self).__name__)
+        setter = getattr(backbone, "set_grad_checkpointing", None)
+        if setter is None:
+            raise ValueError(f"encoder '{name}' has no activation checkpointing")
+        try:
+            setter(enable)
+        except (AssertionError, NotImplementedError) as err:
+            raise ValueError(f"timm model '{name}' has no activation checkpointing "
+                             f"({str(err) or type(err).__name__})") from None
+
 
 def attach_heads(module: nn.Module, *, width: int, pool_grid: tuple[int, int], emb_dim: int,
                  pool: str, pool_heads: int, proj_hidden: int,
@@ -125,5 +144,6 @@ def masked_vit_tokens(backbone: nn.Module, images: torch.Tensor,
     prefix = bb.num_prefix_tokens
     patches = x[:, prefix:]
     kept = patches.gather(1, keep.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
-    x = bb.blocks(torch.cat([x[:, :prefix], kept], 1))
+    x = run_blocks(bb.blocks, torch.cat([x[:, :prefix], kept], 1),
+                   checkpointed=bool(getattr(bb, "grad_checkpointing", False)))
     return bb.norm(x)[:, prefix:]

@@ -28,6 +28,7 @@ from torch import nn
 
 from levyjepa.core.arg_checks import check_positive_int
 from levyjepa.core.registry import ENCODERS
+from levyjepa.encoders.activation_checkpointing import run_blocks
 from levyjepa.encoders.field_encoder import attach_heads
 from levyjepa.encoders.output import EncoderOutput
 from levyjepa.encoders.tubelet import TubeletEmbed
@@ -105,6 +106,7 @@ class VideoViTEncoder(nn.Module):
         with_proj: bool = True,
     ) -> None:
         super().__init__()
+        self.activation_checkpointing = False  # trainer.activation_checkpointing
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
         if arch not in ARCHS:
@@ -166,8 +168,9 @@ class VideoViTEncoder(nn.Module):
         """Backbone only: ``(B, C, T, H, W)`` clips to tokens ``(B, T', H', W', D)``."""
         x = self._embedded(clips)
         b, t, h, w, d = x.shape
-        x = self.norm(self.blocks(x.reshape(b, t * h * w, d)))
-        return x.reshape(b, t, h, w, d)
+        x = run_blocks(self.blocks, x.reshape(b, t * h * w, d),
+                       checkpointed=self.activation_checkpointing)
+        return self.norm(x).reshape(b, t, h, w, d)
 
     def forward_masked(self, clips: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """The last-layer tokens of the kept tubelets only, the others dropped before the blocks.
@@ -188,7 +191,13 @@ class VideoViTEncoder(nn.Module):
         """
         x = self._embedded(clips).flatten(1, 3)
         kept = x.gather(1, keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-        return self.norm(self.blocks(kept))
+        return self.norm(run_blocks(self.blocks, kept,
+                                    checkpointed=self.activation_checkpointing))
+
+    def set_activation_checkpointing(self, enable: bool) -> None:
+        """Checkpoint every block in training forwards (``trainer.activation_checkpointing``;
+        :mod:`levyjepa.encoders.activation_checkpointing`)."""
+        self.activation_checkpointing = bool(enable)
 
     def forward(self, views: torch.Tensor) -> EncoderOutput:
         """Encode ``(N, V, C, T, H, W)`` views; see :class:`EncoderOutput` for the shapes.

@@ -1,10 +1,13 @@
-"""Ctrl-C and SIGTERM during training: finish the step, write a checkpoint, say how to continue.
+"""Ctrl-C, SIGTERM and SIGUSR1 during training: finish the step, write a checkpoint, say how to
+continue.
 
-While the training loop runs, :class:`StopSignals` catches ``SIGINT`` (Ctrl-C) and ``SIGTERM``
-(``kill``, a scheduler's pre-emption): the first one only raises a flag, the loop finishes the
+While the training loop runs, :class:`StopSignals` catches ``SIGINT`` (Ctrl-C), ``SIGTERM``
+(``kill``, a scheduler's pre-emption) and ``SIGUSR1`` (the warning SLURM sends before a job's
+time limit or pre-emption with ``--signal=USR1@SECONDS``, to every process of the job step):
+the first one only raises a flag, the loop finishes the
 step it is in, writes a checkpoint at that step, and :mod:`levyjepa.run` prints one line with
 the command that continues the run (``resume=auto``) and exits with ``128 + signal number``
-(130 for Ctrl-C, 143 for SIGTERM). The same signal a second time stops at once
+(130 for Ctrl-C, 143 for SIGTERM, 138 for SIGUSR1). The same signal a second time stops at once
 (``KeyboardInterrupt``: the step is lost, the last complete checkpoint stays the latest).
 
 With several processes every one of them must stop after the same step, or the checkpoint's
@@ -12,7 +15,8 @@ collective writes would hang: the flag is agreed by one reduction per step
 (:meth:`StopSignals.agreed`). A terminal's Ctrl-C reaches the loader workers too (they share
 the process group): they ignore it
 (:func:`levyjepa.data.loading.loader_options.ignore_stop_signals`), so no worker dies under
-the step being finished; they end when the main process does. SIGTERM is meant for the main
+the step being finished; they end when the main process does. They ignore SIGUSR1 likewise,
+which SLURM sends to the job's every process. SIGTERM is meant for the main
 process (``kill PID``): workers keep its default action, which is how their main process ends
 them, so a SIGTERM sent to the whole process group ends them too and the run stops with the
 DataLoader's error instead.
@@ -29,7 +33,7 @@ from typing import Any, Optional
 
 import torch
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 """The signals that ask a run to stop after its current step."""
 
 
@@ -37,7 +41,7 @@ class TrainingInterrupted(Exception):
     """Training stopped after a step because a stop signal arrived; its checkpoint is written.
 
     Attributes:
-        signal_name: ``SIGINT`` or ``SIGTERM``.
+        signal_name: ``SIGINT``, ``SIGTERM`` or ``SIGUSR1``.
         exit_status: ``128 +`` the signal's number, the shell's convention.
         step: The step the checkpoint holds.
         checkpoint: The checkpoint folder.
@@ -56,7 +60,7 @@ class TrainingInterrupted(Exception):
 
 
 class StopSignals:
-    """A context in which SIGINT and SIGTERM ask the loop to stop after the current step.
+    """A context in which SIGINT, SIGTERM and SIGUSR1 ask the loop to stop after the current step.
 
     Args:
         say: Where the one-line acknowledgement goes (the main process's ``print``).

@@ -42,6 +42,7 @@ from levyjepa.data.loading.loader_options import loader_options
 from levyjepa.data.loading.sampling import EpochShuffleSampler
 from levyjepa.data.loading.skipped_files import check_readable
 from levyjepa.data.loading.splits import DataSplits
+from levyjepa.encoders.activation_checkpointing import enable_activation_checkpointing
 from levyjepa.methods.attached_priors import AttachedPriors
 from levyjepa.methods.build import build_method, encoder_runtime
 from levyjepa.training.checkpoint import load_checkpoint
@@ -123,6 +124,12 @@ def build_run(cfg: DictConfig) -> Run:
     # ---- model, method, priors, optimiser, schedule -----------------------------------------
     section, pretrained, strict = split_pretrained(OmegaConf.to_container(cfg.encoder))
     encoder = ENCODERS.build(section, where="encoder", **encoder_runtime(cfg))
+    if cfg.trainer.activation_checkpointing:
+        try:
+            enable_activation_checkpointing(encoder)
+        except ValueError as err:
+            raise ConfigError(f"trainer.activation_checkpointing=true: {err}; set it to "
+                              "false") from None
     if pretrained is not None and plan.resume_from is None:  # before a teacher copies it
         accelerator.print(load_pretrained(encoder, pretrained, strict=strict))
     elif pretrained is not None:

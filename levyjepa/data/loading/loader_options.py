@@ -29,8 +29,10 @@ DATA_LOADER_KEYS: dict[str, type] = {"batch_size": int, "workers": int}
 
 
 def ignore_stop_signals(worker_id: int) -> None:
-    """``worker_init_fn`` of the loaders: the worker ignores SIGINT (see the module docstring)."""
+    """``worker_init_fn`` of the loaders: the worker ignores SIGINT and SIGUSR1, which reach
+    every process of a terminal's process group or of a SLURM job (see the module docstring)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 
 def epoch_reaches_workers(dataset: Any) -> bool:
