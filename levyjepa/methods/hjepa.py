@@ -57,7 +57,8 @@ from levyjepa.methods.base import Method, MethodNeeds, MethodOutput, full_precis
 from levyjepa.methods.block_masks import mask_generator
 from levyjepa.methods.hamiltonian import Potential, leapfrog
 from levyjepa.methods.hamiltonian_states import (  # noqa: F401  (participation_ratio: re-exported)
-    MATCHES,
+    check_match,
+    matched,
     participation_ratio,
     state_diagnostics,
 )
@@ -128,8 +129,7 @@ class HJEPA(Method):
             raise ValueError(f"dt must be > 0, got {dt}")
         if damping < 0:
             raise ValueError(f"damping must be >= 0, got {damping}")
-        if match not in MATCHES:
-            raise ValueError(f"match must be one of {', '.join(MATCHES)}, got {match!r}")
+        check_match(match)
         if not 0.0 <= lamb <= 1.0:
             raise ValueError(f"lamb must be in [0, 1], got {lamb}")
         self.seed, self.window = int(seed), int(window)
@@ -174,9 +174,8 @@ class HJEPA(Method):
             path = leapfrog(self.potential, q0, p0, dt=self.dt, steps=k_dev * self.steps,
                             damping=self.damping)
             q1, p1 = state[1].chunk(2, -1)
-            pred = {"q": path.q, "p": path.p, "qp": torch.cat([path.q, path.p], -1)}[self.match]
-            target = {"q": q1, "p": p1, "qp": state[1]}[self.match]
-            pred_loss = F.mse_loss(pred, target)
+            pred_loss = F.mse_loss(matched(path.q, path.p, self.match),
+                                   matched(q1, p1, self.match))
             sigreg = self.sigreg(state, step=step)
             terms = {"pred_loss": pred_loss, "sigreg": sigreg,
                      "loss": (1 - self.lamb) * pred_loss + self.lamb * sigreg}
