@@ -7,12 +7,15 @@ resume tests of tests/test_methods.py cover it.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from test_methods import QUICKSTART, recipe_of, run_args
-from test_train import _encoder_state, read_metrics
+from test_train import ROOT, _encoder_state, read_metrics
 
 from levyjepa.config.recipe import load_recipe
 from levyjepa.core.errors import ConfigError
@@ -159,3 +162,26 @@ def test_more_micro_batches_than_an_epoch_has_is_refused(tmp_path: Path) -> None
                                            "optim.accumulate_steps=3"))
     with pytest.raises(ConfigError, match=r"optim.accumulate_steps=3 is more than the 2 batches"):
         train(cfg)
+
+
+@pytest.mark.slow
+def test_two_processes_accumulate_as_one(tmp_path: Path) -> None:
+    """K=2 on 2 gloo processes (gradients all-reduced on the last micro-batch only) against K=2
+    on one process: the same terms at both steps (step 2 follows an update, so a gradient left
+    unsynchronised would show)."""
+    args = run_args("lejepa", tmp_path / "one", "trainer.max_steps=2", "log.every=1",
+                    "trainer.eval_every=0", "optim.accumulate_steps=2")
+    train(load_recipe(QUICKSTART, args))
+    two = tmp_path / "two"
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2",
+         "--master_port", "29587", "-m", "levyjepa.run", str(QUICKSTART),
+         *[a.replace(str(tmp_path / "one"), str(two)) for a in args]],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = _train_terms(tmp_path / "one"), _train_terms(two)
+    assert [e["step"] for e in a] == [e["step"] for e in b] == [1, 2]
+    for ea, eb in zip(a, b):
+        for key in ("train/loss", "train/sigreg", "train/inv", "train/grad_norm"):
+            assert eb[key] == pytest.approx(ea[key], rel=2e-5), (ea["step"], key)
