@@ -185,3 +185,22 @@ def test_two_processes_accumulate_as_one(tmp_path: Path) -> None:
     for ea, eb in zip(a, b):
         for key in ("train/loss", "train/sigreg", "train/inv", "train/grad_norm"):
             assert eb[key] == pytest.approx(ea[key], rel=2e-5), (ea["step"], key)
+
+
+def test_a_run_saved_before_the_key_resumes_at_its_default(tmp_path: Path) -> None:
+    """A run directory whose config.yaml has no ``optim.accumulate_steps`` (written before the
+    key existed) resumes with the default 1, and is refused with another value."""
+    run = tmp_path / "old"
+    common = ["trainer.eval_every=0", "data.train_size=12"]
+    train(load_recipe(QUICKSTART, run_args("lejepa", run, *common, "trainer.max_steps=1")))
+    saved = run / "config.yaml"
+    lines = saved.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.strip().startswith("accumulate_steps:")]
+    assert len(kept) == len(lines) - 1
+    saved.write_text("".join(kept))
+    with pytest.raises(ConfigError, match=r"optim.accumulate_steps: 1 -> 2"):
+        train(load_recipe(QUICKSTART, run_args("lejepa", run, *common, "trainer.max_steps=2",
+                                               "resume=auto", "optim.accumulate_steps=2")))
+    summary = train(load_recipe(QUICKSTART, run_args("lejepa", run, *common,
+                                                     "trainer.max_steps=2", "resume=auto")))
+    assert summary["steps"] == 2 and summary["steps_this_session"] == 1
