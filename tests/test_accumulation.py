@@ -37,12 +37,13 @@ def test_two_micro_batches_of_half_equal_one_batch_for_a_mean_loss(tmp_path: Pat
     sample from (seed, epoch, index): the draw index plays no part), the learning rates (both
     scale by the effective batch 8) and the model (a ViT: LayerNorm, no BatchNorm, no dropout).
     So the gradient of the mean over 8 samples must equal the sum of the two halves' gradients
-    divided by 2 (the quickstart's Lévy prior, a statistic of the batch, is at weight 0): the
+    divided by 2 (the quickstart's Lévy prior, whose channel rotation each micro-batch draws
+    anew, is at weight 0): the
     logged grad_norm (which a missing division by K doubles) and loss match, and so do the
     weights after two AdamW steps.
     """
     common = ["data.train_size=16", "trainer.max_steps=2", "trainer.eval_every=0", "log.every=1",
-              "priors.within.weight=0.0"]  # the Lévy prior: a statistic of the batch
+              "priors.within.weight=0.0"]  # the Lévy prior's rotation: drawn per micro-batch
     one, two = tmp_path / "k1", tmp_path / "k2"
     recipe = recipe_of("supervised")
     train(load_recipe(recipe, run_args("supervised", one, *common, "data.batch_size=8")))
