@@ -99,17 +99,17 @@ def _assert_same_run(straight: Path, parted: Path) -> None:
         torch.testing.assert_close(sb[key], sa[key], rtol=1e-6, atol=1e-7)
 
 
-def test_resume_with_accumulation_is_exact(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["lejepa", "ijepa"])  # I-JEPA: masks from the draw index
+def test_resume_with_accumulation_is_exact(name: str, tmp_path: Path) -> None:
     """K=2: 4 optimiser steps straight against 2 steps, then resume to 4 (mid-epoch, crossing
     the epoch's end and its unread tail): the same terms and weights."""
     straight, parted = tmp_path / "straight", tmp_path / "parted"
-    train(load_recipe(QUICKSTART, run_args("lejepa", straight, *RESUME_COMMON,
-                                           "trainer.max_steps=4")))
+    recipe = recipe_of(name)
+    train(load_recipe(recipe, run_args(name, straight, *RESUME_COMMON, "trainer.max_steps=4")))
     assert len(_train_terms(straight)) == 4
-    train(load_recipe(QUICKSTART, run_args("lejepa", parted, *RESUME_COMMON,
-                                           "trainer.max_steps=2")))
-    train(load_recipe(QUICKSTART, run_args("lejepa", parted, *RESUME_COMMON,
-                                           "trainer.max_steps=4", "resume=auto")))
+    train(load_recipe(recipe, run_args(name, parted, *RESUME_COMMON, "trainer.max_steps=2")))
+    train(load_recipe(recipe, run_args(name, parted, *RESUME_COMMON, "trainer.max_steps=4",
+                                       "resume=auto")))
     _assert_same_run(straight, parted)
 
 
