@@ -24,6 +24,11 @@ from levyjepa.training.accumulation import draw_index
 from levyjepa.training.loop import train
 
 
+def _args(name: str, out_dir: Path, *extra: str) -> list[str]:
+    """:func:`run_args` on one torch thread (the runner's default is a thread per free core)."""
+    return run_args(name, out_dir, "trainer.cpu_threads=1", *extra)
+
+
 def _train_terms(run_dir: Path) -> list[dict]:
     return [e for e in read_metrics(run_dir) if "train/loss" in e]
 
@@ -46,8 +51,8 @@ def test_two_micro_batches_of_half_equal_one_batch_for_a_mean_loss(tmp_path: Pat
               "priors.within.weight=0.0"]  # the Lévy prior's rotation: drawn per micro-batch
     one, two = tmp_path / "k1", tmp_path / "k2"
     recipe = recipe_of("supervised")
-    train(load_recipe(recipe, run_args("supervised", one, *common, "data.batch_size=8")))
-    train(load_recipe(recipe, run_args("supervised", two, *common, "data.batch_size=4",
+    train(load_recipe(recipe, _args("supervised", one, *common, "data.batch_size=8")))
+    train(load_recipe(recipe, _args("supervised", two, *common, "data.batch_size=4",
                                        "optim.accumulate_steps=2")))
     a, b = _train_terms(one), _train_terms(two)
     assert [e["step"] for e in a] == [e["step"] for e in b] == [1, 2]
@@ -70,8 +75,8 @@ def test_lejepa_two_micro_batches_against_one_batch(tmp_path: Path) -> None:
     so the two differ; the difference is measured (printed), not asserted away."""
     common = ["data.train_size=16", "trainer.max_steps=1", "trainer.eval_every=0", "log.every=1"]
     one, two = tmp_path / "k1", tmp_path / "k2"
-    train(load_recipe(QUICKSTART, run_args("lejepa", one, *common, "data.batch_size=8")))
-    train(load_recipe(QUICKSTART, run_args("lejepa", two, *common, "data.batch_size=4",
+    train(load_recipe(QUICKSTART, _args("lejepa", one, *common, "data.batch_size=8")))
+    train(load_recipe(QUICKSTART, _args("lejepa", two, *common, "data.batch_size=4",
                                            "optim.accumulate_steps=2")))
     (ea,), (eb,) = _train_terms(one), _train_terms(two)
     for key in ("train/loss", "train/sigreg", "train/inv", "train/grad_norm"):
@@ -105,10 +110,10 @@ def test_resume_with_accumulation_is_exact(name: str, tmp_path: Path) -> None:
     the epoch's end and its unread tail): the same terms and weights."""
     straight, parted = tmp_path / "straight", tmp_path / "parted"
     recipe = recipe_of(name)
-    train(load_recipe(recipe, run_args(name, straight, *RESUME_COMMON, "trainer.max_steps=4")))
+    train(load_recipe(recipe, _args(name, straight, *RESUME_COMMON, "trainer.max_steps=4")))
     assert len(_train_terms(straight)) == 4
-    train(load_recipe(recipe, run_args(name, parted, *RESUME_COMMON, "trainer.max_steps=2")))
-    train(load_recipe(recipe, run_args(name, parted, *RESUME_COMMON, "trainer.max_steps=4",
+    train(load_recipe(recipe, _args(name, parted, *RESUME_COMMON, "trainer.max_steps=2")))
+    train(load_recipe(recipe, _args(name, parted, *RESUME_COMMON, "trainer.max_steps=4",
                                        "resume=auto")))
     _assert_same_run(straight, parted)
 
@@ -122,7 +127,7 @@ def test_a_run_stopped_between_micro_batches_redoes_them(tmp_path: Path,
     """A run that dies after the first micro-batch of step 3 (its last checkpoint: step 2)
     resumes from step 2 and redoes both micro-batches of step 3 as the straight run did."""
     straight, parted = tmp_path / "straight", tmp_path / "parted"
-    train(load_recipe(QUICKSTART, run_args("lejepa", straight, *RESUME_COMMON,
+    train(load_recipe(QUICKSTART, _args("lejepa", straight, *RESUME_COMMON,
                                            "trainer.max_steps=4")))
     seen = []
 
@@ -135,11 +140,11 @@ def test_a_run_stopped_between_micro_batches_redoes_them(tmp_path: Path,
     with monkeypatch.context() as patch:
         patch.setattr(loop, "draw_index", crash_in_step_3)
         with pytest.raises(_Crash):
-            train(load_recipe(QUICKSTART, run_args("lejepa", parted, *RESUME_COMMON,
+            train(load_recipe(QUICKSTART, _args("lejepa", parted, *RESUME_COMMON,
                                                    "trainer.max_steps=4",
                                                    "trainer.checkpoint_every=2")))
     assert seen == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
-    train(load_recipe(QUICKSTART, run_args("lejepa", parted, *RESUME_COMMON,
+    train(load_recipe(QUICKSTART, _args("lejepa", parted, *RESUME_COMMON,
                                            "trainer.max_steps=4", "resume=auto")))
     _assert_same_run(straight, parted)
 
@@ -159,7 +164,7 @@ def test_accumulate_steps_must_be_a_positive_int(value: str) -> None:
 
 
 def test_more_micro_batches_than_an_epoch_has_is_refused(tmp_path: Path) -> None:
-    cfg = load_recipe(QUICKSTART, run_args("lejepa", tmp_path / "run", "data.train_size=8",
+    cfg = load_recipe(QUICKSTART, _args("lejepa", tmp_path / "run", "data.train_size=8",
                                            "optim.accumulate_steps=3"))
     with pytest.raises(ConfigError, match=r"optim.accumulate_steps=3 is more than the 2 batches"):
         train(cfg)
@@ -170,7 +175,7 @@ def test_two_processes_accumulate_as_one(tmp_path: Path) -> None:
     """K=2 on 2 gloo processes (gradients all-reduced on the last micro-batch only) against K=2
     on one process: the same terms at both steps (step 2 follows an update, so a gradient left
     unsynchronised would show)."""
-    args = run_args("lejepa", tmp_path / "one", "trainer.max_steps=2", "log.every=1",
+    args = _args("lejepa", tmp_path / "one", "trainer.max_steps=2", "log.every=1",
                     "trainer.eval_every=0", "optim.accumulate_steps=2")
     train(load_recipe(QUICKSTART, args))
     two = tmp_path / "two"
@@ -193,15 +198,15 @@ def test_a_run_saved_before_the_key_resumes_at_its_default(tmp_path: Path) -> No
     key existed) resumes with the default 1, and is refused with another value."""
     run = tmp_path / "old"
     common = ["trainer.eval_every=0", "data.train_size=12"]
-    train(load_recipe(QUICKSTART, run_args("lejepa", run, *common, "trainer.max_steps=1")))
+    train(load_recipe(QUICKSTART, _args("lejepa", run, *common, "trainer.max_steps=1")))
     saved = run / "config.yaml"
     lines = saved.read_text().splitlines(keepends=True)
     kept = [line for line in lines if not line.strip().startswith("accumulate_steps:")]
     assert len(kept) == len(lines) - 1
     saved.write_text("".join(kept))
     with pytest.raises(ConfigError, match=r"optim.accumulate_steps: 1 -> 2"):
-        train(load_recipe(QUICKSTART, run_args("lejepa", run, *common, "trainer.max_steps=2",
+        train(load_recipe(QUICKSTART, _args("lejepa", run, *common, "trainer.max_steps=2",
                                                "resume=auto", "optim.accumulate_steps=2")))
-    summary = train(load_recipe(QUICKSTART, run_args("lejepa", run, *common,
+    summary = train(load_recipe(QUICKSTART, _args("lejepa", run, *common,
                                                      "trainer.max_steps=2", "resume=auto")))
     assert summary["steps"] == 2 and summary["steps_this_session"] == 1
