@@ -287,6 +287,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.steps < 1 or args.warmup < 1 or args.rounds < 1:
         parser.error("--steps, --warmup and --rounds must be >= 1")
     cfg = load_recipe(args.recipe, args.overrides)
+    if cfg.optim.accumulate_steps != 1:  # the plain loop steps every batch
+        parser.error("step.py times one batch per optimiser step: optim.accumulate_steps must "
+                     f"be 1, got {cfg.optim.accumulate_steps}")
     device = training_device(cfg)
     per_step = count_views(cfg.data.batch_size, view_groups_of(cfg))
     label = {"recipe": cfg.name, "overrides": args.overrides,

@@ -52,7 +52,7 @@ SECTIONS = {
     "encoder": "the encoder {name, ...}",
     "method": "the SSL method {name, ...}; method.sigreg: its SIGReg settings",
     "priors": "priors on the method's outputs: term -> {name, input, weight, ...}",
-    "optim": "AdamW, batch-size scaling, warm-up then cosine schedule",
+    "optim": "AdamW, batch-size scaling, warm-up then cosine schedule, gradient accumulation",
     "trainer": "length, device, precision, evaluation and checkpoint cadence, speed",
     "log": "logging cadence, progress bar, trackers, pictures, diagnostics",
 }

@@ -155,6 +155,7 @@ def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = No
         "trainer.eval_every": cfg.trainer.eval_every + 1,  # 0 is allowed: final evaluation only
         "trainer.keep_checkpoints": cfg.trainer.keep_checkpoints,
         "log.every": cfg.log.every,
+        "optim.accumulate_steps": cfg.optim.accumulate_steps,
     }
     if cfg.trainer.max_steps is not None:
         positive["trainer.max_steps"] = cfg.trainer.max_steps

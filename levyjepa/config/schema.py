@@ -36,6 +36,9 @@ class OptimConfig:
     min_lr_ratio: float = 0.25
     grad_clip: Optional[float] = None
     fused: bool = True  # the fused AdamW kernel (CUDA and CPU); false: PyTorch's default
+    # micro-batches of data.batch_size per optimiser step (gradient accumulation); the
+    # effective batch, which scales the learning rates, is data.batch_size * accumulate_steps
+    accumulate_steps: int = 1
 
 
 @dataclass

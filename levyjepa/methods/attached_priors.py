@@ -118,7 +118,8 @@ class AttachedPriors(nn.Module):
         Args:
             terms: The method's scalar terms, ``loss`` among them.
             outputs: The method's named outputs.
-            step: Global optimisation step (seeds the priors' randomness).
+            step: Global optimisation step (seeds the priors' randomness); with gradient
+                accumulation, the micro-batch's draw index.
 
         Raises:
             ValueError: when a prior's term clashes with a method term, or its output is

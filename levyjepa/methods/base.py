@@ -113,7 +113,9 @@ class Method(nn.Module):
             encoder: The encoder being trained (a registered encoder).
             views: View groups, each ``(N, V_g, C, ...)``: the global views first, then the
                 local views when the recipe makes them (``views.local_views``).
-            step: Global optimisation step (seeds masks and random directions).
+            step: Global optimisation step (seeds masks and random directions); with gradient
+                accumulation, the micro-batch's draw index ``step * K + micro``
+                (:mod:`levyjepa.training.accumulation`).
         """
         raise NotImplementedError
 

@@ -7,13 +7,17 @@ Called by :mod:`levyjepa.run` with a resolved recipe::
 :func:`levyjepa.training.setup.build_run` builds the run (devices, data, model, method, priors,
 optimiser, schedule, resume, trackers); the loop below runs the method on each batch, adds the
 attached priors and the online probe, steps, and logs every term the method and the priors
-return as ``train/<name>``. It knows no loss term by name: it optimises ``loss``.
+return as ``train/<name>``. It knows no loss term by name: it optimises ``loss``. With
+``optim.accumulate_steps = K`` it steps every ``K`` micro-batches, each seeded by its own draw
+index and its loss divided by ``K`` (:mod:`levyjepa.training.accumulation`); ``step`` always
+counts optimiser steps.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any, Optional
 
 import torch
@@ -23,6 +27,7 @@ from levyjepa.core.progress import progress_bar
 from levyjepa.data.loading.skipped_files import skipped_files_metric
 from levyjepa.diagnostics.representation import TrainingDiagnostics
 from levyjepa.training import checkpoint as checkpoints
+from levyjepa.training.accumulation import draw_index, gradient_sync, mean_terms
 from levyjepa.training.interrupt import StopSignals
 from levyjepa.training.run_end import (
     evaluate,
@@ -50,6 +55,7 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
     run = build_run(cfg)
     accelerator, model, optimizer = run.accelerator, run.model, run.optimizer
     method, encoder = run.pretrainer.method, run.pretrainer.encoder  # unwrapped once
+    accumulate = run.accumulate_steps  # micro-batches per optimiser step
     diagnostics = TrainingDiagnostics(every=cfg.log.diagnostics_every,
                                       prior=run.priors.first_on("tokens_proj"),
                                       warn=accelerator.print)
@@ -67,15 +73,24 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
     with StopSignals(say=accelerator.print) as stop:  # Ctrl-C: finish the step, checkpoint
         while step < run.stop_step:
             epoch = step // run.steps_per_epoch
-            for views, labels in _epoch_batches(run, epoch=epoch, step=step):
-                views = _view_groups(run, views, step=step)
-                lr = optimizer.param_groups[0]["lr"]
-                with accelerator.autocast():
-                    result, logits = model(views, step=step)
-                terms = run.priors(result.terms, result.outputs, step=step)  # method + priors
-                terms["probe_loss"] = probe_loss(logits, labels)
-                optimizer.zero_grad(set_to_none=True)
-                accelerator.backward(terms["loss"] + terms["probe_loss"])
+            for micro, (views, labels) in _epoch_batches(run, epoch=epoch, step=step):
+                draw = draw_index(step, micro, accumulate)  # seeds views, masks, directions
+                views = _view_groups(run, views, step=draw)
+                if micro == 0:  # the first micro-batch of an optimiser step
+                    lr, parts = optimizer.param_groups[0]["lr"], []
+                    optimizer.zero_grad(set_to_none=True)
+                last = micro == accumulate - 1
+                with gradient_sync(accelerator, model, last=last):  # all-reduced on the last
+                    with accelerator.autocast():
+                        result, logits = model(views, step=draw)
+                    terms = run.priors(result.terms, result.outputs, step=draw)  # method + priors
+                    terms["probe_loss"] = probe_loss(logits, labels)
+                    # / K: the K micro-batches' gradients add up to their mean's
+                    accelerator.backward((terms["loss"] + terms["probe_loss"]) / accumulate)
+                parts.append(terms)
+                if not last:
+                    continue
+                terms = mean_terms(parts)  # the step's terms: the mean over its micro-batches
                 terms["grad_norm"] = gradient_norm(run)  # clipped first with optim.grad_clip
                 bad = nonfinite_terms(run, terms)  # before the update: a NaN never reaches weights
                 if bad and cfg.trainer.on_nonfinite == "stop":
@@ -98,7 +113,7 @@ def train(cfg: DictConfig, *, on_step: Optional[Callable[[int], None]] = None
                     extra.update(skipped_files_metric(run.splits.train, device=accelerator.device))
                     show_terms(bar, log_step(run, terms, lr, step=step, epoch=epoch, extra=extra))
                 if diagnostics.due(step):  # on this batch's outputs, at the step they were made
-                    run.runlog.log(diagnostics(result.outputs, step=step - 1, reduce=run.mean),
+                    run.runlog.log(diagnostics(result.outputs, step=draw, reduce=run.mean),
                                    step=step, epoch=epoch)
                 bar.update(1)
                 if step in keep_steps or (cfg.trainer.checkpoint_every
@@ -142,20 +157,25 @@ def checkpoint(run: Run, step: int) -> None:
                                 model=run.model, optimizer=run.optimizer)
 
 
-def _epoch_batches(run: Run, *, epoch: int, step: int) -> Any:
-    """The training loader for ``epoch``, from the batch ``step`` stands at (after a resume).
+def _epoch_batches(run: Run, *, epoch: int, step: int) -> Iterator[tuple[int, Any]]:
+    """``(micro, batch)`` of the training loader for ``epoch``, from the batch ``step`` stands
+    at (after a resume); ``micro`` is the batch's place in its optimiser step (0 without
+    accumulation), and a tail of fewer than ``optim.accumulate_steps`` batches is not read.
 
     Accelerate's loaders count epochs themselves and push their count to the sampler (and, in
     some layouts, the dataset) when iterated: set it, so order and views follow ``epoch``.
     """
-    done_in_epoch = step - epoch * run.steps_per_epoch
+    accumulate = run.accumulate_steps
+    done_in_epoch = (step - epoch * run.steps_per_epoch) * accumulate  # micro-batches
     loader = (run.accelerator.skip_first_batches(run.train_loader, done_in_epoch)
               if done_in_epoch else run.train_loader)
     loader.set_epoch(epoch)
     run.sampler.set_epoch(epoch)
     if hasattr(run.splits.train, "set_epoch"):
         run.splits.train.set_epoch(epoch)
-    return loader
+    wanted = run.steps_per_epoch * accumulate - done_in_epoch
+    batches = loader if wanted == len(run.train_loader) - done_in_epoch else islice(loader, wanted)
+    return ((i % accumulate, batch) for i, batch in enumerate(batches))
 
 
 def _view_groups(run: Run, views: Any, *, step: int) -> list[torch.Tensor]:

@@ -4,7 +4,8 @@ AdamW with two parameter groups, each learning rate scaled by ``sqrt(batch / 256
 value at batch 256 (the square-root rule for adaptive optimisers; Malladi et al., "On the SDEs
 and Scaling Rules for Adaptive Gradient Algorithms", NeurIPS 2022). The schedule is a linear
 warm-up from ``warmup_start`` times the base rate, then a cosine decay to an absolute floor
-``min_lr_ratio * min(group base rates)`` reached at the last step; it is stepped every batch.
+``min_lr_ratio * min(group base rates)`` reached at the last step; it is stepped every optimiser
+step (every ``optim.accumulate_steps`` batches).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def build_optimizer(
     Args:
         encoder_params: Parameters of the encoder (backbone, pooling, projectors).
         probe_params: Parameters of the online probe (may be empty).
-        batch_size: Global batch size (samples, not views).
+        batch_size: Global batch size of an optimiser step (samples, not views; with gradient
+            accumulation the effective batch, ``data.batch_size * optim.accumulate_steps``).
         net_lr_bs256: Encoder learning rate at batch 256.
         probe_lr_bs256: Probe learning rate at batch 256.
         weight_decay: Encoder weight decay.

@@ -27,6 +27,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from levyjepa.config.moved_keys import refuse_moved_keys
+from levyjepa.config.schema import Recipe
 from levyjepa.core.errors import ConfigError
 from levyjepa.training.checkpoint import list_checkpoints, resolve_resume
 
@@ -154,7 +155,8 @@ def check_same_recipe(cfg: DictConfig, checkpoint: Path) -> str:
     # under today's recipe: one line, not a list of every moved key
     refuse_moved_keys(saved_tree, origin=f"resume: {saved_path} was written by an earlier "
                       "levyjepa and cannot be resumed (start a new out_dir); its key")
-    saved = flatten_recipe(OmegaConf.to_container(saved_tree))
+    # a typed key added since the run was saved (optim.accumulate_steps) ran as its default
+    saved = {**_typed_defaults(), **flatten_recipe(OmegaConf.to_container(saved_tree))}
     now = flatten_recipe(OmegaConf.to_container(cfg))
     differ = sorted(k for k in set(saved) | set(now)
                     if saved.get(k, _MISSING) != now.get(k, _MISSING) and not _may_change(k))
@@ -177,6 +179,16 @@ def check_same_recipe(cfg: DictConfig, checkpoint: Path) -> str:
 
 
 _MISSING = object()
+
+TYPED_SECTIONS = ("optim", "trainer", "log")
+"""The recipe's typed sections (:mod:`levyjepa.config.schema`): every key has a default."""
+
+
+def _typed_defaults() -> dict[str, Any]:
+    """``{"optim.fused": True, ...}``: the default of every key of the typed sections."""
+    tree = OmegaConf.to_container(OmegaConf.structured(Recipe))
+    assert isinstance(tree, dict)
+    return flatten_recipe({section: tree[section] for section in TYPED_SECTIONS})
 
 
 def _may_change(key: str) -> bool:

@@ -126,7 +126,8 @@ def finish_run(run: Run, *, step: int, train_time: float, skipped_steps: int) ->
         pretrainer = run.pretrainer  # the encoder the method evaluates (I-JEPA: its teacher)
         write_pictures(pretrainer.method.evaluated_encoder(pretrainer.encoder), token_prior,
                        run.splits, run_dir, step=step, trackers=accelerator.trackers)
-    views_per_step = run.batch_size * sum(count for count, _ in run.splits.view_groups)
+    views_per_step = run.batch_size * run.accumulate_steps * sum(
+        count for count, _ in run.splits.view_groups)
     runlog: RunLog = run.runlog
     done = step - run.start_step
     summary = {

@@ -2,8 +2,12 @@
 
 :func:`build_run` does everything the training loop (:func:`levyjepa.training.loop.train`) needs
 before its first step and returns it as a :class:`Run`. Batch sizes are global:
-``data.batch_size`` samples per optimiser step whatever the number of processes (Accelerate
-splits each batch), so a recipe means the same experiment on one GPU or eight.
+``data.batch_size`` samples per forward pass whatever the number of processes (Accelerate
+splits each batch), so a recipe means the same experiment on one GPU or eight. An optimiser step
+takes ``optim.accumulate_steps`` such micro-batches (:mod:`levyjepa.training.accumulation`): the
+effective batch ``data.batch_size * optim.accumulate_steps`` scales the learning rates, and an
+epoch has ``len(loader) // accumulate_steps`` optimiser steps (a tail of fewer micro-batches is
+not read).
 
 ``encoder.pretrained`` (:mod:`levyjepa.training.pretrained`) fills the encoder right after it is
 built and before the method is, so a teacher the method copies from it starts from the same
@@ -73,8 +77,9 @@ class Run:
     priors: AttachedPriors
     optimizer: torch.optim.Optimizer
     scheduler: Any
-    batch_size: int
-    steps_per_epoch: int
+    batch_size: int  # global samples per micro-batch (data.batch_size)
+    accumulate_steps: int  # micro-batches per optimiser step (optim.accumulate_steps)
+    steps_per_epoch: int  # optimiser steps
     total_steps: int  # of the schedule: steps_per_epoch * trainer.epochs
     start_step: int
     stop_step: int
@@ -100,6 +105,7 @@ def build_run(cfg: DictConfig) -> Run:
 
     # ---- data ------------------------------------------------------------------------------
     batch_size, workers = cfg.data.batch_size, cfg.data.workers
+    accumulate = cfg.optim.accumulate_steps
     splits = build_splits(cfg)
     if batch_size % accelerator.num_processes:
         raise ConfigError(f"data.batch_size={batch_size} is not divisible by the "
@@ -116,6 +122,10 @@ def build_run(cfg: DictConfig) -> Run:
     if len(train_loader) == 0:
         raise ConfigError(f"data.batch_size={batch_size} is larger than the training set "
                           f"({len(splits.train)} samples)")
+    if len(train_loader) < accumulate:
+        raise ConfigError(f"optim.accumulate_steps={accumulate} is more than the "
+                          f"{len(train_loader)} batches of data.batch_size={batch_size} in an "
+                          "epoch")
     test_loader = None
     if splits.test is not None and len(splits.test) and splits.num_classes:
         test_loader = DataLoader(splits.test, batch_size=batch_size, shuffle=False,
@@ -151,14 +161,14 @@ def build_run(cfg: DictConfig) -> Run:
         encoder_params=[*encoder.parameters(),  # a teacher (no gradient) is not optimised
                         *(p for p in method.parameters() if p.requires_grad)],
         probe_params=probe.parameters() if probe is not None else [],
-        batch_size=batch_size,
+        batch_size=batch_size * accumulate,  # the effective batch of an optimiser step
         net_lr_bs256=cfg.optim.net_lr_bs256,
         probe_lr_bs256=cfg.optim.probe_lr_bs256,
         weight_decay=cfg.optim.weight_decay,
         probe_weight_decay=cfg.optim.probe_weight_decay,
         fused=cfg.optim.fused,
     )
-    steps_per_epoch = len(train_loader)
+    steps_per_epoch = len(train_loader) // accumulate  # optimiser steps
     scheduler = build_scheduler(
         optimizer,
         steps_per_epoch=steps_per_epoch,
@@ -202,13 +212,15 @@ def build_run(cfg: DictConfig) -> Run:
         )
     accelerator.print(
         f"run dir {run_dir} | {accelerator.num_processes} process(es) on {accelerator.device} | "
-        f"precision {precision} | method {cfg.method.name} | {steps_per_epoch} steps/epoch | "
+        f"precision {precision} | method {cfg.method.name} | {steps_per_epoch} steps/epoch"
+        + (f" of {accumulate} micro-batches" if accumulate > 1 else "") + " | "
         f"steps {step}->{stop_step}"
     )
     return Run(cfg=cfg, accelerator=accelerator, run_dir=run_dir, precision=precision,
                splits=splits, sampler=sampler, train_loader=train_loader,
                test_loader=test_loader, device_views=device_views, model=model, priors=priors,
                optimizer=optimizer, scheduler=scheduler, batch_size=batch_size,
+               accumulate_steps=accumulate,
                steps_per_epoch=steps_per_epoch, total_steps=total_steps, start_step=step,
                stop_step=stop_step,
                resumed=plan.resume_from is not None, runlog=runlog, started=started)
