@@ -48,6 +48,7 @@ from levyjepa.config.schema import (
     DEVICES,
     ON_NONFINITE,
     PRECISIONS,
+    STRATEGIES,
     TRACKERS,
     WANDB_MODES,
     Recipe,
@@ -142,6 +143,7 @@ def check_recipe(cfg: DictConfig, *, origin: str, replaced: Replaced | None = No
         "trainer.precision": (cfg.trainer.precision, PRECISIONS),
         "trainer.device": (cfg.trainer.device, DEVICES),
         "trainer.on_nonfinite": (cfg.trainer.on_nonfinite, ON_NONFINITE),
+        "trainer.strategy": (cfg.trainer.strategy, STRATEGIES),
         "log.wandb_mode": (cfg.log.wandb_mode, WANDB_MODES),
     }
     for key, (value, valid) in choices.items():

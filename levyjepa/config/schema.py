@@ -21,6 +21,7 @@ DEVICES = ("auto", "cpu", "cuda")
 TRACKERS = ("wandb", "tensorboard")
 WANDB_MODES = ("offline", "online", "disabled")
 ON_NONFINITE = ("stop", "skip")  # trainer.on_nonfinite (levyjepa/training/nonfinite.py)
+STRATEGIES = ("ddp", "fsdp")  # trainer.strategy (levyjepa/training/sharding.py)
 
 
 @dataclass
@@ -71,6 +72,9 @@ class TrainerConfig:
     channels_last: bool = False  # channels-last weights and views (a ViT's patch embedding)
     # recompute each block's activations in the backward pass instead of keeping them
     activation_checkpointing: bool = False
+    # several processes: ddp (each holds the whole model) or fsdp (FSDP2: parameters, gradients
+    # and optimiser state sharded across processes; levyjepa/training/sharding.py)
+    strategy: str = "ddp"
     pin_memory: bool = True  # page-locked batches, asynchronous copies (CUDA only)
     persistent_workers: bool = True  # keep loader workers across epochs
 

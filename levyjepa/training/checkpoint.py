@@ -29,12 +29,15 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from safetensors.torch import save_file
 
 from levyjepa.core.atomic import atomic_write_json, fsync_tree
 from levyjepa.core.errors import ConfigError
 from levyjepa.training.nonfinite import check_finite_state
+from levyjepa.training.sharding import is_sharded
 
 STATE_FILE = "trainer_state.json"
+MODEL_FILE = "model.safetensors"  # the model's weights (Accelerate's name; whole under FSDP too)
 PREFIX = "step_"
 PARTIAL = ".partial-"
 
@@ -111,6 +114,10 @@ def save_checkpoint(
         partial.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
+    if model is not None and is_sharded(model):  # the whole model, for evaluation and export
+        whole = accelerator.get_state_dict(model)  # a collective; filled on the main process
+        if accelerator.is_main_process:
+            save_file({k: v.contiguous() for k, v in whole.items()}, str(partial / MODEL_FILE))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_json(partial / STATE_FILE, state)

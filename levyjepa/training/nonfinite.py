@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
+from levyjepa.training.sharding import is_sharded, local_tensor, whole_tensor
+
 
 class NonFiniteError(RuntimeError):
     """Training met a non-finite loss or gradient, or a state that must not be saved."""
@@ -44,7 +46,8 @@ def grad_total_norm(parameters: Iterable[torch.nn.Parameter]) -> torch.Tensor:
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    return torch.nn.utils.get_total_norm(grads, norm_type=2.0)
+    # FSDP: the norm of sharded gradients is a DTensor awaiting its reduction over processes
+    return whole_tensor(torch.nn.utils.get_total_norm(grads, norm_type=2.0))
 
 
 def check_finite_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
@@ -53,13 +56,18 @@ def check_finite_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer)
     Raises:
         NonFiniteError: naming how many tensors are non-finite and the first few of them.
     """
-    weights = {name: t for name, t in model.state_dict().items() if t.is_floating_point()}
-    moments = [v for state in optimizer.state.values() for v in state.values()
+    # under FSDP every process checks its own shards, and the processes agree (below)
+    weights = {name: local_tensor(t) for name, t in model.state_dict().items()
+               if t.is_floating_point()}
+    moments = [local_tensor(v) for state in optimizer.state.values() for v in state.values()
                if isinstance(v, torch.Tensor) and v.is_floating_point()]
     tensors = [*weights.values(), *moments]
     if not tensors:
         return
-    finite = torch.stack([t.isfinite().all().to(tensors[0].device) for t in tensors]).tolist()
+    flags = torch.stack([t.isfinite().all().to(tensors[0].device) for t in tensors]).float()
+    if is_sharded(model):  # a tensor is finite when every process's shard of it is
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MIN)
+    finite = flags.bool().tolist()
     bad = [name for name, ok in zip(weights, finite) if not ok]
     total_bad_state = finite[len(weights):].count(False)
     if bad or total_bad_state:

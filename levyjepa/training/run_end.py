@@ -3,6 +3,7 @@ checkpoint, stop on a non-finite value, and finish the run (summary, pictures, f
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any, Optional
@@ -21,6 +22,7 @@ from levyjepa.training.nonfinite import (
 )
 from levyjepa.training.runlog import RunLog
 from levyjepa.training.setup import Run
+from levyjepa.training.sharding import full_parameters
 
 
 def probe_loss(logits: Optional[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
@@ -78,7 +80,8 @@ def evaluate(run: Run, *, progress: bool) -> float:
     with torch.no_grad(), accelerator.autocast():
         for images, labels in progress_bar(run.test_loader, desc="test/acc", transient=True,
                                            enable=progress):
-            logits = run.pretrainer.test_logits(images)
+            with full_parameters(model):  # FSDP: the probe runs outside model.forward
+                logits = run.pretrainer.test_logits(images)
             preds, labels = accelerator.gather_for_metrics((logits.argmax(-1), labels))
             correct += (preds == labels).sum().item()
             seen += labels.numel()
@@ -118,14 +121,16 @@ def finish_run(run: Run, *, step: int, train_time: float, skipped_steps: int) ->
     first look; returns the summary."""
     cfg, accelerator, run_dir = run.cfg, run.accelerator, run.run_dir
     token_prior = run.priors.first_on("tokens_proj")
-    if cfg.log.pictures and accelerator.is_main_process:
-        from levyjepa.diagnostics.pictures import (
-            write_pictures,  # matplotlib: imported only when drawing
-        )
+    # FSDP: every process gathers the whole model for the main process's pictures
+    with full_parameters(run.model) if cfg.log.pictures else contextlib.nullcontext():
+        if cfg.log.pictures and accelerator.is_main_process:
+            from levyjepa.diagnostics.pictures import (
+                write_pictures,  # matplotlib: imported only when drawing
+            )
 
-        pretrainer = run.pretrainer  # the encoder the method evaluates (I-JEPA: its teacher)
-        write_pictures(pretrainer.method.evaluated_encoder(pretrainer.encoder), token_prior,
-                       run.splits, run_dir, step=step, trackers=accelerator.trackers)
+            pretrainer = run.pretrainer  # the encoder the method evaluates (I-JEPA: its teacher)
+            write_pictures(pretrainer.method.evaluated_encoder(pretrainer.encoder), token_prior,
+                           run.splits, run_dir, step=step, trackers=accelerator.trackers)
     views_per_step = run.batch_size * run.accumulate_steps * sum(
         count for count, _ in run.splits.view_groups)
     runlog: RunLog = run.runlog

@@ -57,6 +57,7 @@ from levyjepa.training.optim import build_optimizer, build_scheduler
 from levyjepa.training.pretrained import load_pretrained
 from levyjepa.training.run_dir import RunDirPlan, clear_run_dir, flatten_recipe, plan_run_dir
 from levyjepa.training.runlog import RunLog
+from levyjepa.training.sharding import fsdp_plugin, prepare_cpu_fsdp, set_fsdp_units
 from levyjepa.training.speed import apply_speed_options
 
 
@@ -177,6 +178,8 @@ def build_run(cfg: DictConfig) -> Run:
         warmup_start=cfg.optim.warmup_start,
         min_lr_ratio=cfg.optim.min_lr_ratio,
     )
+    if cfg.trainer.strategy == "fsdp":  # the model's repeated blocks become the FSDP units
+        set_fsdp_units(accelerator.state.fsdp_plugin, model)
     model, optimizer, train_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, scheduler
     )
@@ -240,8 +243,14 @@ def _devices(cfg: DictConfig) -> tuple[Accelerator, Path, RunDirPlan, str, bool]
     broadcast_object_list(out_dir)  # every process writes into the main process's folder
     run_dir = Path(out_dir[0])
     plan = _agree_on_run_dir(cfg, run_dir, main=state.is_main_process)  # nothing written yet
+    fsdp = fsdp_plugin() if cfg.trainer.strategy == "fsdp" else None
+    if fsdp is not None and state.num_processes < 2:
+        raise ConfigError("trainer.strategy=fsdp shards the model over processes, and this run "
+                          "has 1: launch 2 or more (accelerate launch --num_processes N) or set "
+                          "trainer.strategy=ddp")
     accelerator = Accelerator(
         cpu=on_cpu,
+        fsdp_plugin=None if on_cpu else fsdp,
         mixed_precision=precision,
         dataloader_config=DataLoaderConfiguration(
             split_batches=True, non_blocking=cfg.trainer.pin_memory and not on_cpu),
@@ -250,6 +259,8 @@ def _devices(cfg: DictConfig) -> tuple[Accelerator, Path, RunDirPlan, str, bool]
             project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard")
         ),
     )
+    if fsdp is not None and on_cpu:  # Accelerate selects FSDP for accelerators only
+        prepare_cpu_fsdp(accelerator, fsdp)
     set_seed(cfg.seed)
     if on_cpu:  # loader workers and torch's own threads must not oversubscribe the cores
         cores = max(1, (os.cpu_count() or 1) // accelerator.num_processes)

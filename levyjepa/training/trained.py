@@ -36,13 +36,12 @@ from levyjepa.core.errors import ConfigError
 from levyjepa.core.registry import ENCODERS
 from levyjepa.methods.attached_priors import AttachedPriors
 from levyjepa.methods.build import encoder_runtime, method_class
-from levyjepa.training.checkpoint import STATE_FILE, list_checkpoints
+from levyjepa.training.checkpoint import MODEL_FILE, STATE_FILE, list_checkpoints
 
 __all__ = ["CONFIG_FILE", "MODEL_FILE", "TrainedRun", "encoder_state", "load_trained",
            "resolve_checkpoint"]
 
 CONFIG_FILE = "config.yaml"
-MODEL_FILE = "model.safetensors"
 # Wrappers that prefix parameter names: DDP ("module.") and torch.compile ("_orig_mod.").
 _WRAPPERS = re.compile(r"(^|\.)(module|_orig_mod)\.")
 
