@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+# Hugging Face datasets (the hf_dataset source's tests): never the network, never ~/.cache
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="levyjepa-hf-cache-"))
 
 
 def make_image_tree(root: Path, *, classes: int = 2, train: int = 4, val: int = 2,

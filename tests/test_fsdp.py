@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from test_methods import recipe_of, run_args
 from test_train import ROOT, read_metrics
@@ -22,6 +23,8 @@ from torch import nn
 
 from levyjepa.config.recipe import load_recipe
 from levyjepa.core.errors import ConfigError
+from levyjepa.core.registry import ENCODERS
+from levyjepa.methods.build import encoder_runtime
 from levyjepa.training.checkpoint import list_checkpoints
 from levyjepa.training.loop import train
 from levyjepa.training.sharding import block_class_names, full_parameters, is_sharded
@@ -35,7 +38,7 @@ def _args(name: str, out: Path, *extra: str) -> list[str]:
                     "trainer.checkpoint_every=1", *extra)
 
 
-def _torchrun(name: str, out: Path, *extra: str, port: int, strategy: str = "fsdp") -> None:
+def _torchrun(name: str, out: Path, *extra: str, port: int, strategy: str = "fsdp") -> str:
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2",
          "--master_port", str(port), "-m", "levyjepa.run", str(recipe_of(name)),
@@ -43,6 +46,7 @@ def _torchrun(name: str, out: Path, *extra: str, port: int, strategy: str = "fsd
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
         timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
 
 
 def _terms(run: Path) -> dict[int, dict[str, float]]:
@@ -63,7 +67,7 @@ def test_block_class_names_are_the_repeated_blocks() -> None:
             self.embed = nn.Linear(2, 2)
             self.blocks = nn.ModuleList([Block(2, 2), Block(2, 2)])
             self.head = nn.Module()
-            self.head.layers = nn.ModuleList([nn.GELU()])
+            self.head.layers = nn.Sequential(nn.GELU())  # timm's ViT: a Sequential
             self.other = nn.ModuleList([nn.ReLU()])  # not named blocks/layers: not a unit
 
     assert block_class_names(Net()) == ["Block", "GELU"]
@@ -75,6 +79,31 @@ def test_full_parameters_is_a_no_op_without_sharding() -> None:
     assert not is_sharded(model)
     with full_parameters(model):
         assert torch.equal(model.weight, before)
+
+
+def _vit_parameters(*, patch: int, width: int, depth: int, size: int = 224) -> int:
+    """A timm ViT's parameters without its head, by formula: patch embedding, class token and
+    positions, ``depth`` blocks (qkv and projection, a 4x MLP, two layer norms), final norm."""
+    tokens = (size // patch) ** 2 + 1
+    block = (4 * width * width + 4 * width) + (8 * width * width + 5 * width) + 4 * width
+    return (3 * patch * patch * width + width) + width + tokens * width + depth * block + 2 * width
+
+
+@pytest.mark.parametrize(("name", "patch", "width", "depth"),
+                         [("image_levy2d_vitl", 16, 1024, 24), ("image_levy2d_vith", 14, 1280, 32)])
+def test_scale_recipes_shard_a_vit_l_and_a_vit_h(name: str, patch: int, width: int,
+                                                  depth: int) -> None:
+    """The recipes/scale encoders, built on the meta device (no memory): the backbone's size
+    (ViT-L/16 303.3M, ViT-H/14 630.8M), FSDP with activation checkpointing, and timm's blocks
+    as the units."""
+    cfg = load_recipe(ROOT / "recipes" / "scale" / f"{name}.yaml")
+    assert cfg.trainer.strategy == "fsdp" and cfg.trainer.activation_checkpointing
+    with torch.device("meta"):
+        encoder = ENCODERS.build(OmegaConf.to_container(cfg.encoder), where="encoder",
+                                 **encoder_runtime(cfg))
+    backbone = sum(p.numel() for p in encoder.backbone.parameters())
+    assert backbone == _vit_parameters(patch=patch, width=width, depth=depth)
+    assert block_class_names(encoder) == ["Block"]
 
 
 def test_strategy_is_validated_and_fsdp_needs_two_processes(tmp_path: Path) -> None:
@@ -95,7 +124,7 @@ def test_fsdp_trains_like_ddp_and_resumes_exactly(tmp_path: Path) -> None:
     _torchrun("ijepa", one, "trainer.max_steps=2", port=29640, strategy="ddp")
     _torchrun("ijepa", two, "trainer.max_steps=1", port=29641)
     assert (list_checkpoints(two)[-1] / "pytorch_model_fsdp_0").is_dir()  # sharded state
-    _torchrun("ijepa", two, "trainer.max_steps=2", "resume=auto", port=29642)
+    log = _torchrun("ijepa", two, "trainer.max_steps=2", "resume=auto", port=29642)
     want, got = _terms(one), _terms(two)
     assert sorted(got) == [1, 2]
     for step in (1, 2):
@@ -107,6 +136,7 @@ def test_fsdp_trains_like_ddp_and_resumes_exactly(tmp_path: Path) -> None:
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
     trained = load_trained(two)  # the evaluated encoder (I-JEPA's teacher) from model.safetensors
     assert trained.step == 2
+    assert "fsdp units: Block" in log  # the encoder's timm blocks are units of their own
 
 
 @pytest.mark.slow

@@ -99,6 +99,8 @@ def test_every_recipe_runs_two_steps(recipe: Path, tmp_path: Path, image_tree: P
     takes = ENCODERS.parameters(load_recipe(recipe).encoder.name)  # a timm encoder: no patch_size
     overrides = [o for o in overrides
                  if not o.startswith("encoder.") or o.partition("=")[0][8:] in takes]
+    if load_recipe(recipe).trainer.strategy == "fsdp":  # recipes/scale: one process, a ViT-Ti
+        overrides += ["trainer.strategy=ddp", "encoder.arch=vit_tiny_patch16_224"]  # (test_fsdp)
     if method in ("ijepa", "vjepa"):  # a 4x4 token grid keeps fewer than 10 context patches
         overrides.append("method.min_keep=2")
     if method == "hjepa" and load_recipe(recipe).data.name in VIDEO_SOURCES:

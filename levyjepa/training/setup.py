@@ -178,8 +178,9 @@ def build_run(cfg: DictConfig) -> Run:
         warmup_start=cfg.optim.warmup_start,
         min_lr_ratio=cfg.optim.min_lr_ratio,
     )
+    units = None
     if cfg.trainer.strategy == "fsdp":  # the model's repeated blocks become the FSDP units
-        set_fsdp_units(accelerator.state.fsdp_plugin, model)
+        units = set_fsdp_units(accelerator.state.fsdp_plugin, model)
     model, optimizer, train_loader, scheduler = accelerator.prepare(
         model, optimizer, train_loader, scheduler
     )
@@ -218,6 +219,7 @@ def build_run(cfg: DictConfig) -> Run:
         f"precision {precision} | method {cfg.method.name} | {steps_per_epoch} steps/epoch"
         + (f" of {accumulate} micro-batches" if accumulate > 1 else "") + " | "
         f"steps {step}->{stop_step}"
+        + (f" | fsdp units: {', '.join(units) or 'the whole model'}" if units is not None else "")
     )
     return Run(cfg=cfg, accelerator=accelerator, run_dir=run_dir, precision=precision,
                splits=splits, sampler=sampler, train_loader=train_loader,

@@ -8,8 +8,9 @@
   Each process keeps ``1/N`` of every parameter, gradient and AdamW moment (a ``DTensor`` sharded
   on dimension 0); a unit's full parameters are all-gathered just before its forward and
   backward and freed after (``reshard_after_forward``), and gradients are reduce-scattered. The
-  units are the repeated blocks of the model (every class held in a ``ModuleList`` named
-  ``blocks`` or ``layers``: the ViT blocks of the encoder, of an EMA teacher and of a predictor),
+  units are the repeated blocks of the model (every class held in a ``ModuleList`` or
+  ``Sequential`` named ``blocks`` or ``layers``: the ViT blocks of the encoder, of an EMA teacher
+  and of a predictor),
   plus the whole ``Pretrainer`` for the rest (patch embedding, heads, projector, probe).
 
 What stays exact under ``fsdp``: the method's own modules are inside the one sharded model, so
@@ -35,7 +36,7 @@ import torch
 from torch import nn
 
 BLOCK_LISTS = ("blocks", "layers")
-"""Names of the ``ModuleList`` attributes whose entries become FSDP units."""
+"""Names of the ``ModuleList``/``Sequential`` attributes whose entries become FSDP units."""
 
 
 def fsdp_plugin() -> object:
@@ -53,11 +54,13 @@ def fsdp_plugin() -> object:
 
 
 def block_class_names(model: nn.Module) -> list[str]:
-    """Class names of every entry of a ``ModuleList`` named ``blocks`` or ``layers`` in
-    ``model`` (sorted): the modules that become their own FSDP units."""
+    """Class names of every entry of a ``ModuleList`` or ``Sequential`` named ``blocks`` or
+    ``layers`` in ``model`` (sorted): the modules that become their own FSDP units (timm's
+    ``VisionTransformer.blocks`` is a ``Sequential``)."""
     names = set()
     for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in BLOCK_LISTS:
+        if (isinstance(module, (nn.ModuleList, nn.Sequential))
+                and name.rsplit(".", 1)[-1] in BLOCK_LISTS):
             names.update(type(child).__name__ for child in module)
     return sorted(names)
 
