@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "levyjepa"
 
 ENTRY_POINTS = {"levyjepa.run", "levyjepa.study", "levyjepa.report", "levyjepa.export",
-                "levyjepa.reproduce", "levyjepa.slurm", "levyjepa.eval.__main__"}
+                "levyjepa.reproduce", "levyjepa.slurm", "levyjepa.eval.__main__",
+                "levyjepa.data.shards.__main__"}
 LAYERS = {"core": 0, "encoders": 1, "priors": 1, "methods": 1, "data": 1, "diagnostics": 2,
           "config": 3, "training": 4, "eval": 5, "studies": 6}
 TOP = 7

@@ -14,6 +14,7 @@ from levyjepa import DATA, ENCODERS, METHODS, PRIORS, Registry
 from levyjepa.core.errors import ConfigError
 from levyjepa.data.build import source_kind, splits_from
 from levyjepa.data.loading.image_source import ImageSource
+from levyjepa.data.shards.writer import write_shards
 
 
 @pytest.fixture
@@ -205,6 +206,10 @@ def test_every_data_source_yields_views_and_labels(name: str, image_tree: Path,
     if name == "cifar":  # tiny files in torchvision's format
         write_cifar(tmp_path, "cifar100")
         files = {"root": str(tmp_path)}
+    if name.endswith("_shards"):  # the same files written as tar shards (train-*, val-*.tar)
+        write_shards(video_tree if clips else image_tree, tmp_path / "shards", shard_size=4)
+        files = {**{k: v for k, v in files.items() if k != "test_root"},
+                 "root": str(tmp_path / "shards")}
     side = 32 if name == "scenes" else 16  # scenes are 32 px at least
     tiny = {k: v for k, v in {"size": side, "views": 3, "train_size": 20, "test_size": 10,
                               **files}.items() if k in params}

@@ -25,7 +25,12 @@ from levyjepa.data.loading.skipped_files import skipped_files_metric
 from levyjepa.data.video.clip_sampling import clip_indices, clip_step
 from levyjepa.data.video.video_clips import ClipDataset
 from levyjepa.data.video.video_folder import video_folder
-from levyjepa.data.video.video_readers import BACKENDS, available_backends, open_video
+from levyjepa.data.video.video_readers import (
+    AUTO_ORDER,
+    BACKENDS,
+    available_backends,
+    open_video,
+)
 from levyjepa.data.video.video_sources import UnreadableVideo, VideoFiles
 from levyjepa.data.video.video_transforms import ClipAugmentation
 from levyjepa.data.video.video_writer import write_video
@@ -34,9 +39,11 @@ from levyjepa.data.views.transforms import IMAGENET_MEAN, IMAGENET_STD
 HEIGHT, WIDTH = 48, 64
 NO_AUGMENTATION = dict(crop_scale=[1.0, 1.0], crop_ratio=[WIDTH / HEIGHT, WIDTH / HEIGHT],
                        flip_p=0.0, color_jitter_p=0.0, grayscale_p=0.0)
-BACKEND_PARAMS = [pytest.param(b, marks=pytest.mark.skipif(b not in available_backends(),
-                                                           reason=f"{b} not installed"))
-                  for b in BACKENDS]
+# torchcodec is never skipped: without FFmpeg its tests fail with the one line saying what to
+# install (CI installs FFmpeg: .ci/run)
+BACKEND_PARAMS = [pytest.param(b, marks=pytest.mark.skipif(
+    b != "torchcodec" and b not in available_backends(), reason=f"{b} not installed"))
+    for b in BACKENDS]
 
 
 def level(k: int) -> int:
@@ -252,23 +259,22 @@ def test_skipped_files_are_counted_across_loader_workers(tmp_path: Path, videos:
 
 def test_auto_falls_back_to_the_next_backend(videos: Path, monkeypatch: pytest.MonkeyPatch
                                              ) -> None:
-    if set(available_backends()) != set(BACKENDS):
-        pytest.skip("needs both backends")
+    assert set(available_backends()) == set(BACKENDS)  # all three installed (torchcodec: FFmpeg)
     import levyjepa.data.video.video_sources as sources
 
     opened = []
 
-    def failing_pyav(path: str, backend: str, *, threads: int = 1):
+    def failing_first(path: str, backend: str, *, threads: int = 1):
         opened.append(backend)
-        if backend == "pyav":
-            raise RuntimeError("pyav cannot read this file")
+        if backend == AUTO_ORDER[0]:
+            raise RuntimeError(f"{backend} cannot read this file")
         return open_video(path, backend, threads=threads)
 
-    monkeypatch.setattr(sources, "open_video", failing_pyav)
+    monkeypatch.setattr(sources, "open_video", failing_first)
     files = VideoFiles([str(videos / "stride" / "a.mp4")], backend="auto")
-    assert files.order == ("pyav", "decord")
+    assert files.order == AUTO_ORDER
     frames = files.load(0, lambda n, fps: [np.array([2, 5])])
-    assert opened == ["pyav", "decord"]
+    assert opened == list(AUTO_ORDER[:2])
     assert [round((float(f.mean()) - 16) / 9) for f in frames[0]] == [2, 5]
 
 
@@ -290,7 +296,7 @@ def test_labels_from_class_folders_and_test_root(tmp_path: Path, videos: Path) -
 
 
 @pytest.mark.parametrize(("override", "match"), [
-    ({"backend": "ffmpeg"}, "backend must be one of auto, decord, pyav"),
+    ({"backend": "ffmpeg"}, "backend must be one of auto, decord, pyav, torchcodec"),
     ({"fps": 10.0}, "exactly one of frame_step and fps"),
     ({"short_video": "wrap"}, "short_video must be one of pad, loop"),
     ({"on_error": "ignore"}, "on_error must be one of skip, raise"),

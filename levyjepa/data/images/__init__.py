@@ -11,3 +11,5 @@ The sources return plain labelled images
 (:class:`~levyjepa.data.loading.image_source.ImageSource`); the recipe's ``views`` section
 makes their views (:mod:`levyjepa.data.views`).
 """
+
+from levyjepa.data.images import hf_dataset, image_shards  # noqa: F401  (register the sources)

@@ -115,7 +115,7 @@ def clip_list(
         train_list: The training clip list (required).
         val_list: The validation clip list for ``test/acc``, or ``None``.
         num_classes: Number of classes; ``None``: one more than the largest label of the lists.
-        backend: ``auto``, ``decord`` or ``pyav``.
+        backend: ``auto``, ``decord``, ``pyav`` or ``torchcodec``.
         decode_threads: Decoder threads per reader.
         size: Side of every view's frames in pixels.
         frames_per_clip: Frames per clip ``T``.

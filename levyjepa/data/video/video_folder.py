@@ -119,7 +119,7 @@ def video_folder(
         root: The training folder (required).
         test_root: A folder with the same class sub-folders for ``test/acc`` (labelled data
             only), or ``None``.
-        backend: ``auto``, ``decord`` or ``pyav``.
+        backend: ``auto``, ``decord``, ``pyav`` or ``torchcodec``.
         decode_threads: Decoder threads per reader (the loader workers already run in parallel).
         size: Side of every view's frames in pixels.
         frames_per_clip: Frames per clip ``T``.

@@ -1,25 +1,30 @@
-"""Video decoding backends: decord and PyAV behind one small reader interface.
+"""Video decoding backends: PyAV, TorchCodec and decord behind one small reader interface.
 
-A reader is opened on one file, tells its frame count and frame rate, and returns the frames at
-given indices as uint8 RGB ``(T, H, W, 3)``. Readers are cheap to open and are opened where they
-are used (inside each data-loader worker, per item) and closed at once: a decoder's state is
-never shared across forked processes.
+A reader is opened on one video, a file or its bytes in memory (e.g. a member of a tar shard),
+tells its frame count and frame rate, and returns the frames at given indices as uint8 RGB
+``(T, H, W, 3)``. Readers are cheap to open and are opened where they are used (inside each
+data-loader worker, per item) and closed at once: a decoder's state is never shared across
+forked processes.
 
-- ``decord`` (``decord.VideoReader``): builds a frame index when opened and seeks to the nearest
-  key frame for each batch of indices. On the four MP4 clips of our real test clips its
-  frames equal those of a sequential PyAV decode in every read tried.
+- ``torchcodec`` (PyTorch's TorchCodec, ``torchcodec.decoders.VideoDecoder``): opened in its
+  ``exact`` seek mode, which scans the file's packets once to index every frame, then seeks to
+  the key frame before each wanted frame. It uses the FFmpeg shared libraries (major versions
+  4 to 9) of the system; without them it fails with one line that says what to install
+  (:func:`~levyjepa.data.video.torchcodec_reader.torchcodec_problem`).
 - ``pyav`` (FFmpeg through PyAV): decodes sequentially and counts frames, which is always right,
   even for AVI files with packed B-frames whose timestamps come out of order. For MP4/MOV and
   Matroska/WebM, whose timestamps are reliable, a clip that starts far into the file is reached
   by seeking to the key frame before it and numbering the frames from their timestamps (checked
   to increase; any doubt falls back to sequential decoding).
+- ``decord`` (``decord.VideoReader``): builds a frame index when opened and seeks to the nearest
+  key frame for each batch of indices. It is not frame-accurate on AVI files with packed
+  B-frames: a read that seeks to the last frame of ``eye_makeup_mpeg4_audio.avi`` returns an
+  earlier frame in about one read in five; it fails on some small frame widths (16 and
+  48 px). Its last release dates from 2021.
 
-Decord is not frame-accurate on AVI files with packed B-frames: a read that seeks to the last
-frame of ``eye_makeup_mpeg4_audio.avi`` returns an earlier frame in about one read in five.
-
-``backend="auto"`` tries the backends in :data:`AUTO_ORDER` (PyAV, then decord; the figures
-behind the choice are there), skipping those that cannot be imported; when the first cannot
-read a file, the next one is tried before the file is declared unreadable.
+``backend="auto"`` tries the backends in :data:`AUTO_ORDER` (the figures behind the order are
+there), skipping those that cannot be imported or, for TorchCodec, cannot load FFmpeg; when the
+first cannot read a file, the next one is tried before the file is declared unreadable.
 
 Decord's own logging is kept off the terminal: its FFmpeg messages are silenced, and the C++
 ``ERROR opening`` line it writes to file descriptor 2 when a file does not open is folded into
@@ -29,31 +34,49 @@ the exception instead, so an unreadable file is reported once, as one line.
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
-import re
-import sys
-import tempfile
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, Union
 
 import numpy as np
 
-BACKENDS = ("decord", "pyav")
+BACKENDS = ("decord", "pyav", "torchcodec")
 """Decoding backends by name."""
 
-AUTO_ORDER = ("pyav", "decord")
-"""Order in which ``backend="auto"`` tries the backends. The two decode the shared clips at the
-same speed, so the exact one comes first: ``benchmarks/decode.py`` on the five clips of
-our five real test clips (16 frames every 4th from a random start, one file opened per clip;
-2-core CPU shared with other jobs, load average 1-5; medians of 3 interleaved rounds) measured
-the decoding cost in one process at 78.6 and 87.3 CPU ms per clip for decord against 76.3 and
-85.2 for PyAV (12.5 clips/s, 200 frames/s, each), and wall-clock rates that put either ahead by
-up to 60 % from one run to the next (e.g. 2 loader workers: decord 10.0-14.7 clips/s, PyAV
-8.7-11.8). PyAV numbers frames exactly on every file tried; decord returns a wrong last frame
-on AVI with packed B-frames (above) and fails on some small frame widths (16 and 48 px), so it
-is the fallback."""
+PACKAGES = {"decord": "decord", "pyav": "av", "torchcodec": "torchcodec"}
+"""The Python package each backend imports."""
+
+VideoSource = Union[str, "os.PathLike[str]", bytes]
+"""A video: the path of its file, or the whole file's bytes in memory (e.g. a tar member)."""
+
+AUTO_ORDER = ("pyav", "torchcodec", "decord")
+"""Order in which ``backend="auto"`` tries the backends: PyAV, then TorchCodec, then decord.
+
+Measured with ``OMP_NUM_THREADS=1 python benchmarks/decode.py --workers 0 --clips 100
+--repeats 3`` (16 frames every 4th from a random start, one file opened per clip, decoded in
+one process; medians of 3 rounds that alternate the backends) on 2 CPU cores (x86-64) shared
+with other jobs (load average 2-5), torch 2.14.1, av 18.1.0 (its own FFmpeg, libavcodec 62),
+decord 0.6.0, torchcodec 0.17.0 on the system's FFmpeg 5.1. The decoding cost in CPU ms per
+clip (wall-clock rates moved by up to 2x between runs under the other jobs' load):
+
+- the five real test clips: PyAV 75.6, TorchCodec 67.4, decord 72.1 (from the files); 68.4,
+  64.3 and 68.2 from their bytes in memory (``--in-memory``);
+- their four H.264 MP4s alone: PyAV 79.2, TorchCodec 72.8, decord 79.9;
+- their MPEG-4 part 2 AVI alone: PyAV 16.2, TorchCodec 19.7 (decoded from the first frame, see
+  below), decord 22.4;
+- the small files the tests write (48x64 px, 24-60 frames, ``--frames-per-clip 8
+  --frame-step 2``): PyAV 3.7, TorchCodec 1.8, decord 3.9 (the cost of opening a file).
+
+So TorchCodec costs about 8 % less than PyAV on the MP4s and 22 % more on the AVI. PyAV numbers
+every frame of every file tried exactly like a sequential decode (``tests/test_video_readers.py``
+and the real clips). TorchCodec does too, but cannot decode the last frame of an AVI with
+B-frames (it reports the stream one frame short, so clips are drawn from the others) and needs
+the system's FFmpeg libraries; decord seeks to wrong frames in AVI files with B-frames (13 of
+the 15 frames of a read of every 4th frame of a test-written file) and has had no release
+since 2021. The exact, self-contained PyAV stays first; TorchCodec, maintained and exact, is
+the first fallback; decord comes last."""
 
 SEEK_FORMATS = ("mov", "mp4", "matroska", "webm")
 """Container formats (FFmpeg demuxer names) whose timestamps PyAV may number frames from."""
@@ -61,10 +84,6 @@ SEEK_FORMATS = ("mov", "mp4", "matroska", "webm")
 SEEK_MIN_FRAME = 48
 """PyAV seeks only when the first wanted frame is at least this far in (else decodes from 0)."""
 
-T = TypeVar("T")
-_NATIVE_LOG = re.compile(r"^\[[\d:]+\] \S+:\d+: |^\[[\w,]+ @ 0x[0-9a-f]+\] ")
-"""A line of decord's C++ log (``[12:00:00] file.cc:83: ...``) or FFmpeg's (``[mov @ 0x1f] ..``)."""
-_FD2_LOCK = threading.Lock()  # one redirection of file descriptor 2 at a time per process
 
 
 class VideoReader(Protocol):
@@ -98,148 +117,119 @@ class StreamEndedEarly(Exception):
         self.frames = frames
 
 
+def source_name(source: VideoSource, name: str | None = None) -> str:
+    """How errors name a video: ``name`` if given (e.g. a shard member's), else the path, or
+    ``<N bytes in memory>`` for bytes."""
+    if name is not None:
+        return name
+    if isinstance(source, (bytes, bytearray)):
+        return f"<{len(source)} bytes in memory>"
+    return os.fspath(source)
+
+
+def _usable(backend: str) -> bool:
+    if backend == "torchcodec":
+        from levyjepa.data.video.torchcodec_reader import torchcodec_problem
+
+        return torchcodec_problem() is None
+    return importlib.util.find_spec(PACKAGES[backend]) is not None
+
+
 def available_backends() -> tuple[str, ...]:
-    """The backends whose package can be imported here, in :data:`AUTO_ORDER`."""
-    modules = {"decord": "decord", "pyav": "av"}
-    return tuple(b for b in AUTO_ORDER if importlib.util.find_spec(modules[b]) is not None)
+    """The backends usable here, in :data:`AUTO_ORDER`: the package imports and, for
+    TorchCodec, FFmpeg's libraries load."""
+    return tuple(b for b in AUTO_ORDER if _usable(b))
 
 
 def backend_order(backend: str) -> tuple[str, ...]:
     """The backends to try, in order, for a ``backend`` setting.
 
     Args:
-        backend: ``auto``, ``decord`` or ``pyav``.
+        backend: ``auto``, ``decord``, ``pyav`` or ``torchcodec``.
 
     Returns:
         ``(backend,)`` for an explicit choice, the available backends for ``auto``.
 
     Raises:
-        ValueError: for an unknown name, or when the chosen (or every) backend is missing.
+        ValueError: for an unknown name, or when the chosen (or every) backend is missing; one
+            line naming what is missing and how to install it.
     """
     if backend not in ("auto", *BACKENDS):
         raise ValueError(f"backend must be one of auto, {', '.join(BACKENDS)}; got {backend!r}")
     found = available_backends()
     if backend == "auto":
         if not found:
-            raise ValueError("backend=auto: neither decord nor av (PyAV) can be imported")
+            raise ValueError("backend=auto: none of av (PyAV), decord and torchcodec (with "
+                             "FFmpeg) can be imported; pip install av")
         return found
+    if backend == "torchcodec" and backend not in found:
+        from levyjepa.data.video.torchcodec_reader import torchcodec_problem
+
+        raise ValueError(f"backend=torchcodec: {torchcodec_problem()}")
     if backend not in found:
-        package = {"decord": "decord", "pyav": "av"}[backend]
-        raise ValueError(f"backend={backend}: the package '{package}' cannot be imported; "
-                         f"available: {', '.join(found) or 'none'}")
+        raise ValueError(f"backend={backend}: the package '{PACKAGES[backend]}' cannot be "
+                         f"imported; available: {', '.join(found) or 'none'}")
     return (backend,)
 
 
-def _native_log_held(fn: Callable[[], T]) -> T:
-    """``fn()`` with file descriptor 2 sent to a temporary file while it runs.
-
-    If ``fn`` raises, the last line native code logged is added to the error (a
-    ``RuntimeError``, one line) and the other lines are passed on to stderr; if it returns,
-    everything is passed on (nothing written meanwhile, by another thread, is lost).
-    """
-    failure: Exception | None = None
-    with _FD2_LOCK, tempfile.TemporaryFile() as held:
-        if sys.stderr is not None:
-            sys.stderr.flush()
-        try:
-            saved = os.dup(2)
-        except OSError:  # no file descriptor 2 to hold
-            return fn()
-        os.dup2(held.fileno(), 2)
-        try:
-            result = fn()
-        except Exception as err:
-            failure = err
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        held.seek(0)
-        lines = held.read().decode(errors="replace").splitlines(keepends=True)
-    native = [line for line in lines if failure is not None and _NATIVE_LOG.match(line)]
-    passed_on = "".join(line for line in lines if line not in native)
-    if passed_on and sys.stderr is not None:
-        sys.stderr.write(passed_on)
-    if failure is None:
-        return result
-    first = (str(failure).strip().splitlines() or [""])[0]
-    detail = f" ({_NATIVE_LOG.sub('', native[-1]).strip()})" if native else ""
-    raise RuntimeError(first + detail) from failure
-
-
-def open_video(path: str, backend: str, *, threads: int = 1) -> VideoReader:
-    """Open ``path`` with one backend (``decord`` or ``pyav``).
+def open_video(source: VideoSource, backend: str, *, threads: int = 1,
+               name: str | None = None) -> VideoReader:
+    """Open a video with one backend (``decord``, ``pyav`` or ``torchcodec``).
 
     Args:
-        path: Video file.
-        backend: ``decord`` or ``pyav``.
+        source: The video file's path, or the whole file's bytes (e.g. a tar shard's member).
+        backend: ``decord``, ``pyav`` or ``torchcodec``.
         threads: Decoder threads (1: the loader's workers are the parallelism).
+        name: What error messages call the video (default: the path, or
+            ``<N bytes in memory>``).
 
     Raises:
-        Exception: whatever the backend raises for an unreadable file.
+        Exception: whatever the backend raises for an unreadable video.
     """
+    if isinstance(source, bytearray):
+        source = bytes(source)
     if backend == "decord":
-        return DecordReader(path, threads=threads)
+        from levyjepa.data.video.decord_reader import DecordReader
+
+        return DecordReader(source, threads=threads, name=name)
     if backend == "pyav":
-        return PyAVReader(path, threads=threads)
+        return PyAVReader(source, threads=threads, name=name)
+    if backend == "torchcodec":
+        from levyjepa.data.video.torchcodec_reader import TorchCodecReader
+
+        return TorchCodecReader(source, threads=threads, name=name)
     raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
 
 
-def _unique(indices: Sequence[int]) -> tuple[list[int], np.ndarray]:
+def unique_indices(indices: Sequence[int]) -> tuple[list[int], np.ndarray]:
     """Sorted distinct indices and, for each requested index, its row among them."""
     wanted, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
     return wanted.tolist(), inverse
 
 
-class DecordReader:
-    """A file opened with ``decord.VideoReader`` (frame-accurate random access).
-
-    Args:
-        path: Video file.
-        threads: Decoder threads.
-    """
-
-    def __init__(self, path: str, *, threads: int = 1) -> None:
-        import decord
-
-        decord.logging.set_level(decord.logging.QUIET)
-        self._reader: Any = _native_log_held(
-            lambda: decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads))
-        self.num_frames = len(self._reader)
-        self.fps = float(self._reader.get_avg_fps())
-
-    def read(self, indices: Sequence[int]) -> np.ndarray:
-        wanted, inverse = _unique(indices)
-        if wanted and (wanted[0] < 0 or wanted[-1] >= self.num_frames):
-            raise IndexError(f"frame indices {wanted[0]}..{wanted[-1]} outside "
-                             f"0..{self.num_frames - 1}")
-        frames = self._reader.get_batch(wanted).asnumpy()
-        return frames[inverse]
-
-    def close(self) -> None:
-        self._reader = None
-
-    def __enter__(self) -> DecordReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 class PyAVReader:
-    """A file opened with PyAV (FFmpeg); first video stream, other streams ignored.
+    """A video opened with PyAV (FFmpeg); first video stream, other streams ignored.
 
     The frame count is the container's (``stream.frames``) or, when the container does not
     store it, the duration times the average frame rate.
 
     Args:
-        path: Video file.
+        source: Video file, or its bytes.
         threads: Decoder threads.
+        name: What error messages call the video.
     """
 
-    def __init__(self, path: str, *, threads: int = 1) -> None:
+    def __init__(self, source: VideoSource, *, threads: int = 1, name: str | None = None
+                 ) -> None:
         import av
 
-        self._container: Any = av.open(path)
+        path = source_name(source, name)
+        if isinstance(source, bytes):
+            buffer = io.BytesIO(source)
+            buffer.name = path  # what PyAV's errors call the file
+            self._container: Any = av.open(buffer)
+        else:
+            self._container = av.open(os.fspath(source))
         try:
             if not self._container.streams.video:
                 raise ValueError(f"{path}: no video stream")
@@ -272,7 +262,7 @@ class PyAVReader:
             StreamEndedEarly: when a wanted index lies beyond the last decodable frame (the
                 header overstated the length); it carries the real count.
         """
-        wanted, inverse = _unique(indices)
+        wanted, inverse = unique_indices(indices)
         if not wanted:
             raise ValueError("no frame indices to read")
         if wanted[0] < 0:

@@ -77,7 +77,7 @@ class VideoFiles:
 
     Args:
         paths: One file per item.
-        backend: ``auto``, ``decord`` or ``pyav``.
+        backend: ``auto``, ``decord``, ``pyav`` or ``torchcodec``.
         threads: Decoder threads per reader.
     """
 

@@ -160,7 +160,7 @@ class ClipReader:
     Args:
         paths: The videos.
         segments, views, frames_per_clip, frame_step, resolution: See the module docstring.
-        backend: ``auto``, ``decord`` or ``pyav``.
+        backend: ``auto``, ``decord``, ``pyav`` or ``torchcodec``.
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike[str]], *, segments: int, views: int,
@@ -266,7 +266,7 @@ def evaluate_video_classification(
         mlp_ratio: MLP width of the probe's block over ``D`` (0: none).
         max_cache_gb: Keep the training tokens in memory up to this size; beyond it they are
             recomputed every epoch.
-        backend: Video decoding backend, ``auto``, ``decord`` or ``pyav``.
+        backend: Video decoding backend, ``auto``, ``decord``, ``pyav`` or ``torchcodec``.
         device: Where the probes train and the frames are given to ``encode``.
         seed: Seed of the probe initialisation and the batch order.
         progress: Show progress bars.
