@@ -151,3 +151,21 @@ def test_fsdp_resume_is_bit_exact(name: str, tmp_path: Path) -> None:
     assert _terms(straight) == _terms(resumed)
     a, b = _weights(straight), _weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_fsdp_accumulates_like_ddp(tmp_path: Path) -> None:
+    """``optim.accumulate_steps=2`` under FSDP (gradient sync off until the last micro-batch)
+    gives the terms and weights of the same accumulation under ``ddp``."""
+    ddp, fsdp = tmp_path / "ddp", tmp_path / "fsdp"
+    extra = ("trainer.max_steps=2", "optim.accumulate_steps=2")
+    _torchrun("lejepa", ddp, *extra, port=29646, strategy="ddp")
+    _torchrun("lejepa", fsdp, *extra, port=29647)
+    want, got = _terms(ddp), _terms(fsdp)
+    assert sorted(got) == [1, 2]
+    for step in (1, 2):
+        for key in TERMS:
+            assert got[step][key] == pytest.approx(want[step][key], rel=2e-5), (step, key)
+    a, b = _weights(ddp), _weights(fsdp)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)

@@ -77,6 +77,7 @@ def test_print_config_shows_the_seed_setting(recipe: str,
         "probe_weight_decay": 1e-7, "warmup_epochs": 1.0, "warmup_start": 0.01,
         "min_lr_ratio": 0.25, "grad_clip": None,
         "fused": True,  # the same AdamW update, computed by one fused kernel (a speed option)
+        "accumulate_steps": 1,  # one batch per optimiser step, as the seed
     }
     assert cfg.trainer.epochs == 800 and cfg.trainer.precision == "bf16"
     assert cfg.trainer.max_steps is None and cfg.trainer.eval_every == 1

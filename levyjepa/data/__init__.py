@@ -9,9 +9,12 @@ A data source is registered in :data:`levyjepa.DATA`; the recipe's ``data`` sect
 recipe's ``views`` section, a view pipeline of :data:`levyjepa.VIEWS`, makes their views; a
 video source returns its :class:`DataSplits` itself. The modules are grouped by kind:
 
-- :mod:`levyjepa.data.images`: natural images (``image_folder``, ``imagenette``), decoded
-  lazily;
-- :mod:`levyjepa.data.video`: video files and clips (``video_folder``), readers, clip sampling;
+- :mod:`levyjepa.data.images`: natural images (``image_folder``, ``imagenette``, ``cifar``,
+  ``image_shards``, ``hf_dataset``), decoded lazily;
+- :mod:`levyjepa.data.video`: video files and clips (``video_folder``, ``video_shards``),
+  readers, clip sampling;
+- :mod:`levyjepa.data.shards`: tar shards, their index and ``python -m levyjepa.data.shards``,
+  which writes them;
 - :mod:`levyjepa.data.generated`: generated data with exact ground truth (``synthetic_shapes``,
   ``scenes``, ``synthetic_video``, ``scene_video``);
 - :mod:`levyjepa.data.views`: how training views are made (the ``seed`` and ``light`` view
