@@ -20,8 +20,9 @@ either backend.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from levyjepa.core.errors import ConfigError
 from levyjepa.core.registry import DATA
@@ -169,22 +170,26 @@ def video_folder(
         color_jitter_p=color_jitter_p, grayscale_p=grayscale_p)
 
 
-def clip_splits(train: tuple[list[Path], list[int]],
-                test: Optional[tuple[list[Path], list[int]]], *, num_classes: int,
+def clip_splits(train: tuple[Any, list[int]],
+                test: Optional[tuple[Any, list[int]]], *, num_classes: int,
                 backend: str, decode_threads: int, size: int, frames_per_clip: int,
                 frame_step: Optional[int], fps: Optional[float], views: int,
                 independent_starts: bool, short_video: str, on_error: str, seed: int,
                 crop_scale: tuple[float, float], crop_ratio: tuple[float, float], flip_p: float,
                 color_jitter: tuple[float, float, float, float], color_jitter_p: float,
-                grayscale_p: float) -> DataSplits:
-    """The splits of labelled video files, shared by ``video_folder`` and ``clip_list``: the
-    augmented training clips, the same files un-augmented (``train_eval``) and the test files,
-    both centre views. The keywords are those of :func:`video_folder`.
+                grayscale_p: float, videos: Callable[..., Any] = VideoFiles) -> DataSplits:
+    """The splits of labelled videos, shared by ``video_folder``, ``clip_list`` and
+    ``video_shards``: the augmented training clips, the same videos un-augmented
+    (``train_eval``) and the test videos, both centre views. The keywords are those of
+    :func:`video_folder`.
 
     Args:
-        train: The training files and their labels.
-        test: The test files and their labels, or ``None``.
+        train: The training videos (what ``videos`` reads: files for :class:`VideoFiles`) and
+            their labels.
+        test: The test videos and their labels, or ``None``.
         num_classes: The number of classes (0: unlabelled).
+        videos: Opens the videos of a split, called as ``videos(items, backend=,
+            threads=)``.
     """
     paths, labels = train
     clip = dict(frames_per_clip=frames_per_clip, frame_step=frame_step, fps=fps,
@@ -194,15 +199,15 @@ def clip_splits(train: tuple[list[Path], list[int]],
         color_jitter=tuple(color_jitter), color_jitter_p=color_jitter_p, grayscale_p=grayscale_p,
     )
     read = dict(backend=backend, threads=decode_threads)
-    train_set = ClipDataset(VideoFiles(paths, **read), labels, transform=augmentation,
+    train_set = ClipDataset(videos(paths, **read), labels, transform=augmentation,
                             views=views, independent_starts=independent_starts, **clip)
     center = ClipCenterView(size=size)
-    train_eval = ClipDataset(VideoFiles(paths, **read), labels, transform=center, views=None,
+    train_eval = ClipDataset(videos(paths, **read), labels, transform=center, views=None,
                              **clip)
-    train_eval.share_unreadable(train_set)  # the same files: each skipped one reported once
+    train_eval.share_unreadable(train_set)  # the same videos: each skipped one reported once
     test_set = None
-    if test is not None and test[0]:
-        test_set = ClipDataset(VideoFiles(test[0], **read), test[1], transform=center,
+    if test is not None and len(test[1]):
+        test_set = ClipDataset(videos(test[0], **read), test[1], transform=center,
                                views=None, **clip)
     return DataSplits(train=train_set, test=test_set, num_classes=num_classes,
                       train_eval=train_eval, view_groups=((views, size),))

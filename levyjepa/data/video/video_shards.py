@@ -40,11 +40,9 @@ from levyjepa.data.shards.tar_index import (
     index_shards,
     read_classes,
 )
-from levyjepa.data.video.video_clips import ClipDataset
-from levyjepa.data.video.video_folder import VIDEO_EXTENSIONS
+from levyjepa.data.video.video_folder import VIDEO_EXTENSIONS, clip_splits
 from levyjepa.data.video.video_readers import backend_order, open_video
 from levyjepa.data.video.video_sources import ClipPlan, UnreadableVideo, read_planned
-from levyjepa.data.video.video_transforms import ClipAugmentation, ClipCenterView
 
 VIDEO_FIELDS = tuple(ext.lstrip(".") for ext in VIDEO_EXTENSIONS)
 """Extensions read as a sample's video when ``data.video_key`` is null, the first one present."""
@@ -168,24 +166,12 @@ def video_shards(
     elif test_root is not None:
         warnings.warn("data.test_root is ignored: the training shards are unlabelled",
                       RuntimeWarning, stacklevel=2)
-    # the splits of video_folder's clip_splits, over shard readers instead of files
-    clip = dict(frames_per_clip=frames_per_clip, frame_step=frame_step, fps=fps,
-                short_video=short_video, on_error=on_error, seed=seed)
-    augmentation = ClipAugmentation(
-        size=size, crop_scale=tuple(crop_scale), crop_ratio=tuple(crop_ratio), flip_p=flip_p,
-        color_jitter=tuple(color_jitter), color_jitter_p=color_jitter_p, grayscale_p=grayscale_p,
-    )
-    read = dict(backend=backend, threads=decode_threads)
-    center = ClipCenterView(size=size)
-    train_set = ClipDataset(ShardVideos(train, **read), train.labels.tolist(),
-                            transform=augmentation, views=views,
-                            independent_starts=independent_starts, **clip)
-    train_eval = ClipDataset(ShardVideos(train, **read), train.labels.tolist(), transform=center,
-                             views=None, **clip)
-    train_eval.share_unreadable(train_set)  # the same videos: each skipped one reported once
-    test_set = None
-    if test is not None:
-        test_set = ClipDataset(ShardVideos(test, **read), test.labels.tolist(), transform=center,
-                               views=None, **clip)
-    return DataSplits(train=train_set, test=test_set, num_classes=num_classes,
-                      train_eval=train_eval, view_groups=((views, size),))
+    return clip_splits(
+        (train, train.labels.tolist()),
+        (test, test.labels.tolist()) if test is not None else None,
+        num_classes=num_classes, backend=backend, decode_threads=decode_threads, size=size,
+        frames_per_clip=frames_per_clip, frame_step=frame_step, fps=fps, views=views,
+        independent_starts=independent_starts, short_video=short_video, on_error=on_error,
+        seed=seed, crop_scale=crop_scale, crop_ratio=crop_ratio, flip_p=flip_p,
+        color_jitter=color_jitter, color_jitter_p=color_jitter_p, grayscale_p=grayscale_p,
+        videos=ShardVideos)
