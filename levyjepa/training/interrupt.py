@@ -154,7 +154,7 @@ def stop_after_signal(run: Any, signum: int, *, step: int, checkpointed: bool
     """
     from levyjepa.core.atomic import atomic_write_json
     from levyjepa.training.checkpoint import list_checkpoints
-    from levyjepa.training.run_end import checkpoint
+    from levyjepa.training.run_end import checkpoint, end_processes
 
     if not checkpointed:
         checkpoint(run, step)
@@ -167,5 +167,5 @@ def stop_after_signal(run: Any, signum: int, *, step: int, checkpointed: bool
             "recipe": run.cfg.name, "run_dir": str(run.run_dir), "steps": step,
             "stopped": f"{stopped.signal_name} after step {step}; checkpoint {saved.name}",
             "final": run.runlog.last})
-    run.accelerator.end_training()
+    end_processes(run.accelerator)
     return stopped

@@ -89,6 +89,13 @@ def evaluate(run: Run, *, progress: bool) -> float:
     return correct / max(1, seen)
 
 
+def end_processes(accelerator: Any) -> None:
+    """Close the trackers and the process group, once every process has got here: no process
+    tears down its connections while another still exchanges data over them."""
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+
+
 def checkpoint(run: Run, step: int) -> None:
     """Save the run's state at ``step`` (atomically; :mod:`levyjepa.training.checkpoint`)."""
     save_checkpoint(run.accelerator, run.run_dir,
@@ -112,7 +119,7 @@ def stop_nonfinite(run: Run, terms: dict[str, torch.Tensor], bad: list[str], lr:
         atomic_write_json(run.run_dir / "summary.json", {
             "recipe": run.cfg.name, "run_dir": str(run.run_dir), "steps": step - 1,
             "stopped": message, "final": run.runlog.last})
-    run.accelerator.end_training()
+    end_processes(run.accelerator)
     return NonFiniteError(message)
 
 
@@ -155,7 +162,7 @@ def finish_run(run: Run, *, step: int, train_time: float, skipped_steps: int) ->
     }
     if accelerator.is_main_process:
         atomic_write_json(run_dir / "summary.json", summary)
-    accelerator.end_training()
+    end_processes(accelerator)
     acc = summary["final"].get("test/acc")
     skipped = summary["skipped_files"]  # each was reported on stderr when it was met
     accelerator.print(
