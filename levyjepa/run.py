@@ -37,6 +37,7 @@ writes a checkpoint and prints one line with the command that continues the run,
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -132,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"levyjepa: stopped by {stop.signal_name} after step {stop.step}, "
                       f"checkpoint {stop.checkpoint}; continue with: {again}", file=sys.stderr)
             return stop.exit_status
+        finally:  # the run's (sharded) tensors hold the process groups: free them now, while
+            gc.collect()  # the interpreter is whole (not in gloo's threads at its shutdown)
         if cfg.log.first_look and PartialState().is_main_process:
             from levyjepa.eval.first_look import first_look_of_run
 
