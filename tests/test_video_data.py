@@ -264,11 +264,11 @@ def test_auto_falls_back_to_the_next_backend(videos: Path, monkeypatch: pytest.M
 
     opened = []
 
-    def failing_first(path: str, backend: str, *, threads: int = 1):
+    def failing_first(path: str, backend: str, *, threads: int = 1, name: str | None = None):
         opened.append(backend)
         if backend == AUTO_ORDER[0]:
             raise RuntimeError(f"{backend} cannot read this file")
-        return open_video(path, backend, threads=threads)
+        return open_video(path, backend, threads=threads, name=name)
 
     monkeypatch.setattr(sources, "open_video", failing_first)
     files = VideoFiles([str(videos / "stride" / "a.mp4")], backend="auto")

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from levyjepa.data.video.video_readers import VideoSource, source_name, unique_indices
+from levyjepa.data.video.video_readers import VideoInput, source_name, unique_indices
 
 T = TypeVar("T")
 _NATIVE_LOG = re.compile(r"^\[[\d:]+\] \S+:\d+: |^\[[\w,]+ @ 0x[0-9a-f]+\] ")
@@ -73,7 +73,7 @@ class DecordReader:
         name: What error messages call the video.
     """
 
-    def __init__(self, source: VideoSource, *, threads: int = 1, name: str | None = None
+    def __init__(self, source: VideoInput, *, threads: int = 1, name: str | None = None
                  ) -> None:
         import decord
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from levyjepa.data.video.video_readers import (
     StreamEndedEarly,
-    VideoSource,
+    VideoInput,
     source_name,
     unique_indices,
 )
@@ -134,7 +134,7 @@ class TorchCodecReader:
         ImportError: one line, when torchcodec or FFmpeg's libraries cannot be loaded.
     """
 
-    def __init__(self, source: VideoSource, *, threads: int = 1, name: str | None = None
+    def __init__(self, source: VideoInput, *, threads: int = 1, name: str | None = None
                  ) -> None:
         problem = torchcodec_problem()
         if problem is not None:

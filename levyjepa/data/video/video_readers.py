@@ -48,7 +48,7 @@ BACKENDS = ("decord", "pyav", "torchcodec")
 PACKAGES = {"decord": "decord", "pyav": "av", "torchcodec": "torchcodec"}
 """The Python package each backend imports."""
 
-VideoSource = Union[str, "os.PathLike[str]", bytes]
+VideoInput = Union[str, "os.PathLike[str]", bytes]
 """A video: the path of its file, or the whole file's bytes in memory (e.g. a tar member)."""
 
 AUTO_ORDER = ("pyav", "torchcodec", "decord")
@@ -117,7 +117,7 @@ class StreamEndedEarly(Exception):
         self.frames = frames
 
 
-def source_name(source: VideoSource, name: str | None = None) -> str:
+def source_name(source: VideoInput, name: str | None = None) -> str:
     """How errors name a video: ``name`` if given (e.g. a shard member's), else the path, or
     ``<N bytes in memory>`` for bytes."""
     if name is not None:
@@ -172,7 +172,7 @@ def backend_order(backend: str) -> tuple[str, ...]:
     return (backend,)
 
 
-def open_video(source: VideoSource, backend: str, *, threads: int = 1,
+def open_video(source: VideoInput, backend: str, *, threads: int = 1,
                name: str | None = None) -> VideoReader:
     """Open a video with one backend (``decord``, ``pyav`` or ``torchcodec``).
 
@@ -219,7 +219,7 @@ class PyAVReader:
         name: What error messages call the video.
     """
 
-    def __init__(self, source: VideoSource, *, threads: int = 1, name: str | None = None
+    def __init__(self, source: VideoInput, *, threads: int = 1, name: str | None = None
                  ) -> None:
         import av
 

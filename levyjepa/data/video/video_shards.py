@@ -41,16 +41,17 @@ from levyjepa.data.shards.tar_index import (
     read_classes,
 )
 from levyjepa.data.video.video_folder import VIDEO_EXTENSIONS, clip_splits
-from levyjepa.data.video.video_readers import backend_order, open_video
-from levyjepa.data.video.video_sources import ClipPlan, UnreadableVideo, read_planned
+from levyjepa.data.video.video_readers import backend_order
+from levyjepa.data.video.video_sources import ClipPlan, UnreadableVideo, read_with_backends
 
 VIDEO_FIELDS = tuple(ext.lstrip(".") for ext in VIDEO_EXTENSIONS)
 """Extensions read as a sample's video when ``data.video_key`` is null, the first one present."""
 
 
 class ShardVideos:
-    """The videos of indexed shards (a :class:`~levyjepa.data.video.video_sources.VideoSource`),
-    each decoded from its member's bytes with the backends of a ``backend`` setting, in order.
+    """The videos of indexed shards, as clip datasets read them (the
+    :class:`~levyjepa.data.video.video_sources.VideoSource` protocol), each decoded from its
+    member's bytes with the backends of a ``backend`` setting, in order.
 
     Args:
         samples: The index of the shards' samples (their videos are the main field).
@@ -77,17 +78,8 @@ class ShardVideos:
 
     def load(self, index: int, plan: ClipPlan) -> list[np.ndarray]:
         data = self.samples.read(index, UnreadableVideo)
-        name = self.describe(index)
-        errors = []
-        for backend in self.order:  # the next backend gets its chance, as for files
-            try:
-                with open_video(data, backend, threads=self.threads, name=name) as reader:
-                    return read_planned(reader, plan)
-            except Exception as err:  # decoders raise many types for damaged data
-                first = (str(err).strip().splitlines() or [""])[0][:200]
-                first = first.replace(f": '{name}'", "").replace(name, "the member")
-                errors.append(f"{backend}: {type(err).__name__}: {first}")
-        raise UnreadableVideo(f"{name}: " + "; ".join(errors))
+        return read_with_backends(data, plan, order=self.order, threads=self.threads,
+                                  name=self.describe(index), noun="the member")
 
 
 def _split(spec: Union[str, list[str]], *, key: str, prefix: Optional[str],

@@ -17,7 +17,12 @@ from typing import Protocol
 import numpy as np
 
 from levyjepa.core.errors import UnreadableFile
-from levyjepa.data.video.video_readers import StreamEndedEarly, backend_order, open_video
+from levyjepa.data.video.video_readers import (
+    StreamEndedEarly,
+    VideoInput,
+    backend_order,
+    open_video,
+)
 
 ClipPlan = Callable[[int, float], list[np.ndarray]]
 """``(num_frames, fps) -> [indices of view 0, indices of view 1, ...]``."""
@@ -68,6 +73,34 @@ def read_planned(reader: object, plan: ClipPlan) -> list[np.ndarray]:
     return list(np.split(frames, bounds))
 
 
+def read_with_backends(video: VideoInput, plan: ClipPlan, *, order: Sequence[str],
+                       threads: int, name: str, noun: str) -> list[np.ndarray]:
+    """The frames ``plan`` asks for from one video (a file or its bytes), trying the backends
+    of ``order`` in turn: the first that reads it wins.
+
+    Args:
+        video: The video's path or bytes.
+        plan: Which frames each view takes (:func:`read_planned`).
+        order: Backends to try (:func:`levyjepa.data.video.video_readers.backend_order`).
+        threads: Decoder threads per reader.
+        name: What messages call the video (its path, or ``shard:member``).
+        noun: What a backend's own message calls it instead of repeating ``name``.
+
+    Raises:
+        UnreadableVideo: every backend failed; one line naming each one's first reason.
+    """
+    errors = []
+    for backend in order:
+        try:
+            with open_video(video, backend, threads=threads, name=name) as reader:
+                return read_planned(reader, plan)
+        except Exception as err:  # decoders raise many types for damaged data
+            first = (str(err).strip().splitlines() or [""])[0][:200]
+            first = first.replace(f": '{name}'", "").replace(name, noun)
+            errors.append(f"{backend}: {type(err).__name__}: {first}")
+    raise UnreadableVideo(f"{name}: " + "; ".join(errors))
+
+
 class VideoFiles:
     """Video files read with the backends of a ``backend`` setting, in order.
 
@@ -98,13 +131,5 @@ class VideoFiles:
 
     def load(self, index: int, plan: ClipPlan) -> list[np.ndarray]:
         path = self.paths[index]
-        errors = []
-        for backend in self.order:
-            try:
-                with open_video(path, backend, threads=self.threads) as reader:
-                    return read_planned(reader, plan)
-            except Exception as err:  # decoders raise many types for damaged files
-                first = (str(err).strip().splitlines() or [""])[0][:200]
-                first = first.replace(f": '{path}'", "").replace(path, "the file")
-                errors.append(f"{backend}: {type(err).__name__}: {first}")
-        raise UnreadableVideo(f"{path}: " + "; ".join(errors))
+        return read_with_backends(path, plan, order=self.order, threads=self.threads, name=path,
+                                  noun="the file")
