@@ -77,11 +77,12 @@ def evaluate(run: Run, *, progress: bool) -> float:
     model, accelerator = run.model, run.accelerator
     model.eval()
     correct = seen = 0
-    with torch.no_grad(), accelerator.autocast():
+    # FSDP: the probe runs outside model.forward, so the model's own parameters are gathered
+    # once for the whole split (its blocks gather theirs in their forward, as in training)
+    with torch.no_grad(), accelerator.autocast(), full_parameters(model):
         for images, labels in progress_bar(run.test_loader, desc="test/acc", transient=True,
                                            enable=progress):
-            with full_parameters(model):  # FSDP: the probe runs outside model.forward
-                logits = run.pretrainer.test_logits(images)
+            logits = run.pretrainer.test_logits(images)
             preds, labels = accelerator.gather_for_metrics((logits.argmax(-1), labels))
             correct += (preds == labels).sum().item()
             seen += labels.numel()
